@@ -1,0 +1,115 @@
+// swift-tools-version:6.2
+import PackageDescription
+import class Foundation.ProcessInfo
+
+// One settings array for every target (STYLE.md §1): Swift 6 mode comes from the tools version;
+// these upcoming features keep imports honest and existentials explicit.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let environment = ProcessInfo.processInfo.environment
+
+let package = Package(
+    name: "sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "StreamCore", targets: ["StreamCore"]),
+        .executable(name: "sluice", targets: ["sluice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CISAL",
+            providers: [.apt(["libisal-dev"])]
+        ),
+        .target(
+            name: "StreamCore",
+            dependencies: [
+                "CZlib",
+                "CISAL",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BedrockSimulator",
+            dependencies: ["StreamCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Gateway",
+            dependencies: ["StreamCore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: ["Gateway", "BedrockSimulator"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StreamCoreTests",
+            dependencies: [
+                "StreamCore",
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BedrockSimulatorTests",
+            dependencies: ["BedrockSimulator"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)
+
+// libFuzzer targets link libFuzzer's own `main`, so they only build with
+// `-sanitize=fuzzer`; they exist only when SLUICE_FUZZ is set (README: Fuzzing).
+if environment["SLUICE_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "EventStreamDecoderFuzzer",
+            dependencies: ["StreamCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/EventStreamDecoderFuzzer",
+            swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+        )
+    )
+}
+
+// Benchmarks pull in package-benchmark (and jemalloc-free malloc counting); `swift test` never
+// builds them. Set SLUICE_BENCHMARKS=1 to run `swift package benchmark` (README: Benchmarks).
+if environment["SLUICE_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"])
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "EventStreamBenchmarks",
+            dependencies: [
+                "StreamCore",
+                "CZlib",
+                "CISAL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/EventStreamBenchmarks",
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        )
+    )
+}
