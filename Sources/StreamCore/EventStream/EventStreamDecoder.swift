@@ -132,6 +132,9 @@ public struct EventStreamDecoder {
         return false
     }
 
+    /// The capacity of the split-message buffer (tests check it is sized once, from the prelude).
+    package var partialCapacity: Int { self.partial.capacity }
+
     private static func alreadyFailed(_ error: EventStreamError) -> EventStreamError {
         if error.code == .streamAlreadyFailed { return error }
         return EventStreamError(.streamAlreadyFailed, messageOffset: error.messageOffset, streamOffset: error.streamOffset)

@@ -1,0 +1,275 @@
+import NIOCore
+import Testing
+
+@testable import StreamCore
+
+struct EventStreamDecoderTests {
+    // MARK: Chunking
+
+    @Test("random valid streams decode identically for every chunking", arguments: 0..<12)
+    func randomStreamsAnyChunking(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: 0xC0FFEE + seed)
+        let (bytes, expected) = try randomStream(using: &rng, messageCount: 40, payloadSizes: 0...600)
+        let oneRead = decodeStream(bytes)
+        #expect(oneRead.error == nil)
+        #expect(oneRead.messages.map(ExpectedMessage.init) == expected, "seed \(seed)")
+
+        // 1-byte reads, fixed sizes around the prelude, and random sizes (including empty reads).
+        var chunkings: [[Int]] = [Array(repeating: 1, count: bytes.count)]
+        for size in [2, 3, 11, 12, 13, 17, 64, 4096] {
+            chunkings.append(Array(repeating: size, count: bytes.count / size + 1))
+        }
+        for _ in 0..<20 {
+            chunkings.append((0..<bytes.count).map { _ in Int.random(in: 0...300, using: &rng) })
+        }
+        for sizes in chunkings {
+            let outcome = decodeStream(bytes, readSizes: sizes)
+            #expect(outcome.error == nil, "seed \(seed) sizes \(sizes.prefix(5))")
+            #expect(outcome.messages.map(ExpectedMessage.init) == expected, "seed \(seed) sizes \(sizes.prefix(5))")
+        }
+    }
+
+    @Test("every single split point of a stream gives the same messages")
+    func everySplitPoint() throws {
+        var rng = SeededGenerator(seed: 99)
+        let (bytes, expected) = try randomStream(using: &rng, messageCount: 4, payloadSizes: 0...120)
+        for cut in 0...bytes.count {
+            for second in [cut, min(bytes.count, cut + 1), min(bytes.count, cut + 13)] {
+                let sizes = [cut, second - cut, Int.max]
+                let outcome = decodeStream(bytes, readSizes: sizes)
+                #expect(outcome.error == nil, "cut \(cut)")
+                #expect(outcome.messages.map(ExpectedMessage.init) == expected, "cut \(cut)/\(second)")
+            }
+        }
+    }
+
+    @Test("payloads up to 1 MiB decode in 1-byte, 4 KiB and random reads")
+    func largePayloads() throws {
+        var rng = SeededGenerator(seed: 1_048_576)
+        var (bytes, expected) = try randomStream(using: &rng, messageCount: 3, payloadSizes: 0...2000)
+        let big = ByteBuffer(bytes: rng.bytes(1024 * 1024))
+        let headers = randomHeaders(using: &rng)
+        bytes += Array(try EventStreamEncoder.encode(headers: headers, payload: big).readableBytesView)
+        expected.append(ExpectedMessage(headers: headers, payload: big))
+        for sizes in [[Int.max], Array(repeating: 4096, count: bytes.count / 4096 + 1), Array(repeating: 1, count: bytes.count)] {
+            let outcome = decodeStream(bytes, readSizes: sizes)
+            #expect(outcome.error == nil)
+            #expect(outcome.messages.map(ExpectedMessage.init) == expected)
+        }
+    }
+
+    // MARK: Corruption and truncation
+
+    @Test("every single-bit flip anywhere in a frame is detected", arguments: [0, 1, 2])
+    func everyBitFlip(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: 0xB17 + seed)
+        let headers = randomHeaders(using: &rng, maximumCount: 4)
+        let payload = ByteBuffer(bytes: rng.bytes(Int.random(in: 0...200, using: &rng)))
+        let frame = Array(try EventStreamEncoder.encode(headers: headers, payload: payload).readableBytesView)
+        for byte in frame.indices {
+            for bit in 0..<8 {
+                var flipped = frame
+                flipped[byte] ^= 1 << bit
+                let outcome = decodeStream(flipped)
+                #expect(outcome.messages.isEmpty, "flip byte \(byte) bit \(bit) gave a message")
+                let error = try #require(outcome.error, "flip byte \(byte) bit \(bit) undetected")
+                let expectedCode: EventStreamError.Code = byte < 12 ? .preludeChecksum : .messageChecksum
+                #expect(error.code == expectedCode, "flip byte \(byte) bit \(bit)")
+            }
+        }
+    }
+
+    @Test("truncation at every offset needs more data and never yields a wrong message")
+    func truncationAtEveryOffset() throws {
+        var rng = SeededGenerator(seed: 0x7E)
+        let (bytes, expected) = try randomStream(using: &rng, messageCount: 3, payloadSizes: 0...80)
+        // Message ends, from the encoded lengths.
+        var ends: [Int] = []
+        var offset = 0
+        while offset < bytes.count {
+            offset += Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            ends.append(offset)
+        }
+        for length in 0..<bytes.count {
+            for sizes in [[Int.max], Array(repeating: 1, count: length)] {
+                let outcome = decodeStream(Array(bytes[..<length]), readSizes: sizes)
+                let complete = ends.filter { $0 <= length }.count
+                #expect(outcome.messages.map(ExpectedMessage.init) == Array(expected.prefix(complete)), "length \(length)")
+                if ends.contains(length) || length == 0 {
+                    #expect(outcome.error == nil, "length \(length)")
+                } else {
+                    let error = try #require(outcome.error, "length \(length) ended silently")
+                    #expect(error.code == .truncated)
+                    #expect(error.streamOffset == length)
+                }
+            }
+        }
+    }
+
+    @Test("end of input 1–11 bytes into a prelude is an error")
+    func truncatedPrelude() throws {
+        let frame = Array(try EventStreamEncoder.encode(headers: [], payload: ByteBuffer(string: "x")).readableBytesView)
+        for length in 1...11 {
+            var decoder = EventStreamDecoder()
+            try decoder.feed(ByteBuffer(bytes: frame[..<length]))
+            #expect(try decoder.next() == nil)
+            #expect(!decoder.isAtMessageBoundary)
+            #expect(throws: EventStreamError(.truncated, messageOffset: 0, streamOffset: length)) { try decoder.finish() }
+        }
+    }
+
+    // MARK: Limits
+
+    private func prelude(total: UInt32, headers: UInt32) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeMultipleIntegers(total, headers)
+        let crc = buffer.withUnsafeReadableBytes { EventStreamCRC.update(0, $0) }
+        buffer.writeInteger(crc)
+        return buffer
+    }
+
+    @Test("a lying 4 GiB length is rejected from the 12-byte prelude, before any body arrives")
+    func lyingLength() throws {
+        var decoder = EventStreamDecoder()
+        try decoder.feed(self.prelude(total: .max, headers: 0))
+        #expect(throws: EventStreamError(.messageTooLarge, messageOffset: 0, streamOffset: 0)) { try decoder.next() }
+    }
+
+    @Test("limits are checked in order: CRC, ≥ 16, headers ≤ total − 16, sizes")
+    func limitOrder() throws {
+        func code(_ buffer: ByteBuffer, limits: EventStreamDecoder.Limits = .init()) -> EventStreamError.Code? {
+            var decoder = EventStreamDecoder(limits: limits)
+            do {
+                try decoder.feed(buffer)
+                _ = try decoder.next()
+                return nil
+            } catch let error as EventStreamError {
+                return error.code
+            } catch {
+                return nil
+            }
+        }
+        var badCRC = self.prelude(total: 15, headers: 0xFFFF_FFFF)
+        badCRC.setInteger(UInt32(0), at: 8)
+        #expect(code(badCRC) == .preludeChecksum)
+        #expect(code(self.prelude(total: 15, headers: 0xFFFF_FFFF)) == .messageTooShort)
+        #expect(code(self.prelude(total: 0xFFFF_FFFF, headers: 0xFFFF_FFF0)) == .headersLengthInvalid)
+        #expect(code(self.prelude(total: 16, headers: 1)) == .headersLengthInvalid)
+        #expect(code(self.prelude(total: 0xFFFF_FFFF, headers: 0xFFFF_FFEF)) == .messageTooLarge)
+        #expect(code(self.prelude(total: 24 * 1024 * 1024, headers: 128 * 1024)) == nil)
+        #expect(code(self.prelude(total: 24 * 1024 * 1024 + 1, headers: 0)) == .messageTooLarge)
+        #expect(code(self.prelude(total: 1024 * 1024, headers: 128 * 1024 + 1)) == .headersTooLarge)
+        let small = EventStreamDecoder.Limits(maximumMessageLength: 100, maximumHeadersLength: 10)
+        #expect(code(self.prelude(total: 101, headers: 0), limits: small) == .messageTooLarge)
+        #expect(code(self.prelude(total: 100, headers: 11), limits: small) == .headersTooLarge)
+        #expect(code(self.prelude(total: 100, headers: 10), limits: small) == nil)
+    }
+
+    // MARK: Failure is final
+
+    @Test("after an error the decoder refuses all further input")
+    func deadAfterError() throws {
+        var frame = try EventStreamEncoder.encode(headers: [], payload: ByteBuffer(string: "ok"))
+        let good = frame
+        frame.setInteger(UInt8(0xFF), at: 13)
+        var decoder = EventStreamDecoder()
+        try decoder.feed(frame)
+        #expect(throws: EventStreamError.self) { try decoder.next() }
+        #expect { try decoder.feed(good) } throws: { ($0 as? EventStreamError)?.code == .streamAlreadyFailed }
+        #expect { try decoder.next() } throws: { ($0 as? EventStreamError)?.code == .streamAlreadyFailed }
+        #expect { try decoder.finish() } throws: { ($0 as? EventStreamError)?.code == .streamAlreadyFailed }
+    }
+
+    // MARK: Zero copy
+
+    @Test("a message inside one read is returned as slices of that read")
+    func zeroCopySlices() throws {
+        var stream = ByteBuffer()
+        for index in 0..<3 {
+            try EventStreamEncoder.write(
+                headers: [EventStreamHeader(name: ":event-type", value: .init(string: "contentBlockDelta"))],
+                payload: ByteBuffer(string: "payload \(index)"),
+                into: &stream
+            )
+        }
+        // A slice's view starts at its own first byte, so "shares storage" means "lies inside the read".
+        let storage = stream.withUnsafeReadableBytes { bytes in
+            let start = UInt(bitPattern: bytes.baseAddress)
+            return start..<start + UInt(bytes.count)
+        }
+        func address(_ buffer: ByteBuffer) -> UInt {
+            buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        }
+        var decoder = EventStreamDecoder()
+        try decoder.feed(stream)
+        var count = 0
+        while let message = try decoder.next() {
+            #expect(storage.contains(address(message.payload)))
+            #expect(storage.contains(address(message.headers.section)))
+            count += 1
+        }
+        #expect(count == 3)
+    }
+
+    @Test("a split message is accumulated into one buffer sized from its prelude")
+    func splitMessageAccumulatedOnce() throws {
+        let payload = ByteBuffer(bytes: Array(repeating: 0x61, count: 10_000))
+        let frame = try EventStreamEncoder.encode(headers: [], payload: payload)
+        var decoder = EventStreamDecoder()
+        var message: EventStreamMessage?
+        var reads = frame
+        var capacities: Set<Int> = []
+        while let read = reads.readSlice(length: min(1000, reads.readableBytes)), read.readableBytes > 0 {
+            try decoder.feed(read)
+            message = try decoder.next() ?? message
+            if message == nil { capacities.insert(decoder.partialCapacity) }
+        }
+        #expect(message?.payload == payload)
+        // The buffer was sized once, from the prelude, and never grew.
+        #expect(capacities.count == 1)
+        #expect(capacities.first.map { $0 >= frame.readableBytes } == true)
+    }
+
+    // MARK: Bedrock headers
+
+    @Test("Bedrock's protocol headers are read without making strings")
+    func bedrockHeaders() throws {
+        let frame = try EventStreamEncoder.encode(
+            headers: [
+                EventStreamHeader(name: ":exception-type", value: .init(string: "throttlingException")),
+                EventStreamHeader(name: ":content-type", value: .init(string: "application/json")),
+                EventStreamHeader(name: ":message-type", value: .init(string: "exception")),
+                EventStreamHeader(name: ":error-code", value: .init(string: "E1")),
+                EventStreamHeader(name: ":error-message", value: .init(string: "boom")),
+                EventStreamHeader(name: "count", value: .integer(7)),
+            ],
+            payload: ByteBuffer(string: #"{"message":"slow down"}"#)
+        )
+        var decoder = EventStreamDecoder()
+        try decoder.feed(frame)
+        let message = try #require(try decoder.next())
+        #expect(message.headers.messageType == .exception)
+        #expect(message.headers.exceptionType == ByteBuffer(string: "throttlingException"))
+        #expect(message.headers.contentType == ByteBuffer(string: "application/json"))
+        #expect(message.headers.errorCode == ByteBuffer(string: "E1"))
+        #expect(message.headers.errorMessage == ByteBuffer(string: "boom"))
+        #expect(message.headers.eventType == nil)
+        #expect(!message.headers.isEvent("throttlingException"))
+        #expect(message.headers.value(named: "count") == .integer(7))
+        #expect(message.headers.stringBytes(named: "count") == nil)
+        #expect(message.headers.count == 6)
+
+        let event = try EventStreamEncoder.encode(
+            headers: [EventStreamHeader(name: ":event-type", value: .init(string: "messageStop")),
+                      EventStreamHeader(name: ":message-type", value: .integer(1))],
+            payload: ByteBuffer()
+        )
+        var second = EventStreamDecoder()
+        try second.feed(event)
+        let stop = try #require(try second.next())
+        #expect(stop.headers.isEvent("messageStop"))
+        #expect(!stop.headers.isEvent("messageStart"))
+        #expect(stop.headers.messageType == .unknown)
+        #expect(EventStreamHeaders().messageType == nil)
+    }
+}
