@@ -65,16 +65,7 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "GatewayTests",
-            dependencies: ["Gateway"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "BedrockSimulatorTests",
-            dependencies: ["BedrockSimulator"],
-            swiftSettings: swiftSettings
-        ),
+        // GatewayTests and BedrockSimulatorTests arrive with the code they test (the Gateway issues).
     ]
 )
 
@@ -97,10 +88,27 @@ if environment["SLUICE_BENCHMARKS"] != nil {
     package.dependencies.append(
         .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"])
     )
+    package.targets += [
+        // Deterministic Bedrock-shaped input shared by the suites and the profiling loop.
+        .target(
+            name: "BenchmarkFixtures",
+            dependencies: ["StreamCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Benchmarks/BenchmarkFixtures",
+            swiftSettings: swiftSettings
+        ),
+        // A plain loop over the decoder for `perf record` (README: Benchmarks).
+        .executableTarget(
+            name: "EventStreamProfile",
+            dependencies: ["BenchmarkFixtures", "StreamCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Benchmarks/EventStreamProfile",
+            swiftSettings: swiftSettings
+        ),
+    ]
     package.targets.append(
         .executableTarget(
             name: "EventStreamBenchmarks",
             dependencies: [
+                "BenchmarkFixtures",
                 "StreamCore",
                 "CZlib",
                 "CISAL",

@@ -16,7 +16,8 @@ public import NIOCore
 ///
 /// Cost model: a message that lies inside one read is returned as slices of that read, with no copy
 /// and no allocation. A message split across reads is copied once into a buffer sized from its
-/// validated prelude (reused for the next split message when nothing holds on to it).
+/// validated prelude (up to 256 KiB; larger ones grow as their bytes arrive), and that buffer is reused
+/// for the next split message when nothing holds on to the last one.
 ///
 /// Limits are checked from the 12-byte prelude, before any body byte is buffered: the prelude CRC,
 /// then `total_length >= 16`, then `headers_length <= total_length - 16`, then the size maxima. A
@@ -40,7 +41,7 @@ public struct EventStreamDecoder {
     }
 
     /// The length fields of a prelude that passed its checks.
-    private struct Prelude {
+    fileprivate struct Prelude {
         var totalLength: Int
         var headersLength: Int
     }
@@ -154,35 +155,84 @@ public struct EventStreamDecoder {
                 self.state = .collectingPrelude
                 return nil
             }
-            let prelude = try self.checkPrelude(in: self.input)
-            if available >= prelude.totalLength {
-                // Safe to force unwrap: `available >= totalLength` was just checked.
-                let frame = self.input.readSlice(length: prelude.totalLength)!
-                let message = try self.checkMessage(frame, prelude: prelude)
+            // The common case checks prelude, message CRC and headers in one borrow of the read:
+            // each borrow of a ByteBuffer costs a dynamic exclusivity check.
+            let limits = self.limits
+            let check = self.input.withUnsafeReadableBytes { bytes -> FrameCheck in
+                switch Self.checkPrelude(bytes, limits: limits) {
+                case .failure(let failure):
+                    return .failed(failure)
+                case .success(let prelude) where bytes.count >= prelude.totalLength:
+                    if let failure = Self.checkMessage(bytes, prelude: prelude) { return .failed(failure) }
+                    return .complete(prelude)
+                case .success(let prelude):
+                    return .incomplete(prelude)
+                }
+            }
+            switch check {
+            case .failed(let failure):
+                throw self.error(failure)
+            case .complete(let prelude):
+                let message = self.input.sliceMessage(prelude: prelude)
+                self.input.moveReaderIndex(forwardBy: prelude.totalLength)
                 self.messageOffset += prelude.totalLength
                 return message
+            case .incomplete(let prelude):
+                self.startPartial(capacity: Self.initialCapacity(for: prelude))
+                self.partial.writeBuffer(&self.input)
+                self.state = .collectingMessage(prelude)
+                return nil
             }
-            self.startPartial(capacity: prelude.totalLength)
-            self.partial.writeBuffer(&self.input)
-            self.state = .collectingMessage(prelude)
-            return nil
 
         case .collectingPrelude:
             self.fillPartial(upTo: Self.preludeLength)
             if self.partial.readableBytes < Self.preludeLength { return nil }
-            let prelude = try self.checkPrelude(in: self.partial)
-            self.partial.reserveCapacity(prelude.totalLength)
-            self.state = .collectingMessage(prelude)
-            return try self.step()
+            let limits = self.limits
+            switch self.partial.withUnsafeReadableBytes({ Self.checkPrelude($0, limits: limits) }) {
+            case .failure(let failure):
+                throw self.error(failure)
+            case .success(let prelude):
+                self.partial.reserveCapacity(Self.initialCapacity(for: prelude))
+                self.state = .collectingMessage(prelude)
+                return try self.step()
+            }
 
         case .collectingMessage(let prelude):
             self.fillPartial(upTo: prelude.totalLength)
             if self.partial.readableBytes < prelude.totalLength { return nil }
-            let message = try self.checkMessage(self.partial, prelude: prelude)
+            if let failure = self.partial.withUnsafeReadableBytes({ Self.checkMessage($0, prelude: prelude) }) {
+                throw self.error(failure)
+            }
+            let message = self.partial.sliceMessage(prelude: prelude)
             self.messageOffset += prelude.totalLength
             self.state = .idle
             return message
         }
+    }
+
+    private enum FrameCheck {
+        case failed(Failure)
+        case complete(Prelude)
+        case incomplete(Prelude)
+    }
+
+    /// A failed check: its code and the offset of the failing field within the message.
+    private struct Failure: Error {
+        var code: EventStreamError.Code
+        var offset: Int
+    }
+
+    private func error(_ failure: Failure) -> EventStreamError {
+        EventStreamError(failure.code, messageOffset: self.messageOffset, streamOffset: self.messageOffset + failure.offset)
+    }
+
+    /// Up to this size a split message's buffer is sized from the prelude at once, so its bytes are
+    /// copied exactly once. Larger messages grow with the bytes that actually arrive: a valid prelude
+    /// claiming 24 MiB must not make a stream reserve 24 MiB on the strength of 12 bytes.
+    private static let maximumUpfrontCapacity = 256 * 1024
+
+    private static func initialCapacity(for prelude: Prelude) -> Int {
+        min(prelude.totalLength, Self.maximumUpfrontCapacity)
     }
 
     /// Makes `partial` an empty buffer of at least `capacity` bytes, reusing its storage when the last
@@ -204,120 +254,112 @@ public struct EventStreamDecoder {
         self.partial.writeBuffer(&chunk)
     }
 
-    /// Checks the prelude at the start of `buffer`'s readable bytes (at least 12 of them), in the order
-    /// EVENTSTREAM.md §4 requires, with arithmetic that cannot wrap (lengths are read as UInt32 and
-    /// widened to Int before any sum).
-    private func checkPrelude(in buffer: ByteBuffer) throws -> Prelude {
-        let start = buffer.readerIndex
-        // Safe to force unwrap: callers guarantee 12 readable bytes.
-        let (total, headers, preludeCRC) = buffer.getMultipleIntegers(at: start, as: (UInt32, UInt32, UInt32).self)!
-        let computed = buffer.withUnsafeReadableBytes { bytes in
-            EventStreamCRC.update(0, UnsafeRawBufferPointer(rebasing: bytes[0..<8]))
+    /// Checks the prelude at the start of `bytes` (at least 12 of them), in the order EVENTSTREAM.md §4
+    /// requires, with arithmetic that cannot wrap (lengths are read as UInt32 and widened to Int before
+    /// any sum).
+    private static func checkPrelude(_ bytes: UnsafeRawBufferPointer, limits: Limits) -> Result<Prelude, Failure> {
+        let computed = EventStreamCRC.update(0, UnsafeRawBufferPointer(rebasing: bytes[0..<8]))
+        guard computed == UInt32(bigEndianBytes: bytes, at: 8) else {
+            return .failure(Failure(code: .preludeChecksum, offset: 8))
         }
-        guard computed == preludeCRC else {
-            throw EventStreamError(.preludeChecksum, messageOffset: self.messageOffset, streamOffset: self.messageOffset + 8)
-        }
-        let totalLength = Int(total)
-        let headersLength = Int(headers)
+        let totalLength = Int(UInt32(bigEndianBytes: bytes, at: 0))
+        let headersLength = Int(UInt32(bigEndianBytes: bytes, at: 4))
         guard totalLength >= Self.minimumMessageLength else {
-            throw EventStreamError(.messageTooShort, messageOffset: self.messageOffset, streamOffset: self.messageOffset)
+            return .failure(Failure(code: .messageTooShort, offset: 0))
         }
         guard headersLength <= totalLength - Self.minimumMessageLength else {
-            throw EventStreamError(.headersLengthInvalid, messageOffset: self.messageOffset, streamOffset: self.messageOffset + 4)
+            return .failure(Failure(code: .headersLengthInvalid, offset: 4))
         }
-        guard totalLength <= self.limits.maximumMessageLength else {
-            throw EventStreamError(.messageTooLarge, messageOffset: self.messageOffset, streamOffset: self.messageOffset)
+        guard totalLength <= limits.maximumMessageLength else {
+            return .failure(Failure(code: .messageTooLarge, offset: 0))
         }
-        guard headersLength <= self.limits.maximumHeadersLength else {
-            throw EventStreamError(.headersTooLarge, messageOffset: self.messageOffset, streamOffset: self.messageOffset + 4)
+        guard headersLength <= limits.maximumHeadersLength else {
+            return .failure(Failure(code: .headersTooLarge, offset: 4))
         }
-        return Prelude(totalLength: totalLength, headersLength: headersLength)
+        return .success(Prelude(totalLength: totalLength, headersLength: headersLength))
     }
 
-    /// Verifies the message CRC of a complete frame (exactly `prelude.totalLength` readable bytes), then
-    /// every header record, and returns the message as slices of `frame`.
-    private func checkMessage(_ frame: ByteBuffer, prelude: Prelude) throws -> EventStreamMessage {
+    /// Verifies the message CRC of the complete frame at the start of `bytes`, then every header record.
+    private static func checkMessage(_ bytes: UnsafeRawBufferPointer, prelude: Prelude) -> Failure? {
         let total = prelude.totalLength
-        let headersLength = prelude.headersLength
-        let failure: (code: EventStreamError.Code, at: Int)? = frame.withUnsafeReadableBytes { bytes in
-            // The message CRC covers bytes 0..<total-4; resume from the prelude CRC (which is the CRC
-            // of bytes 0..<8, already checked) so each byte is hashed once.
-            let preludeCRC = UInt32(bigEndianBytes: bytes, at: 8)
-            let computed = EventStreamCRC.update(preludeCRC, UnsafeRawBufferPointer(rebasing: bytes[8..<total - 4]))
-            guard computed == UInt32(bigEndianBytes: bytes, at: total - 4) else {
-                return (.messageChecksum, total - 4)
-            }
-            let section = UnsafeRawBufferPointer(rebasing: bytes[12..<12 + headersLength])
-            if let bad = Self.firstMalformedHeader(in: section) {
-                return (.headerMalformed, 12 + bad)
-            }
-            return nil
+        // The message CRC covers bytes 0..<total-4; resume from the prelude CRC (the CRC of bytes
+        // 0..<8, already checked) so each byte is hashed once.
+        let preludeCRC = UInt32(bigEndianBytes: bytes, at: 8)
+        let computed = EventStreamCRC.update(preludeCRC, UnsafeRawBufferPointer(rebasing: bytes[8..<total - 4]))
+        guard computed == UInt32(bigEndianBytes: bytes, at: total - 4) else {
+            return Failure(code: .messageChecksum, offset: total - 4)
         }
-        if let failure {
-            throw EventStreamError(failure.code, messageOffset: self.messageOffset, streamOffset: self.messageOffset + failure.at)
+        let section = UnsafeRawBufferPointer(rebasing: bytes[12..<12 + prelude.headersLength])
+        if let bad = Self.firstMalformedHeader(in: section) {
+            return Failure(code: .headerMalformed, offset: 12 + bad)
         }
-        let start = frame.readerIndex
-        // Safe to force unwrap: both ranges lie inside the frame (headers ≤ total − 16 was checked).
-        let section = frame.getSlice(at: start + 12, length: headersLength)!
-        let payload = frame.getSlice(at: start + 12 + headersLength, length: total - 16 - headersLength)!
-        return EventStreamMessage(headers: EventStreamHeaders(validatedSection: section), payload: payload)
+        return nil
     }
 
     /// The offset of the first bad header record in `section`, or `nil` when all are well formed and
     /// no name repeats.
     ///
     /// Duplicate names are forbidden by the spec and read differently by different SDKs (first wins,
-    /// last wins, both delivered), so a frame with one is refused rather than interpreted. Bedrock
-    /// sends three headers, checked pairwise with no allocation; past `pairwiseHeaderCount` the names
-    /// go into a set, so a hostile 128 KiB section of tiny headers costs linear time, not quadratic.
+    /// last wins, both delivered), so a frame with one is refused rather than interpreted. The first
+    /// `pairwiseHeaderCount` names are remembered on the stack and compared pairwise (Bedrock sends
+    /// three, so this allocates nothing); past that the names go into a set, so a hostile 128 KiB
+    /// section of tiny headers costs linear time, not quadratic.
     private static func firstMalformedHeader(in section: UnsafeRawBufferPointer) -> Int? {
-        var offset = 0
-        var index = 0
-        var seen: Set<[UInt8]> = []
-        while offset < section.count {
-            guard let record = HeaderRecord.parse(section, at: offset) else { return offset }
-            let name = UnsafeRawBufferPointer(rebasing: section[record.nameStart..<record.nameStart + record.nameLength])
-            if index < Self.pairwiseHeaderCount {
-                if Self.name(name, appearsBefore: offset, in: section) { return offset }
-            } else {
-                if index == Self.pairwiseHeaderCount { seen = Self.names(before: offset, in: section) }
-                if !seen.insert(Array(name)).inserted { return offset }
+        withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Self.pairwiseHeaderCount) { names in
+            var offset = 0
+            var count = 0
+            // Created only past `pairwiseHeaderCount`: even an empty Set costs a release per frame.
+            var seen: Set<[UInt8]>?
+            while offset < section.count {
+                guard let record = HeaderRecord.parse(section, at: offset) else { return offset }
+                let range = record.nameStart..<record.nameStart + record.nameLength
+                if count < Self.pairwiseHeaderCount {
+                    for index in 0..<count where Self.equal(names[index], range, in: section) {
+                        return offset
+                    }
+                    names.initializeElement(at: count, to: range)
+                } else {
+                    var set = seen ?? Set(names.map { Array(section[$0]) })
+                    seen = nil  // keeps `set` uniquely referenced, so inserting does not copy it
+                    if !set.insert(Array(section[range])).inserted { return offset }
+                    seen = set
+                }
+                offset = record.end
+                count += 1
             }
-            offset = record.end
-            index += 1
+            return nil
         }
-        return nil
     }
 
     private static let pairwiseHeaderCount = 16
 
-    private static func name(_ name: UnsafeRawBufferPointer, appearsBefore end: Int, in section: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < end, let earlier = HeaderRecord.parse(section, at: offset) {
-            if earlier.nameLength == name.count,
-                UnsafeRawBufferPointer(rebasing: section[earlier.nameStart..<earlier.nameStart + earlier.nameLength])
-                    .elementsEqual(name)
-            {
-                return true
-            }
-            offset = earlier.end
+    @inline(__always)
+    private static func equal(_ a: Range<Int>, _ b: Range<Int>, in section: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        var i = a.lowerBound
+        var j = b.lowerBound
+        while i < a.upperBound {
+            if section[i] != section[j] { return false }
+            i += 1
+            j += 1
         }
-        return false
-    }
-
-    private static func names(before end: Int, in section: UnsafeRawBufferPointer) -> Set<[UInt8]> {
-        var names: Set<[UInt8]> = []
-        var offset = 0
-        while offset < end, let record = HeaderRecord.parse(section, at: offset) {
-            names.insert(Array(section[record.nameStart..<record.nameStart + record.nameLength]))
-            offset = record.end
-        }
-        return names
+        return true
     }
 }
 
 @available(*, unavailable)
 extension EventStreamDecoder: Sendable {}
+
+extension ByteBuffer {
+    /// The message at the start of the readable bytes, whose frame has passed its checks, as slices.
+    fileprivate func sliceMessage(prelude: EventStreamDecoder.Prelude) -> EventStreamMessage {
+        let start = self.readerIndex
+        // Safe to force unwrap: both ranges lie inside the checked frame (headers ≤ total − 16).
+        let section = self.getSlice(at: start + 12, length: prelude.headersLength)!
+        let payload = self.getSlice(at: start + 12 + prelude.headersLength, length: prelude.totalLength - 16 - prelude.headersLength)!
+        return EventStreamMessage(headers: EventStreamHeaders(validatedSection: section), payload: payload)
+    }
+}
 
 extension UInt32 {
     fileprivate init(bigEndianBytes bytes: UnsafeRawBufferPointer, at offset: Int) {

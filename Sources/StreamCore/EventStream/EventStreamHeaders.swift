@@ -165,6 +165,7 @@ package struct HeaderRecord {
 
     /// Parses the record at `offset`; `nil` when it is malformed: an empty name, an unknown type
     /// code, an oversized value, or any part running past the end of `bytes` (the header section).
+    @inline(__always)
     package static func parse(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> HeaderRecord? {
         let count = bytes.count
         guard offset < count else { return nil }

@@ -273,3 +273,45 @@ struct EventStreamDecoderTests {
         #expect(EventStreamHeaders().messageType == nil)
     }
 }
+
+struct EventStreamHeaderCountTests {
+    private func headers(count: Int, duplicateAt: Int? = nil) -> [EventStreamHeader] {
+        (0..<count).map { index in
+            let name = index == duplicateAt ? "n0" : "n\(index)"
+            return EventStreamHeader(name: name, value: .bool(index % 2 == 0))
+        }
+    }
+
+    @Test("duplicate names are refused among few and among many headers", arguments: [1, 5, 15, 16, 17, 40, 300])
+    func duplicates(at position: Int) throws {
+        let unique = try EventStreamEncoder.encode(headers: self.headers(count: position + 5), payload: ByteBuffer())
+        let clean = decodeStream(Array(unique.readableBytesView))
+        #expect(clean.error == nil)
+        #expect(clean.messages.first?.headers.count == position + 5)
+
+        let repeated = try EventStreamEncoder.encode(headers: self.headers(count: position + 5, duplicateAt: position), payload: ByteBuffer())
+        let outcome = decodeStream(Array(repeated.readableBytesView))
+        let error = try #require(outcome.error)
+        #expect(error.code == .headerMalformed)
+        // Each bool record before the duplicate is 1 + name + 1 bytes; the error points at the duplicate.
+        let offset = 12 + (0..<position).reduce(0) { $0 + 2 + "n\($1)".utf8.count }
+        #expect(error.streamOffset == offset)
+    }
+
+    @Test("a 128 KiB header section of 2-byte names decodes (the duplicate check is not quadratic)")
+    func manyTinyHeaders() throws {
+        var names: [EventStreamHeader] = []
+        var size = 0
+        var index = 0
+        while size + 4 <= 128 * 1024 {
+            let name = ByteBuffer(bytes: [UInt8(1 + index / 255), UInt8(1 + index % 255)])
+            names.append(EventStreamHeader(name: name, value: .bool(true)))
+            size += 4
+            index += 1
+        }
+        let frame = try EventStreamEncoder.encode(headers: names, payload: ByteBuffer())
+        let outcome = decodeStream(Array(frame.readableBytesView))
+        #expect(outcome.error == nil)
+        #expect(outcome.messages.first?.headers.count == names.count)
+    }
+}
