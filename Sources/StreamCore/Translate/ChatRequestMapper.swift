@@ -355,6 +355,16 @@ private struct RequestTranslation {
         }
         // Only Anthropic models take `thinking`; other families ignore the request for reasoning.
         guard isAnthropic, let requested = budget else { return }
+        // With thinking on, Anthropic wants the assistant turn whose tool calls are being answered
+        // to start with its (signed) thinking block. Most OpenAI clients never send thinking_blocks
+        // back, so such a request would be refused; it runs without thinking instead (Anthropic
+        // allows a turn without thinking), as LiteLLM does.
+        if let lastAssistant = conversation.turns.last(where: { !$0.isUser }),
+            lastAssistant.blocks.contains(where: \.isToolUse),
+            lastAssistant.blocks.first?.isReasoning != true
+        {
+            return
+        }
         let effective = max(requested, ChatRequestMapper.minimumThinkingBudget)
         thinkingBudget = effective
         // The budget must stay below maxTokens. A client's max_tokens counts the whole completion

@@ -30,6 +30,19 @@ enum ConverseBlock: Sendable, Equatable {
         return false
     }
 
+    var isToolUse: Bool {
+        if case .toolUse = self { return true }
+        return false
+    }
+
+    /// A `reasoningContent` block, signed or redacted.
+    var isReasoning: Bool {
+        switch self {
+        case .reasoning, .redactedReasoning: true
+        default: false
+        }
+    }
+
     var isCachePoint: Bool {
         if case .cachePoint = self { return true }
         return false

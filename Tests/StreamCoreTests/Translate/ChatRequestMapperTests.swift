@@ -508,6 +508,27 @@ extension TranslateTests {
             )
         }
 
+        @Test("thinking stays off when the tool calls being answered were sent back without their thinking")
+        func thinkingOffForUnsignedToolTurn() throws {
+            let history = #"""
+                [{"role":"user","content":"go"},
+                 {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},
+                 {"role":"tool","tool_call_id":"a","content":"ok"}]
+                """#
+            let extra = #""tools":[{"type":"function","function":{"name":"f"}}],"reasoning_effort":"medium","temperature":0.5"#
+            let request = try T.map(T.request(messages: history, extra: extra))
+            #expect(!request.isThinkingEnabled)
+            let body = try T.object(request.body)
+            #expect(body.object("additionalModelRequestFields")?["thinking"] == nil)
+            #expect(try T.isSame(body["inferenceConfig"], #"{"temperature":0.5}"#))
+
+            let signed = history.replacingOccurrences(
+                of: #"{"role":"assistant","tool_calls""#,
+                with: #"{"role":"assistant","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"}],"tool_calls""#
+            )
+            #expect(try T.map(T.request(messages: signed, extra: extra)).isThinkingEnabled)
+        }
+
         @Test("thinking_blocks replay as reasoningContent before the turn's text and tool calls")
         func thinkingBlocksReplayed() throws {
             let body = try T.converse(
