@@ -13,9 +13,39 @@ package import NIOCore
 /// ```
 ///
 /// What is not forwarded: `stream_options`, `n` (1), `logprobs` (false), `parallel_tool_calls`,
-/// `seed`, `frequency_penalty`, `presence_penalty`, `user`, `metadata`, `store`, `service_tier` and
-/// any field this mapper does not know. What is refused: `n` > 1, `logprobs: true`,
-/// `top_logprobs` > 0, unknown roles and part types, remote image URLs, malformed values.
+/// `seed`, `frequency_penalty`, `presence_penalty`, `user`, `metadata`, `store`, `service_tier`,
+/// assistant `reasoning_content` (unsigned, so Bedrock cannot take it back) and any field this
+/// mapper does not know. What is refused: `n` > 1, `logprobs: true`, `top_logprobs` > 0, unknown
+/// roles and part types, remote image URLs, malformed values.
+///
+/// ## Decisions where Bedrock and OpenAI differ
+/// - **Messages**: see `MessageConversion` (system anywhere → `system`; merging; tool results
+///   first in a user turn; blank text dropped; "." user turn when the conversation would not start
+///   with one; `(empty)` for empty tool results; tool-use ids rewritten to `[a-zA-Z0-9_-]{1,64}`).
+/// - **`tool_choice: "none"`**: Bedrock has no "none", so the request's tools are withheld. If the
+///   history holds tool blocks, Bedrock still needs a `toolConfig`: it gets specs for the tools the
+///   history used, described as unavailable, and no `toolChoice`.
+/// - **History without `tools`**: the same synthesized specs (`{"type":"object"}` schema), so
+///   Bedrock accepts the toolUse/toolResult blocks.
+/// - **`response_format`** `json_object`/`json_schema`: a tool named ``responseFormatToolName``
+///   with the schema as input schema, forced with `toolChoice.tool`; with user tools present the
+///   choice is `any` (answer through the JSON tool or call a tool, never plain text).
+/// - **Thinking** (Anthropic models only): `reasoning_effort` minimal/low → 1,024, medium → 2,048,
+///   high → 4,096 budget tokens (LiteLLM's values); `thinking.budget_tokens` wins and is raised to
+///   1,024. `maxTokens` must exceed the budget: if the client's max leaves no room, maxTokens =
+///   budget + client max; without a client max, budget + ``defaultAnswerTokens``. `temperature`
+///   and `topP` are dropped; a forced tool choice becomes `auto`; and thinking is skipped when the
+///   tool-call turn being answered has no thinking block (Anthropic would refuse the request).
+/// - **Sampling**: Anthropic temperature is clamped to 1 (OpenAI allows 2); with both temperature
+///   and top_p, Anthropic models get temperature only. Blank stop sequences are dropped.
+/// - **Prompt caching**: `cache_control` on a message, content part, thinking block or tool puts a
+///   `cachePoint` after it (inside a tool result it cannot be expressed; the message-level marker
+///   still applies). With `addsAutomaticCachePoints`, a cache point follows the system prompt
+///   (Anthropic and Nova) and the tool list (Anthropic), only while the request stays within
+///   Bedrock's ``maximumCachePoints``, system first. Client markers are never removed.
+/// - **Model families** are told apart by the resolved id: `anthropic.` anywhere in it means an
+///   Anthropic model (so `us.anthropic.…` profiles count). Application-inference-profile ARNs hide
+///   the model, so they get none of the Anthropic-only behaviour (a known limit).
 package struct ChatRequestMapper: Sendable {
     /// Mapper settings, fixed at startup.
     ///
