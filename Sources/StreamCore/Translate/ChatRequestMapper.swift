@@ -38,9 +38,9 @@ package import NIOCore
 ///   tool-call turn being answered has no thinking block (Anthropic would refuse the request).
 /// - **Sampling**: Anthropic temperature is clamped to 1 (OpenAI allows 2); with both temperature
 ///   and top_p, Anthropic models get temperature only. Blank stop sequences are dropped.
-/// - **Prompt caching**: `cache_control` on a message, content part, thinking block or tool puts a
-///   `cachePoint` after it (inside a tool result it cannot be expressed; the message-level marker
-///   still applies). With `addsAutomaticCachePoints`, a cache point follows the system prompt
+/// - **Prompt caching**: `cache_control` on a message, content part or tool puts a `cachePoint`
+///   after it (inside a tool result it cannot be expressed, and on thinking blocks Anthropic refuses
+///   it, so those markers are ignored; a message-level marker still applies). With `addsAutomaticCachePoints`, a cache point follows the system prompt
 ///   (Anthropic and Nova) and the tool list (Anthropic), only while the request stays within
 ///   Bedrock's ``maximumCachePoints``, system first. Client markers are never removed.
 /// - **Model families** are told apart by the resolved id: `anthropic.` anywhere in it means an

@@ -53,7 +53,9 @@ struct ImageDataURL: Sendable {
         }
         let payload = url[utf8.index(after: comma)...]
         guard !payload.isEmpty else { throw .empty }
-        guard let data = Data(base64Encoded: String(payload)) else { throw .invalidBase64 }
+        // Some clients wrap base64 at 76 columns (MIME style); whitespace is the only leniency.
+        guard let data = Data(base64Encoded: String(payload)) ?? Data(base64Encoded: String(payload.filter { !$0.isWhitespace }))
+        else { throw .invalidBase64 }
         guard !data.isEmpty else { throw .empty }
         self.format = Self.sniffFormat(data) ?? declared
         self.base64 = data.base64EncodedString()

@@ -190,10 +190,8 @@ struct MessageConversion {
         for (blockIndex, element) in array.enumerated() {
             let path = "messages[\(messageIndex)].thinking_blocks[\(blockIndex)]"
             guard let object = element.objectValue else { throw .type(path, expected: "an object") }
-            if let block = try Self.reasoningBlock(object, path: path) {
-                blocks.append(block)
-                appendCachePointIfMarked(object, to: &blocks)
-            }
+            // A cache_control marker here is ignored: Anthropic refuses cache markers on thinking.
+            if let block = try Self.reasoningBlock(object, path: path) { blocks.append(block) }
         }
     }
 
@@ -289,9 +287,11 @@ struct MessageConversion {
     // MARK: Cache points
 
     /// `cache_control` (Anthropic's marker, as LiteLLM and OpenRouter clients send it) on a
-    /// message, part or thinking block → a cache point after what it marks.
+    /// message or part → a cache point after what it marks. Never after a thinking block:
+    /// Anthropic refuses cache markers there.
     private mutating func appendCachePointIfMarked(_ object: JSONObject, to blocks: inout [ConverseBlock]) {
-        guard object.present("cache_control") != nil, let last = blocks.last, !last.isCachePoint else { return }
+        guard object.present("cache_control") != nil, let last = blocks.last, !last.isCachePoint, !last.isReasoning
+        else { return }
         blocks.append(.cachePoint)
         cachePointCount += 1
     }

@@ -120,6 +120,39 @@ extension TranslateTests {
             #expect(image["format"] as? String == "jpeg")
         }
 
+        @Test("base64 wrapped across lines is accepted and sent without the line breaks")
+        func wrappedBase64() throws {
+            let wrapped = T.pngBase64.prefix(40) + "\\r\\n" + T.pngBase64.dropFirst(40)
+            let body = try T.converse(
+                T.request(messages: #"[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,\#(wrapped)"}}]}]"#)
+            )
+            let image = try #require(body.objects("messages").first?.objects("content").first?.object("image"))
+            #expect(image.object("source")?["bytes"] as? String == T.pngBase64)
+        }
+
+        @Test("cache_control inside a tool result or on thinking is dropped; on the tool message it applies")
+        func cacheControlPlacement() throws {
+            let body = try T.converse(
+                T.request(
+                    messages: #"""
+                        [{"role":"user","content":"go"},
+                         {"role":"assistant","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s","cache_control":{"type":"ephemeral"}}],
+                          "tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},
+                         {"role":"tool","tool_call_id":"a","content":[{"type":"text","text":"r","cache_control":{"type":"ephemeral"}}],"cache_control":{"type":"ephemeral"}}]
+                        """#
+                )
+            )
+            let messages = body.objects("messages")
+            let cachePoint = #"{"cachePoint":{"type":"default"}}"#
+            #expect(
+                try T.isSame(
+                    messages[1]["content"],
+                    #"[{"reasoningContent":{"reasoningText":{"text":"t","signature":"s"}}},{"toolUse":{"toolUseId":"a","name":"f","input":{}}}]"#
+                )
+            )
+            #expect(try T.isSame(messages[2]["content"], #"[{"toolResult":{"toolUseId":"a","content":[{"text":"r"}]}},\#(cachePoint)]"#))
+        }
+
         @Test("assistant text and tool calls become text and toolUse blocks with parsed input")
         func assistantToolCalls() throws {
             let request = try T.map(
