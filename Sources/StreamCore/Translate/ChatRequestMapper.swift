@@ -121,7 +121,7 @@ package struct ChatRequestMapper: Sendable {
         guard let root = parsed.objectValue else {
             throw OpenAIRequestError(code: .invalidJSON, param: nil, message: "The request body must be a JSON object.")
         }
-        var translation = try RequestTranslation(root: root, configuration: configuration)
+        let translation = try RequestTranslation(root: root, configuration: configuration)
         return translation.makeRequest(capacity: body.readableBytes + 512, allocator: allocator)
     }
 }
@@ -475,7 +475,7 @@ private struct RequestTranslation {
         return (specs, choice, forcedName)
     }
 
-    mutating func makeRequest(capacity: Int, allocator: ByteBufferAllocator) -> ConverseRequest {
+    func makeRequest(capacity: Int, allocator: ByteBufferAllocator) -> ConverseRequest {
         let toolConfig = effectiveTools()
         var output = JSONOutput(buffer: allocator.buffer(capacity: capacity))
         var cachePoints = conversation.cachePointCount + (toolConfig?.specs.filter(\.isCached).count ?? 0)
