@@ -1,0 +1,26 @@
+package import NIOCore
+
+/// A chat-completions request translated for Bedrock: where to send it and what to send.
+///
+/// Made by ``ChatRequestMapper/map(_:allocator:)``. The gateway sends ``body`` to
+/// `POST /model/{modelID}/converse-stream` when ``isStreaming`` (else `/converse`), path-escaping
+/// ``modelID`` (it may be an ARN with `:` and `/`).
+package struct ConverseRequest: Sendable {
+    /// The Bedrock model id, inference-profile id or ARN to call (after alias lookup).
+    package var modelID: String
+    /// The `model` the client wrote; responses echo it back.
+    package var requestedModel: String
+    /// `stream: true`.
+    package var isStreaming: Bool
+    /// `stream_options.include_usage: true`: the stream ends with a usage chunk.
+    package var includesUsage: Bool
+    /// OpenAI's `user` field, for the audit log only; never forwarded to Bedrock.
+    package var user: String?
+    /// The request asked for `response_format` JSON, emulated with the forced tool
+    /// ``ChatRequestMapper/responseFormatToolName``: that tool's input is the answer's `content`.
+    package var usesResponseFormatTool: Bool
+    /// Extended thinking was requested of an Anthropic model.
+    package var isThinkingEnabled: Bool
+    /// The Converse request JSON.
+    package var body: ByteBuffer
+}

@@ -1,0 +1,102 @@
+package import NIOCore
+
+/// A chat-completions request the gateway refuses before calling Bedrock (HTTP 400).
+///
+/// Rendered in OpenAI's error shape so SDKs surface `param` and `message` to the user:
+/// ```
+/// {"error":{"message":"…","type":"invalid_request_error","param":"messages[3].content[1].image_url","code":"invalid_value"}}
+/// ```
+/// Messages name the parameter and the rule; they never echo request content (prompts stay out of
+/// error bodies and logs).
+package struct OpenAIRequestError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A bounded machine-readable reason, written as OpenAI's `code` and safe as a metric label.
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable {
+            case invalidJSON = "invalid_json"
+            case invalidType = "invalid_type"
+            case invalidValue = "invalid_value"
+            case missingRequiredParameter = "missing_required_parameter"
+            case unsupportedValue = "unsupported_value"
+        }
+
+        private let base: Base
+
+        private init(_ base: Base) {
+            self.base = base
+        }
+
+        /// The body is not JSON, or nests deeper than allowed.
+        package static let invalidJSON = Code(.invalidJSON)
+        /// A field has the wrong JSON type (a number where a string belongs, …).
+        package static let invalidType = Code(.invalidType)
+        /// A field has the right type but a value we cannot use (bad data URL, bad arguments JSON, …).
+        package static let invalidValue = Code(.invalidValue)
+        /// A required field is absent or null.
+        package static let missingRequiredParameter = Code(.missingRequiredParameter)
+        /// A valid OpenAI feature that Bedrock cannot provide (`n` > 1, `logprobs`, remote image URLs).
+        package static let unsupportedValue = Code(.unsupportedValue)
+
+        package var description: String { base.rawValue }
+    }
+
+    package var code: Code
+    /// The offending parameter as a path, e.g. `messages[3].content[1].image_url`; nil for the body.
+    package var param: String?
+    package var message: String
+
+    package init(code: Code, param: String?, message: String) {
+        self.code = code
+        self.param = param
+        self.message = message
+    }
+
+    /// Always 400: everything here is the client's request.
+    package var httpStatus: Int { 400 }
+
+    package var description: String {
+        "OpenAIRequestError(\(code), param: \(param ?? "nil")): \(message)"
+    }
+
+    /// Writes `{"error":{"message","type":"invalid_request_error","param","code"}}`.
+    package func write(into buffer: inout ByteBuffer) {
+        var output = JSONOutput(buffer: buffer)
+        buffer = ByteBuffer()  // hand the storage to `output` so appending does not copy it
+        output.raw("{\"error\":{\"message\":")
+        output.string(message)
+        output.raw(",\"type\":\"invalid_request_error\",\"param\":")
+        if let param {
+            output.string(param)
+        } else {
+            output.raw("null")
+        }
+        output.raw(",\"code\":")
+        output.string(code.description)
+        output.raw("}}")
+        buffer = output.buffer
+    }
+
+    /// The OpenAI error body as a fresh buffer.
+    package func makeResponseBody(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 128 + message.utf8.count + (param?.utf8.count ?? 0))
+        write(into: &buffer)
+        return buffer
+    }
+}
+
+extension OpenAIRequestError {
+    static func missing(_ param: String) -> Self {
+        Self(code: .missingRequiredParameter, param: param, message: "Missing required parameter: '\(param)'.")
+    }
+
+    static func type(_ param: String, expected: String) -> Self {
+        Self(code: .invalidType, param: param, message: "Invalid type for '\(param)': expected \(expected).")
+    }
+
+    static func value(_ param: String, _ reason: String) -> Self {
+        Self(code: .invalidValue, param: param, message: "Invalid value for '\(param)': \(reason)")
+    }
+
+    static func unsupported(_ param: String, _ reason: String) -> Self {
+        Self(code: .unsupportedValue, param: param, message: "Unsupported value for '\(param)': \(reason)")
+    }
+}

@@ -1,0 +1,385 @@
+// A JSON value for the once-per-request translations (OpenAI request → Converse request, Converse
+// response → chat.completion). The per-chunk path never builds one of these (DESIGN.md: hot path).
+//
+// Why not Codable into `[String: Any]`-like enums: an untyped Codable enum probes every type with a
+// thrown error per value, loses object key order and turns number literals into Doubles. Tool
+// schemas and tool-call arguments are forwarded, so key order (prompt-cache stability: the same
+// request must give the same bytes) and number literals (no `1` → `1.0`) are preserved here.
+
+/// An order-preserving JSON value.
+enum ParsedJSON: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// The number exactly as written (already checked against the JSON number grammar).
+    case number(String)
+    case string(String)
+    case array([ParsedJSON])
+    case object(JSONObject)
+
+    var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    var objectValue: JSONObject? {
+        if case .object(let value) = self { return value }
+        return nil
+    }
+
+    var arrayValue: [ParsedJSON]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
+    var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    var doubleValue: Double? {
+        if case .number(let literal) = self { return Double(literal) }
+        return nil
+    }
+
+    /// The value as an integer; `2.0` and `2e3` count, `2.5` does not.
+    var intValue: Int? {
+        guard case .number(let literal) = self else { return nil }
+        if let value = Int(literal) { return value }
+        guard let double = Double(literal), double.rounded() == double,
+            double >= -9.0e15, double <= 9.0e15
+        else { return nil }
+        return Int(double)
+    }
+}
+
+/// A JSON object with its members in document order.
+struct JSONObject: Sendable, Equatable {
+    var members: [(key: String, value: ParsedJSON)]
+
+    init(members: [(key: String, value: ParsedJSON)] = []) {
+        self.members = members
+    }
+
+    /// The last member with this key (later duplicates win, as in JavaScript's `JSON.parse`).
+    subscript(key: String) -> ParsedJSON? {
+        var index = members.endIndex
+        while index > members.startIndex {
+            index -= 1
+            if members[index].key == key { return members[index].value }
+        }
+        return nil
+    }
+
+    /// The member, treating an explicit `null` like an absent key (OpenAI clients send both).
+    func present(_ key: String) -> ParsedJSON? {
+        guard let value = self[key], !value.isNull else { return nil }
+        return value
+    }
+
+    static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        lhs.members.elementsEqual(rhs.members) { $0.key == $1.key && $0.value == $1.value }
+    }
+}
+
+/// Why a document is not JSON; `offset` is the byte offset where parsing stopped.
+struct JSONParseError: Error, Sendable {
+    var offset: Int
+    var reason: String
+}
+
+/// A strict RFC 8259 parser over borrowed bytes: UTF-8 validated, control characters in strings
+/// rejected, nesting depth bounded (DESIGN.md: bounded JSON nesting depth).
+struct JSONParser: ~Copyable {
+    private let bytes: UnsafeRawBufferPointer
+    private var index: Int
+    private var depth = 0
+    private let maximumNestingDepth: Int
+
+    private init(bytes: UnsafeRawBufferPointer, maximumNestingDepth: Int) {
+        self.bytes = bytes
+        self.index = 0
+        self.maximumNestingDepth = maximumNestingDepth
+    }
+
+    /// Parses one complete document; trailing non-whitespace is an error.
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer,
+        maximumNestingDepth: Int
+    ) throws(JSONParseError) -> ParsedJSON {
+        var parser = JSONParser(bytes: bytes, maximumNestingDepth: maximumNestingDepth)
+        parser.skipWhitespace()
+        let value = try parser.parseValue()
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else {
+            throw JSONParseError(offset: parser.index, reason: "unexpected data after the JSON value")
+        }
+        return value
+    }
+
+    static func parse(_ text: String, maximumNestingDepth: Int) throws(JSONParseError) -> ParsedJSON {
+        var text = text
+        // `withUTF8` borrows native storage (it only copies for bridged or non-contiguous strings).
+        let result: Result<ParsedJSON, JSONParseError> = text.withUTF8 { utf8 in
+            Result { () throws(JSONParseError) -> ParsedJSON in
+                try parse(UnsafeRawBufferPointer(utf8), maximumNestingDepth: maximumNestingDepth)
+            }
+        }
+        return try result.get()
+    }
+
+    private func fail(_ reason: String) -> JSONParseError {
+        JSONParseError(offset: index, reason: reason)
+    }
+
+    private mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
+                index += 1
+            default:
+                return
+            }
+        }
+    }
+
+    private mutating func parseValue() throws(JSONParseError) -> ParsedJSON {
+        guard index < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"):
+            return try parseObject()
+        case UInt8(ascii: "["):
+            return try parseArray()
+        case UInt8(ascii: "\""):
+            return .string(try parseString())
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try parseNumber())
+        default:
+            throw fail("unexpected character")
+        }
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(JSONParseError) {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count - index >= count else { throw fail("unexpected end of input") }
+        for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] {
+            throw fail("invalid literal")
+        }
+        index += count
+    }
+
+    private mutating func enterContainer() throws(JSONParseError) {
+        depth += 1
+        guard depth <= maximumNestingDepth else { throw fail("nesting deeper than \(maximumNestingDepth)") }
+        index += 1
+        skipWhitespace()
+    }
+
+    private mutating func parseObject() throws(JSONParseError) -> ParsedJSON {
+        try enterContainer()
+        var members: [(key: String, value: ParsedJSON)] = []
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            depth -= 1
+            return .object(JSONObject(members: members))
+        }
+        while true {
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+            let key = try parseString()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            index += 1
+            skipWhitespace()
+            let value = try parseValue()
+            members.append((key, value))
+            skipWhitespace()
+            guard index < bytes.count else { throw fail("unexpected end of input") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                skipWhitespace()
+            } else if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                depth -= 1
+                return .object(JSONObject(members: members))
+            } else {
+                throw fail("expected ',' or '}'")
+            }
+        }
+    }
+
+    private mutating func parseArray() throws(JSONParseError) -> ParsedJSON {
+        try enterContainer()
+        var elements: [ParsedJSON] = []
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            depth -= 1
+            return .array(elements)
+        }
+        while true {
+            elements.append(try parseValue())
+            skipWhitespace()
+            guard index < bytes.count else { throw fail("unexpected end of input") }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                skipWhitespace()
+            } else if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                depth -= 1
+                return .array(elements)
+            } else {
+                throw fail("expected ',' or ']'")
+            }
+        }
+    }
+
+    private mutating func parseNumber() throws(JSONParseError) -> String {
+        let start = index
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count else { throw fail("invalid number") }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else if isDigit(bytes[index]) {
+            skipDigits()
+        } else {
+            throw fail("invalid number")
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
+            skipDigits()
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
+            skipDigits()
+        }
+        // Safe: the grammar above admits ASCII only.
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+    }
+
+    private func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+
+    private mutating func skipDigits() {
+        while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+    }
+
+    private mutating func parseString() throws(JSONParseError) -> String {
+        index += 1  // opening quote
+        let start = index
+        // Fast path: most strings have no escapes, so they become a String straight from the input.
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                index += 1
+                guard let string = String(validating: raw, as: UTF8.self) else {
+                    throw JSONParseError(offset: start, reason: "invalid UTF-8 in string")
+                }
+                return string
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw fail("unescaped control character in string") }
+            index += 1
+        }
+        guard index < bytes.count else { throw fail("unterminated string") }
+        var unescaped: [UInt8] = []
+        unescaped.reserveCapacity(index - start + 16)
+        unescaped.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                guard let string = String(validating: unescaped, as: UTF8.self) else {
+                    throw JSONParseError(offset: start, reason: "invalid UTF-8 in string")
+                }
+                return string
+            case UInt8(ascii: "\\"):
+                index += 1
+                try appendEscape(to: &unescaped)
+            case ..<0x20:
+                throw fail("unescaped control character in string")
+            default:
+                unescaped.append(byte)
+                index += 1
+            }
+        }
+        throw fail("unterminated string")
+    }
+
+    private mutating func appendEscape(to output: inout [UInt8]) throws(JSONParseError) {
+        guard index < bytes.count else { throw fail("unterminated escape") }
+        let byte = bytes[index]
+        index += 1
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): output.append(byte)
+        case UInt8(ascii: "b"): output.append(0x08)
+        case UInt8(ascii: "f"): output.append(0x0C)
+        case UInt8(ascii: "n"): output.append(0x0A)
+        case UInt8(ascii: "r"): output.append(0x0D)
+        case UInt8(ascii: "t"): output.append(0x09)
+        case UInt8(ascii: "u"):
+            var scalar = UInt32(try readHex4())
+            if (0xD800..<0xDC00).contains(scalar) {
+                // A high surrogate needs its low half; JavaScript clients that cut a string in the
+                // middle of a pair send a lone one, which becomes U+FFFD rather than a 400.
+                let save = index
+                if bytes.count - index >= 6, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                    index += 2
+                    let low = UInt32(try readHex4())
+                    if (0xDC00..<0xE000).contains(low) {
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else {
+                        index = save
+                        scalar = 0xFFFD
+                    }
+                } else {
+                    scalar = 0xFFFD
+                }
+            } else if (0xDC00..<0xE000).contains(scalar) {
+                scalar = 0xFFFD
+            }
+            // Surrogates were replaced above, so the fallback is unreachable; it avoids a force unwrap.
+            let unicodeScalar = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+            UTF8.encode(unicodeScalar) { output.append($0) }
+        default:
+            throw fail("invalid escape")
+        }
+    }
+
+    private mutating func readHex4() throws(JSONParseError) -> UInt16 {
+        guard bytes.count - index >= 4 else { throw fail("truncated \\u escape") }
+        var value: UInt16 = 0
+        for _ in 0..<4 {
+            let byte = bytes[index]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw fail("invalid \\u escape")
+            }
+            value = value << 4 | UInt16(digit)
+            index += 1
+        }
+        return value
+    }
+}
