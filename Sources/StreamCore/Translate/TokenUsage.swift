@@ -1,0 +1,22 @@
+/// Token counts a Bedrock stream reported, as the gateway meters them.
+public struct TokenUsage: Hashable, Sendable {
+    /// Input tokens not read from or written to the prompt cache (Bedrock's `inputTokens`).
+    public var inputTokens: Int
+    public var outputTokens: Int
+    /// Input tokens read from the prompt cache.
+    public var cacheReadInputTokens: Int
+    /// Input tokens written to the prompt cache.
+    public var cacheWriteInputTokens: Int
+
+    public init(inputTokens: Int = 0, outputTokens: Int = 0, cacheReadInputTokens: Int = 0, cacheWriteInputTokens: Int = 0) {
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.cacheReadInputTokens = cacheReadInputTokens
+        self.cacheWriteInputTokens = cacheWriteInputTokens
+    }
+
+    /// Every input token, cached or not: OpenAI's `prompt_tokens`.
+    public var promptTokens: Int { self.inputTokens + self.cacheReadInputTokens + self.cacheWriteInputTokens }
+
+    public var totalTokens: Int { self.promptTokens + self.outputTokens }
+}
