@@ -96,11 +96,12 @@ if environment["SLUICE_BENCHMARKS"] != nil {
             path: "Benchmarks/BenchmarkFixtures",
             swiftSettings: swiftSettings
         ),
-        // A plain loop over the decoder for `perf record` (README: Benchmarks).
+        // A plain loop over the decoder and translator for `perf record` (README: Benchmarks). Outside
+        // Benchmarks/, where the benchmark plugin would take it for a suite.
         .executableTarget(
             name: "EventStreamProfile",
             dependencies: ["BenchmarkFixtures", "StreamCore", .product(name: "NIOCore", package: "swift-nio")],
-            path: "Benchmarks/EventStreamProfile",
+            path: "Tools/EventStreamProfile",
             swiftSettings: swiftSettings
         ),
     ]
@@ -116,6 +117,20 @@ if environment["SLUICE_BENCHMARKS"] != nil {
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/EventStreamBenchmarks",
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        )
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "TranslateBenchmarks",
+            dependencies: [
+                "BenchmarkFixtures",
+                "StreamCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/TranslateBenchmarks",
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         )

@@ -122,7 +122,9 @@ extension EventStreamHeaders: CustomStringConvertible {
 }
 
 extension UnsafeRawBufferPointer {
-    fileprivate func elementsEqual(_ name: StaticString) -> Bool {
+    /// Byte equality with static text, without making a collection of either.
+    @inline(__always)
+    package func elementsEqual(_ name: StaticString) -> Bool {
         guard self.count == name.utf8CodeUnitCount else { return false }
         // Header names are short (Bedrock's are 11–15 bytes): a plain loop beats a libc call here.
         let expected = name.utf8Start

@@ -61,24 +61,62 @@ package struct JSONScanner {
         try self.consume(UInt8(ascii: "\""))
         let start = self.index
         let count = self.bytes.count
-        while self.index < count {
-            let byte = self.bytes[self.index]
+        // Safe to force unwrap: `consume` just read a byte, so the buffer is not empty.
+        let base = self.bytes.baseAddress!
+        var index = start
+        while true {
+            // Eight bytes at a time: string contents are most of every payload, and most bytes are
+            // neither a quote, a backslash nor a control character. The lowest flagged byte of a word
+            // is always a real one, so the scan jumps straight to it.
+            while index &+ 8 <= count {
+                let flags = Self.attentionFlags(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                if flags == 0 {
+                    index &+= 8
+                } else {
+                    index &+= flags.trailingZeroBitCount &>> 3
+                    break
+                }
+            }
+            guard index < count else {
+                self.index = index
+                throw self.failure()
+            }
+            let byte = base.load(fromByteOffset: index, as: UInt8.self)
             if byte == UInt8(ascii: "\"") {
-                let range = start..<self.index
-                self.index += 1
-                return range
+                self.index = index + 1
+                return start..<index
             }
             if byte == UInt8(ascii: "\\") {
+                self.index = index
                 try self.skipEscape()
+                index = self.index
                 continue
             }
             // JSON forbids raw control characters in strings.
-            guard byte >= 0x20 else { throw self.failure() }
-            self.index += 1
+            guard byte >= 0x20 else {
+                self.index = index
+                throw self.failure()
+            }
+            index += 1
         }
-        throw self.failure()
     }
 
+    /// The high bit of each byte of `word` that is `"`, `\` or below 0x20 (SWAR: the "has zero byte"
+    /// trick on `word ^ pattern`, and "has byte less than n" for the control characters). Bits above
+    /// the lowest one may be false positives (borrows); the lowest one is always exact.
+    @inline(__always)
+    private static func attentionFlags(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* 0x22)
+        let backslashes = word ^ (ones &* 0x5C)
+        let hasQuote = (quotes &- ones) & ~quotes
+        let hasBackslash = (backslashes &- ones) & ~backslashes
+        let hasControl = (word &- ones &* 0x20) & ~word
+        return (hasQuote | hasBackslash | hasControl) & high
+    }
+
+    @inline(__always)
     private mutating func skipEscape() throws(Failure) {
         // At a backslash.
         guard self.index + 1 < self.bytes.count else { throw self.failure() }
@@ -191,6 +229,24 @@ package struct JSONScanner {
             throw self.failure()
         }
         self.index += count
+    }
+
+    /// Consumes `literal` if the bytes at the current position are exactly it (no whitespace skipped).
+    /// For speculative fast paths over the exact shape a producer always writes; on `false` nothing
+    /// was consumed.
+    @inline(__always)
+    package mutating func match(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard self.index + count <= self.bytes.count,
+            UnsafeRawBufferPointer(rebasing: self.bytes[self.index..<self.index + count]).elementsEqual(literal)
+        else { return false }
+        self.index += count
+        return true
+    }
+
+    /// Goes back to the first byte, to rescan after a fast path gave up.
+    package mutating func rewind() {
+        self.index = 0
     }
 
     /// Walks the members of an object. `body` gets the key's raw range and must consume the value

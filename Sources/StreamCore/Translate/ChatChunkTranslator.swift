@@ -68,7 +68,7 @@ public struct ChatChunkTranslator {
 
     private let options: Options
     /// `data: {"id":"…","object":"chat.completion.chunk","created":…,"model":"…"`, built once.
-    private let head: ByteBuffer
+    private let head: [UInt8]
     private let responseFormatToolName: ByteBuffer?
     /// (contentBlockIndex, tool-call index) for every tool block started so far; `-1` marks the
     /// response-format tool, whose input goes to `content`. A handful per stream: linear search.
@@ -85,7 +85,7 @@ public struct ChatChunkTranslator {
         head.writeDecimal(options.created)
         head.writeStaticString(",\"model\":")
         head.writeJSONString(options.model)
-        self.head = head
+        self.head = Array(head.readableBytesView)
         self.responseFormatToolName = options.responseFormatToolName.map { ByteBuffer(string: $0) }
         self.toolBlocks.reserveCapacity(4)
     }
@@ -95,7 +95,10 @@ public struct ChatChunkTranslator {
     /// Translates one decoded message, appending zero or more SSE events to `out`.
     public mutating func translate(_ message: EventStreamMessage, into out: inout ByteBuffer) {
         guard self.ending == nil else { return }
-        switch message.headers.messageType {
+        let (messageType, event) = message.headers.withMessageType { type, name in
+            (type, name.map(ConverseStreamEvent.init))
+        }
+        switch messageType {
         case .event?, nil:
             break
         case .exception?:
@@ -108,11 +111,10 @@ public struct ChatChunkTranslator {
             self.writeError(code: "upstream_protocol_error", message: "upstream sent a message of unknown type", into: &out)
             return
         }
-        guard let eventType = message.headers.eventType else {
+        guard let event else {
             self.writeError(code: "upstream_protocol_error", message: "upstream sent an event without :event-type", into: &out)
             return
         }
-        let event = ConverseStreamEvent(eventType)
         let handled: Bool = message.payload.withUnsafeReadableBytes { payload in
             var scanner = JSONScanner(payload)
             do {
@@ -164,6 +166,45 @@ public struct ChatChunkTranslator {
         var block = -1
         var kind = DeltaKind.none
         var value = 0..<0
+        if let fast = Self.scanDeltaAsBedrockWritesIt(&scanner) {
+            (block, kind, value) = fast
+        } else {
+            scanner.rewind()
+            try self.scanDelta(&scanner, block: &block, kind: &kind, value: &value)
+        }
+        try self.writeDelta(kind, UnsafeRawBufferPointer(rebasing: scanner.bytes[value]), block: block, into: &out)
+    }
+
+    /// The fast path for the shape Bedrock always writes, field order and all:
+    /// `{"contentBlockIndex":N,"delta":{"text":"…"},"p":"…"}` (or `toolUse.input`, or
+    /// `reasoningContent.text`). It checks the whole payload; any difference (another order,
+    /// whitespace, another field) returns `nil` and the general scanner reads it instead.
+    private static func scanDeltaAsBedrockWritesIt(_ scanner: inout JSONScanner) -> (Int, DeltaKind, Range<Int>)? {
+        guard scanner.match("{\"contentBlockIndex\":"), let block = try? scanner.readInteger(),
+            scanner.match(",\"delta\":{\"")
+        else { return nil }
+        let kind: DeltaKind
+        let closing: Int
+        if scanner.match("text\":") {
+            (kind, closing) = (.text, 1)
+        } else if scanner.match("toolUse\":{\"input\":") {
+            (kind, closing) = (.toolInput, 2)
+        } else if scanner.match("reasoningContent\":{\"text\":") {
+            (kind, closing) = (.reasoningText, 2)
+        } else {
+            return nil
+        }
+        guard let value = try? scanner.readString(), scanner.match(closing == 1 ? "}" : "}}") else { return nil }
+        if scanner.match(",\"p\":") {
+            guard (try? scanner.readString()) != nil else { return nil }
+        }
+        guard scanner.match("}"), scanner.isAtEnd else { return nil }
+        return (block, kind, value)
+    }
+
+    private func scanDelta(
+        _ scanner: inout JSONScanner, block: inout Int, kind: inout DeltaKind, value: inout Range<Int>
+    ) throws(JSONScanner.Failure) {
         try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
             if scanner.bytes(in: key, equal: "contentBlockIndex") {
                 block = try scanner.readInteger()
@@ -173,41 +214,34 @@ public struct ChatChunkTranslator {
                 try scanner.skipValue()
             }
         }
-        let raw = UnsafeRawBufferPointer(rebasing: scanner.bytes[value])
+    }
+
+    private mutating func writeDelta(_ kind: DeltaKind, _ raw: UnsafeRawBufferPointer, block: Int, into out: inout ByteBuffer) throws(JSONScanner.Failure) {
         switch kind {
         case .text:
-            self.writeContent(raw, into: &out)
+            self.writeDelta(raw, open: "{\"content\":\"", close: "\"}", into: &out)
         case .toolInput:
             guard let tool = self.toolIndex(forBlock: block) else { throw JSONScanner.Failure(offset: 0) }
             if tool < 0 {
-                self.writeContent(raw, into: &out)
+                self.writeDelta(raw, open: "{\"content\":\"", close: "\"}", into: &out)
             } else {
-                self.writeChunkStart(into: &out)
-                out.writeStaticString("{\"tool_calls\":[{\"index\":")
-                out.writeDecimal(tool)
-                out.writeStaticString(",\"function\":{\"arguments\":\"")
-                out.writeBytes(raw)
-                out.writeStaticString("\"}}]}")
-                self.writeChunkEnd(into: &out)
+                self.writeChunk(into: &out, extraLength: raw.count) { writer in
+                    writer.append("{\"tool_calls\":[{\"index\":")
+                    writer.appendDecimal(tool)
+                    writer.append(",\"function\":{\"arguments\":\"")
+                    writer.append(raw)
+                    writer.append("\"}}]}")
+                }
             }
         case .reasoningText:
-            self.writeChunkStart(into: &out)
-            out.writeStaticString("{\"reasoning_content\":\"")
-            out.writeBytes(raw)
-            out.writeStaticString("\"}")
-            self.writeChunkEnd(into: &out)
+            self.writeDelta(raw, open: "{\"reasoning_content\":\"", close: "\"}", into: &out)
         case .reasoningSignature:
-            self.writeChunkStart(into: &out)
-            out.writeStaticString("{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"")
-            out.writeBytes(raw)
-            out.writeStaticString("\"}]}")
-            self.writeChunkEnd(into: &out)
+            self.writeDelta(
+                raw, open: "{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"", close: "\"}]}",
+                into: &out
+            )
         case .redactedReasoning:
-            self.writeChunkStart(into: &out)
-            out.writeStaticString("{\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":\"")
-            out.writeBytes(raw)
-            out.writeStaticString("\"}]}")
-            self.writeChunkEnd(into: &out)
+            self.writeDelta(raw, open: "{\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":\"", close: "\"}]}", into: &out)
         case .none:
             // Citations, images and other deltas have no OpenAI chunk form.
             break
@@ -293,15 +327,16 @@ public struct ChatChunkTranslator {
         let tool = self.nextToolIndex
         self.nextToolIndex += 1
         self.toolBlocks.append((block, tool))
-        self.writeChunkStart(into: &out)
-        out.writeStaticString("{\"tool_calls\":[{\"index\":")
-        out.writeDecimal(tool)
-        out.writeStaticString(",\"id\":\"")
-        out.writeBytes(UnsafeRawBufferPointer(rebasing: scanner.bytes[id]))
-        out.writeStaticString("\",\"type\":\"function\",\"function\":{\"name\":\"")
-        out.writeBytes(nameBytes)
-        out.writeStaticString("\",\"arguments\":\"\"}}]}")
-        self.writeChunkEnd(into: &out)
+        let idBytes = UnsafeRawBufferPointer(rebasing: scanner.bytes[id])
+        self.writeChunk(into: &out, extraLength: idBytes.count + nameBytes.count) { writer in
+            writer.append("{\"tool_calls\":[{\"index\":")
+            writer.appendDecimal(tool)
+            writer.append(",\"id\":\"")
+            writer.append(idBytes)
+            writer.append("\",\"type\":\"function\",\"function\":{\"name\":\"")
+            writer.append(nameBytes)
+            writer.append("\",\"arguments\":\"\"}}]}")
+        }
     }
 
     private func toolIndex(forBlock block: Int) -> Int? {
@@ -326,11 +361,13 @@ public struct ChatChunkTranslator {
             reason = .stop
         }
         self.finishReason = reason
-        self.writeChunkStart(into: &out)
-        out.writeStaticString("{}")
-        out.writeStaticString(",\"finish_reason\":\"")
-        out.writeStaticString(reason.openAIValue)
-        out.writeStaticString("\"}]}\n\n")
+        out.writeRaw(maximumLength: self.head.count + 96) { writer in
+            self.head.withUnsafeBytes { writer.append($0) }
+            writer.append(",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"")
+            writer.append(reason.openAIValue)
+            writer.append("\"}]}\n\n")
+        }
+        self.hasWrittenChunk = true
     }
 
     private mutating func metadata(_ scanner: inout JSONScanner, into out: inout ByteBuffer) throws(JSONScanner.Failure) {
@@ -356,7 +393,7 @@ public struct ChatChunkTranslator {
         guard found else { return }
         self.usage = usage
         guard self.options.includeUsage else { return }
-        out.writeImmutableBuffer(self.head)
+        out.writeBytes(self.head)
         out.writeStaticString(",\"choices\":[],\"usage\":{\"prompt_tokens\":")
         out.writeDecimal(usage.promptTokens)
         out.writeStaticString(",\"completion_tokens\":")
@@ -419,31 +456,32 @@ public struct ChatChunkTranslator {
 
     // MARK: Chunk framing
 
-    private mutating func writeChunk(delta: StaticString, into out: inout ByteBuffer) {
-        self.writeChunkStart(into: &out)
-        out.writeStaticString(delta)
-        self.writeChunkEnd(into: &out)
-    }
-
+    /// Writes one chunk: the stream's head, `,"choices":[{"index":0,"delta":`, what `body` appends
+    /// (at most `extraLength` + 128 bytes), then `,"finish_reason":null}]}` and the blank line, with
+    /// one access to `out` (see `RawWriter`).
     @inline(__always)
-    private mutating func writeContent(_ raw: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
-        self.writeChunkStart(into: &out)
-        out.writeStaticString("{\"content\":\"")
-        out.writeBytes(raw)
-        out.writeStaticString("\"}")
-        self.writeChunkEnd(into: &out)
-    }
-
-    @inline(__always)
-    private mutating func writeChunkStart(into out: inout ByteBuffer) {
-        out.writeImmutableBuffer(self.head)
-        out.writeStaticString(",\"choices\":[{\"index\":0,\"delta\":")
+    private mutating func writeChunk(into out: inout ByteBuffer, extraLength: Int, _ body: (inout RawWriter) -> Void) {
+        out.writeRaw(maximumLength: self.head.count + extraLength + 224) { writer in
+            self.head.withUnsafeBytes { writer.append($0) }
+            writer.append(",\"choices\":[{\"index\":0,\"delta\":")
+            body(&writer)
+            writer.append(",\"finish_reason\":null}]}\n\n")
+        }
         self.hasWrittenChunk = true
     }
 
+    /// A chunk whose delta is `open` + the spliced escaped bytes + `close`.
     @inline(__always)
-    private func writeChunkEnd(into out: inout ByteBuffer) {
-        out.writeStaticString(",\"finish_reason\":null}]}\n\n")
+    private mutating func writeDelta(_ raw: UnsafeRawBufferPointer, open: StaticString, close: StaticString, into out: inout ByteBuffer) {
+        self.writeChunk(into: &out, extraLength: raw.count) { writer in
+            writer.append(open)
+            writer.append(raw)
+            writer.append(close)
+        }
+    }
+
+    private mutating func writeChunk(delta: StaticString, into out: inout ByteBuffer) {
+        self.writeChunk(into: &out, extraLength: 0) { writer in writer.append(delta) }
     }
 }
 
@@ -454,23 +492,22 @@ extension ChatChunkTranslator: Sendable {}
 enum ConverseStreamEvent {
     case messageStart, contentBlockStart, contentBlockDelta, contentBlockStop, messageStop, metadata, unknown
 
-    init(_ name: ByteBuffer) {
-        self = name.withUnsafeReadableBytes { bytes in
-            func equals(_ expected: StaticString) -> Bool {
-                guard bytes.count == expected.utf8CodeUnitCount else { return false }
-                for index in 0..<bytes.count where bytes[index] != expected.utf8Start[index] {
-                    return false
-                }
-                return true
-            }
-            // Deltas are nearly every frame: test for them first.
-            if equals("contentBlockDelta") { return .contentBlockDelta }
-            if equals("contentBlockStart") { return .contentBlockStart }
-            if equals("contentBlockStop") { return .contentBlockStop }
-            if equals("messageStart") { return .messageStart }
-            if equals("messageStop") { return .messageStop }
-            if equals("metadata") { return .metadata }
-            return .unknown
+    init(_ name: UnsafeRawBufferPointer) {
+        // Deltas are nearly every frame: test for them first.
+        if name.elementsEqual("contentBlockDelta") {
+            self = .contentBlockDelta
+        } else if name.elementsEqual("contentBlockStart") {
+            self = .contentBlockStart
+        } else if name.elementsEqual("contentBlockStop") {
+            self = .contentBlockStop
+        } else if name.elementsEqual("messageStart") {
+            self = .messageStart
+        } else if name.elementsEqual("messageStop") {
+            self = .messageStop
+        } else if name.elementsEqual("metadata") {
+            self = .metadata
+        } else {
+            self = .unknown
         }
     }
 }

@@ -1,0 +1,72 @@
+import Benchmark
+import BenchmarkFixtures
+import NIOCore
+import StreamCore
+
+// Per-chunk cost of the Bedrock → OpenAI path: decode + CRC + translate one text-delta frame into
+// an SSE chunk, beside decode alone (EventStreamBenchmarks); and the per-request cost of mapping a
+// 200 KB coding-tool prompt to a Converse request.
+let frameCount = 1000
+
+let benchmarks: @Sendable () -> Void = {
+    let perChunk = Benchmark.Configuration(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .instructions, .throughput],
+        warmupIterations: 10,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 100_000,
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
+    )
+    let (stream, _) = BedrockFrames.stream(count: frameCount)
+    let options = ChatChunkTranslator.Options(id: "chatcmpl-bench", created: 1_700_000_000, model: "claude-sonnet")
+
+    Benchmark("decode+crc+translate, one buffer", configuration: perChunk) { benchmark in
+        var decoder = EventStreamDecoder()
+        var translator = ChatChunkTranslator(options: options)
+        var out = ByteBuffer()
+        out.reserveCapacity(4096)
+        try decoder.feed(stream)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            if let message = try decoder.next() {
+                translator.translate(message, into: &out)
+            }
+            // The gateway hands `out` to the writer here; the benchmark drops it and reuses the storage.
+            blackHole(out.readableBytes)
+            out.clear()
+        }
+        benchmark.stopMeasurement()
+        precondition(translator.ending == nil && translator.hasWrittenChunk)
+    }
+
+    Benchmark("decode+crc+translate, 4 KiB reads", configuration: perChunk) { benchmark in
+        var reads: [ByteBuffer] = []
+        var rest = stream
+        while let read = rest.readSlice(length: min(4096, rest.readableBytes)), read.readableBytes > 0 {
+            reads.append(read)
+        }
+        var decoder = EventStreamDecoder()
+        var translator = ChatChunkTranslator(options: options)
+        var out = ByteBuffer()
+        out.reserveCapacity(64 * 1024)
+        benchmark.startMeasurement()
+        for read in reads {
+            try decoder.feed(read)
+            while let message = try decoder.next() {
+                translator.translate(message, into: &out)
+            }
+            blackHole(out.readableBytes)
+            out.clear()
+        }
+        benchmark.stopMeasurement()
+    }
+
+    let body = CodingSessionFixture.makeRequestBody()
+    let mapper = ChatRequestMapper()
+    Benchmark(
+        "map a 200 KB coding-tool request",
+        configuration: .init(metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput], warmupIterations: 3, maxDuration: .seconds(3))
+    ) { benchmark in
+        blackHole(try mapper.map(body))
+    }
+}

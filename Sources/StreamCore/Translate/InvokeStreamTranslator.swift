@@ -1,0 +1,230 @@
+package import NIOCore
+
+/// Reads Bedrock InvokeModelWithResponseStream frames of Anthropic models: meters them and, when
+/// asked, re-emits them as Anthropic Messages server-sent events.
+///
+/// Each `chunk` frame carries `{"bytes":"<base64 of one Anthropic streaming event>","p":"…"}`. The
+/// base64 is decoded into one buffer reused for the whole stream; the event's `type` is found by
+/// scanning, and usage is read from `message_start` (`message.usage`), `message_delta` (`usage`) and
+/// the `amazon-bedrock-invocationMetrics` Bedrock adds to `message_stop`, which wins when present.
+///
+/// Two uses: the `/bedrock` passthrough forwards the original bytes and calls ``observe(_:)`` only
+/// to meter; a `/v1/messages` route calls ``translate(_:into:)`` to write
+/// `event: <type>\ndata: <json>\n\n` per event.
+package struct InvokeStreamTranslator {
+    /// What one frame was.
+    package enum Observation: Equatable {
+        /// An Anthropic event; the decoded JSON is in ``decodedEvent`` until the next call.
+        case event
+        /// A frame that is not a `chunk` event (unknown events are skipped, as botocore does).
+        case skipped
+        /// An exception or error frame: the stream ends.
+        case failed(type: String, message: String)
+        /// A `chunk` whose payload is not what Bedrock sends.
+        case malformed
+    }
+
+    /// Usage so far; complete once `message_stop` has been seen.
+    package private(set) var usage = TokenUsage()
+    /// Whether `message_stop` arrived.
+    package private(set) var isComplete = false
+    /// Anthropic's `stop_reason` from `message_delta`, as Bedrock/Anthropic spell it (`end_turn`, …).
+    package private(set) var stopReason: String?
+    /// The decoded event of the last ``Observation/event`` frame.
+    package private(set) var decodedEvent = ByteBuffer()
+
+    private var sawInvocationMetrics = false
+
+    package init() {}
+
+    /// Decodes and meters one frame.
+    package mutating func observe(_ message: EventStreamMessage) -> Observation {
+        switch message.headers.messageType {
+        case .exception?:
+            return .failed(
+                type: message.headers.exceptionType.map { String(buffer: $0) } ?? "exception",
+                message: Self.exceptionMessage(message.payload)
+            )
+        case .error?:
+            return .failed(
+                type: message.headers.errorCode.map { String(buffer: $0) } ?? "error",
+                message: message.headers.errorMessage.map { String(buffer: $0) } ?? "upstream error"
+            )
+        case .unknown?:
+            return .malformed
+        case .event?, nil:
+            guard message.headers.isEvent("chunk") else { return .skipped }
+        }
+        self.decodedEvent.clear()
+        let decoded: Bool = message.payload.withUnsafeReadableBytes { payload in
+            var scanner = JSONScanner(payload)
+            var bytes: Range<Int>?
+            do {
+                try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+                    if scanner.bytes(in: key, equal: "bytes") {
+                        bytes = try scanner.readString()
+                    } else {
+                        try scanner.skipValue()
+                    }
+                }
+                guard let bytes else { return false }
+                try Base64.decode(UnsafeRawBufferPointer(rebasing: payload[bytes]), appendingTo: &self.decodedEvent)
+                return true
+            } catch {
+                return false
+            }
+        }
+        guard decoded else { return .malformed }
+        let metered: Bool = self.decodedEvent.withUnsafeReadableBytes { event in
+            var scanner = JSONScanner(event)
+            do {
+                try self.meter(&scanner)
+                return true
+            } catch {
+                return false
+            }
+        }
+        return metered ? .event : .malformed
+    }
+
+    /// Decodes and meters one frame and writes it as Anthropic Messages SSE.
+    ///
+    /// - Returns: the observation; after ``Observation/failed(type:message:)`` or
+    ///   ``Observation/malformed`` an `error` event has been written and the stream should end.
+    @discardableResult
+    package mutating func translate(_ message: EventStreamMessage, into out: inout ByteBuffer) -> Observation {
+        let observation = self.observe(message)
+        switch observation {
+        case .event:
+            out.writeStaticString("event: ")
+            self.writeEventType(into: &out)
+            out.writeStaticString("\ndata: ")
+            out.writeImmutableBuffer(self.decodedEvent)
+            out.writeStaticString("\n\n")
+        case .skipped:
+            break
+        case .failed(let type, let text):
+            Self.writeError(type: Self.anthropicErrorType(forBedrockException: type), message: text, into: &out)
+        case .malformed:
+            Self.writeError(type: "api_error", message: "upstream sent a malformed event", into: &out)
+        }
+        return observation
+    }
+
+    /// Writes an Anthropic `error` event.
+    package static func writeError(type: String, message: String, into out: inout ByteBuffer) {
+        out.writeStaticString("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":")
+        out.writeJSONString(type)
+        out.writeStaticString(",\"message\":")
+        out.writeJSONString(message)
+        out.writeStaticString("}}\n\n")
+    }
+
+    /// Anthropic's error type for a Bedrock exception name.
+    package static func anthropicErrorType(forBedrockException name: String) -> String {
+        switch name {
+        case "throttlingException", "ThrottlingException": "rate_limit_error"
+        case "serviceUnavailableException", "ServiceUnavailableException", "modelNotReadyException": "overloaded_error"
+        case "validationException", "ValidationException": "invalid_request_error"
+        default: "api_error"
+        }
+    }
+
+    // MARK: Metering
+
+    private mutating func meter(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var type = 0..<0
+        try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+            if scanner.bytes(in: key, equal: "type") {
+                type = try scanner.readString()
+            } else if scanner.bytes(in: key, equal: "message") {
+                // message_start: {"message":{…,"usage":{…}}}
+                try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+                    if scanner.bytes(in: key, equal: "usage") {
+                        try self.readAnthropicUsage(&scanner)
+                    } else {
+                        try scanner.skipValue()
+                    }
+                }
+            } else if scanner.bytes(in: key, equal: "usage") {
+                // message_delta: {"usage":{"output_tokens":N}}
+                try self.readAnthropicUsage(&scanner)
+            } else if scanner.bytes(in: key, equal: "delta"), scanner.peek() == UInt8(ascii: "{") {
+                try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+                    if scanner.bytes(in: key, equal: "stop_reason"), scanner.peek() == UInt8(ascii: "\"") {
+                        let range = try scanner.readString()
+                        self.stopReason = String(decoding: UnsafeRawBufferPointer(rebasing: scanner.bytes[range]), as: UTF8.self)
+                    } else {
+                        try scanner.skipValue()
+                    }
+                }
+            } else if scanner.bytes(in: key, equal: "amazon-bedrock-invocationMetrics") {
+                try self.readInvocationMetrics(&scanner)
+            } else {
+                try scanner.skipValue()
+            }
+        }
+        guard !type.isEmpty else { throw JSONScanner.Failure(offset: 0) }
+        if scanner.bytes(in: type, equal: "message_stop") { self.isComplete = true }
+    }
+
+    private mutating func readAnthropicUsage(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+            // Invocation metrics, once seen, are Bedrock's own count and are not overwritten.
+            if self.sawInvocationMetrics || scanner.peek() == UInt8(ascii: "n") { return try scanner.skipValue() }
+            if scanner.bytes(in: key, equal: "input_tokens") {
+                self.usage.inputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "output_tokens") {
+                // Cumulative in message_delta: the last value is the total.
+                self.usage.outputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "cache_read_input_tokens") {
+                self.usage.cacheReadInputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "cache_creation_input_tokens") {
+                self.usage.cacheWriteInputTokens = try scanner.readInteger()
+            } else {
+                try scanner.skipValue()
+            }
+        }
+    }
+
+    private mutating func readInvocationMetrics(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        self.sawInvocationMetrics = true
+        try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+            if scanner.bytes(in: key, equal: "inputTokenCount") {
+                self.usage.inputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "outputTokenCount") {
+                self.usage.outputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "cacheReadInputTokenCount") {
+                self.usage.cacheReadInputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "cacheWriteInputTokenCount") {
+                self.usage.cacheWriteInputTokens = try scanner.readInteger()
+            } else {
+                try scanner.skipValue()
+            }
+        }
+    }
+
+    private func writeEventType(into out: inout ByteBuffer) {
+        self.decodedEvent.withUnsafeReadableBytes { event in
+            var scanner = JSONScanner(event)
+            try? scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+                if scanner.bytes(in: key, equal: "type") {
+                    let range = try scanner.readString()
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: event[range]))
+                } else {
+                    try scanner.skipValue()
+                }
+            }
+        }
+    }
+
+    /// The `message` of an exception payload (once per stream, so a full parse is fine).
+    private static func exceptionMessage(_ payload: ByteBuffer) -> String {
+        let parsed = payload.withUnsafeReadableBytes { try? JSONParser.parse($0, maximumNestingDepth: 16) }
+        let object = parsed?.objectValue
+        return (object?.present("message") ?? object?.present("Message"))?.stringValue ?? "upstream exception"
+    }
+}
+
+@available(*, unavailable)
+extension InvokeStreamTranslator: Sendable {}

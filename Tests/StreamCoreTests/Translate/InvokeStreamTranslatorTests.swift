@@ -1,0 +1,102 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import StreamCore
+
+/// InvokeModelWithResponseStream frames of an Anthropic model: `chunk` events whose payload is
+/// `{"bytes":"<base64 of the Anthropic event>","p":"…"}` (BEDROCK_API.md §3).
+enum InvokeFrames {
+    static func chunk(_ event: String) -> ByteBuffer {
+        let encoded = Data(event.utf8).base64EncodedString()
+        return ConverseFrames.event("chunk", #"{"bytes":"\#(encoded)","p":"abcdefghij"}"#)
+    }
+
+    static let messageStart = #"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":7,"cache_read_input_tokens":100,"output_tokens":1}}}"#
+    static let blockStart = #"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+    static let delta = #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"there\" ✓"}}"#
+    static let blockStop = #"{"type":"content_block_stop","index":0}"#
+    static let messageDelta = #"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#
+    static let messageStop = #"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":25,"outputTokenCount":16,"invocationLatency":900,"firstByteLatency":300}}"#
+}
+
+struct InvokeStreamTranslatorTests {
+    private func run(_ frames: [ByteBuffer], readSize: Int = .max) throws -> (String, InvokeStreamTranslator) {
+        var decoder = EventStreamDecoder()
+        var translator = InvokeStreamTranslator()
+        var out = ByteBuffer()
+        var rest = ConverseFrames.stream(frames)
+        while rest.readableBytes > 0 {
+            let read = rest.readSlice(length: min(readSize, rest.readableBytes))
+            try decoder.feed(try #require(read))
+            while let message = try decoder.next() {
+                translator.translate(message, into: &out)
+            }
+        }
+        try decoder.finish()
+        return (String(buffer: out), translator)
+    }
+
+    @Test("chunks become Anthropic SSE events and usage is metered")
+    func anthropicStream() throws {
+        let events = [InvokeFrames.messageStart, InvokeFrames.blockStart, InvokeFrames.delta, InvokeFrames.blockStop,
+                      InvokeFrames.messageDelta, InvokeFrames.messageStop]
+        for readSize in [Int.max, 1, 7, 100] {
+            let (sse, translator) = try self.run(events.map(InvokeFrames.chunk), readSize: readSize)
+            let types = ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+            #expect(sse == zip(types, events).map { "event: \($0)\ndata: \($1)\n\n" }.joined())
+            // The invocation metrics win for input and output; cache counts come from message_start.
+            #expect(translator.usage == TokenUsage(inputTokens: 25, outputTokens: 16, cacheReadInputTokens: 100, cacheWriteInputTokens: 7))
+            #expect(translator.isComplete)
+            #expect(translator.stopReason == "end_turn")
+        }
+    }
+
+    @Test("without invocation metrics, output tokens come from the last message_delta")
+    func usageFromAnthropicEvents() throws {
+        let frames = [InvokeFrames.messageStart, InvokeFrames.messageDelta, #"{"type":"message_stop"}"#].map(InvokeFrames.chunk)
+        let (_, translator) = try self.run(frames)
+        #expect(translator.usage == TokenUsage(inputTokens: 25, outputTokens: 15, cacheReadInputTokens: 100, cacheWriteInputTokens: 7))
+    }
+
+    @Test("an exception frame becomes an Anthropic error event")
+    func exception() throws {
+        let frames = [
+            InvokeFrames.chunk(InvokeFrames.messageStart),
+            ConverseFrames.exception("modelStreamErrorException", #"{"message":"Model \"stream\" failed","originalStatusCode":500}"#),
+        ]
+        var decoder = EventStreamDecoder()
+        var translator = InvokeStreamTranslator()
+        var out = ByteBuffer()
+        try decoder.feed(ConverseFrames.stream(frames))
+        var observations: [InvokeStreamTranslator.Observation] = []
+        while let message = try decoder.next() {
+            observations.append(translator.translate(message, into: &out))
+        }
+        #expect(observations == [.event, .failed(type: "modelStreamErrorException", message: #"Model "stream" failed"#)])
+        #expect(String(buffer: out).hasSuffix(#"event: error\#ndata: {"type":"error","error":{"type":"api_error","message":"Model \"stream\" failed"}}\#n\#n"#))
+        #expect(InvokeStreamTranslator.anthropicErrorType(forBedrockException: "throttlingException") == "rate_limit_error")
+    }
+
+    @Test("malformed chunks are reported", arguments: [
+        #"{"bytes":"not base64!"}"#, #"{"bytes":"YWJj"}"#, #"{"nobytes":1}"#, #"{"bytes":"e30="}"#,
+    ])
+    func malformed(payload: String) throws {
+        var decoder = EventStreamDecoder()
+        var translator = InvokeStreamTranslator()
+        try decoder.feed(ConverseFrames.event("chunk", payload))
+        let message = try #require(try decoder.next())
+        // "YWJj" is "abc" (not JSON); "e30=" is "{}" (no type).
+        #expect(translator.observe(message) == .malformed)
+    }
+
+    @Test("base64 decodes every length and padding like Foundation", arguments: 0..<64)
+    func base64(length: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(length))
+        let bytes = rng.bytes(length)
+        let encoded = Data(bytes).base64EncodedString()
+        var out = ByteBuffer()
+        try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out) }
+        #expect(Array(out.readableBytesView) == bytes)
+    }
+}

@@ -1,0 +1,56 @@
+import BenchmarkFixtures
+import NIOCore
+import StreamCore
+
+// Decodes (or decodes and translates) the benchmark's 1,000-frame Bedrock stream over and over, for
+// profilers that need a plain process (package-benchmark's runner expects its host):
+//   perf record -e cpu-clock -g .build-bench/release/EventStreamProfile translate 2000
+let arguments = CommandLine.arguments
+let mode = arguments.count > 1 ? arguments[1] : "decode"
+let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 2000 : 2000
+// A function, not top-level code: globals in main.swift pay dynamic exclusivity checks that would
+// show up in the profile.
+func decodeRounds(_ rounds: Int) -> Int {
+    let (stream, _) = BedrockFrames.stream(count: 1000)
+    var checksum = 0
+    for _ in 0..<rounds {
+        var decoder = EventStreamDecoder()
+        do {
+            try decoder.feed(stream)
+            while let message = try decoder.next() {
+                checksum &+= message.payload.readableBytes & 1
+            }
+            try decoder.finish()
+        } catch {
+            fatalError("decode failed: \(error)")
+        }
+    }
+    return checksum
+}
+
+func translateRounds(_ rounds: Int) -> Int {
+    let (stream, _) = BedrockFrames.stream(count: 1000)
+    let options = ChatChunkTranslator.Options(id: "chatcmpl-profile", created: 1_700_000_000, model: "claude-sonnet")
+    var checksum = 0
+    var out = ByteBuffer()
+    out.reserveCapacity(4096)
+    for _ in 0..<rounds {
+        var decoder = EventStreamDecoder()
+        var translator = ChatChunkTranslator(options: options)
+        do {
+            try decoder.feed(stream)
+            while let message = try decoder.next() {
+                translator.translate(message, into: &out)
+                checksum &+= out.readableBytes
+                out.clear()
+            }
+            try decoder.finish()
+        } catch {
+            fatalError("decode failed: \(error)")
+        }
+    }
+    return checksum
+}
+
+let checksum = mode == "translate" ? translateRounds(rounds) : decodeRounds(rounds)
+print("\(mode): \(rounds) rounds, checksum \(checksum)")
