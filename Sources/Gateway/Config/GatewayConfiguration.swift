@@ -1,0 +1,340 @@
+package import Foundation
+
+/// Everything `sluice serve` needs, validated once at start-up.
+///
+/// Read from, in increasing priority: built-in defaults, a JSON file (`--config`, `SLUICE_CONFIG`),
+/// environment variables (`SLUICE_…`, plus `AWS_BEARER_TOKEN_BEDROCK`, `AWS_REGION`, `AWS_PROFILE`),
+/// and command-line flags. A bad file fails start-up naming the file, the key and the problem
+/// (unknown keys too: a typo must not silently fall back to a default).
+///
+/// ## Configuration keys
+/// | key | type | default | environment |
+/// |---|---|---|---|
+/// | `server.host` | string | `127.0.0.1` | `SLUICE_HOST` |
+/// | `server.port` | int | `8080` | `SLUICE_PORT` |
+/// | `server.maxBodyBytes` | int | 33554432 (32 MiB) | `SLUICE_MAX_BODY_BYTES` |
+/// | `upstream.endpoint` | URL | `https://bedrock-runtime.<region>.amazonaws.com` | `SLUICE_UPSTREAM` |
+/// | `upstream.region` | string | `us-east-1` | `AWS_REGION`, `AWS_DEFAULT_REGION` |
+/// | `upstream.apiKey` | secret string | none | `AWS_BEARER_TOKEN_BEDROCK` |
+/// | `upstream.profile` | string | none (`AWS_PROFILE`, else `default` when the credentials file has it) | `AWS_PROFILE` |
+/// | `upstream.simulator` | bool | true when no credentials are found | `SLUICE_SIMULATOR` |
+/// | `models.default` | string | `us.anthropic.claude-sonnet-4-5-20250929-v1:0` | `SLUICE_DEFAULT_MODEL` |
+/// | `models.aliases` | object name → Bedrock id | `claude-sonnet`, `claude-haiku`, `claude-opus`, `gpt-4o`, `gpt-4o-mini` | |
+/// | `models.allowed` | [string] | the alias targets and the default | |
+/// | `timeouts.connectSeconds` | number | 10 | |
+/// | `timeouts.firstByteSeconds` | number | 60 | `SLUICE_FIRST_BYTE_TIMEOUT` |
+/// | `timeouts.idleSeconds` | number | 60 | `SLUICE_IDLE_TIMEOUT` |
+/// | `timeouts.requestSeconds` | number | 900 | |
+/// | `inferenceProfiles.allowAnonymous` | bool | false | |
+package struct GatewayConfiguration: Sendable {
+    package struct Server: Sendable {
+        package var host = "127.0.0.1"
+        package var port = 8080
+        /// Largest request body accepted. 32 MiB covers image-heavy prompts.
+        package var maxBodyBytes = 32 * 1024 * 1024
+    }
+
+    package struct Upstream: Sendable, CustomStringConvertible {
+        /// `nil` means "the region's Bedrock Runtime endpoint", or the simulator.
+        package var endpoint: URL?
+        package var region = "us-east-1"
+        /// A Bedrock API key (`Authorization: Bearer`). Never logged: see `description`.
+        package var apiKey: String?
+        package var profile: String?
+        /// `nil`: decide at start-up (simulator when no credentials are found).
+        package var useSimulator: Bool?
+
+        package var description: String {
+            "Upstream(endpoint: \(self.endpoint?.absoluteString ?? "default"), region: \(self.region), apiKey: \(self.apiKey == nil ? "none" : "<redacted>"), profile: \(self.profile ?? "none"))"
+        }
+    }
+
+    package struct Timeouts: Sendable {
+        package var connect: Duration = .seconds(10)
+        package var firstByte: Duration = .seconds(60)
+        package var idle: Duration = .seconds(60)
+        package var request: Duration = .seconds(900)
+    }
+
+    package var server = Server()
+    package var upstream = Upstream()
+    package var models = ModelCatalog()
+    package var timeouts = Timeouts()
+    /// Answer `GET /bedrock/inference-profiles` without a token (Claude Code with
+    /// `CLAUDE_CODE_SKIP_BEDROCK_AUTH=1` sends none there).
+    package var inferenceProfilesAllowAnonymous = false
+
+    package init() {}
+}
+
+/// Why the configuration was refused: which source, which key, what is wrong.
+package struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    package var source: String
+    package var key: String
+    package var problem: String
+
+    package var description: String {
+        "configuration error in \(self.source), key '\(self.key)': \(self.problem)"
+    }
+}
+
+extension GatewayConfiguration {
+    /// Builds the configuration from a JSON file (optional), the environment and flag overrides.
+    ///
+    /// - Parameters:
+    ///   - file: path of a JSON configuration file, or `nil`.
+    ///   - environment: the process environment (passed in, so tests control it).
+    ///   - overrides: command-line flags, applied last.
+    package static func load(file: String?, environment: [String: String], overrides: Overrides = Overrides()) throws -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        if let file = file ?? environment["SLUICE_CONFIG"] {
+            try configuration.apply(file: file)
+        }
+        try configuration.apply(environment: environment)
+        try configuration.apply(overrides)
+        return configuration
+    }
+
+    /// Command-line flags that override the file and the environment.
+    package struct Overrides: Sendable {
+        package var host: String?
+        package var port: Int?
+        package var upstream: String?
+        package var region: String?
+        package var simulator: Bool?
+
+        package init(host: String? = nil, port: Int? = nil, upstream: String? = nil, region: String? = nil, simulator: Bool? = nil) {
+            self.host = host
+            self.port = port
+            self.upstream = upstream
+            self.region = region
+            self.simulator = simulator
+        }
+    }
+
+    mutating func apply(file path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(source: path, key: "-", problem: "the file cannot be read")
+        }
+        let root: ConfigJSON
+        do {
+            root = try JSONDecoder().decode(ConfigJSON.self, from: data)
+        } catch {
+            throw ConfigurationError(source: path, key: "-", problem: "not valid JSON (\(error))")
+        }
+        let reader = JSONConfigReader(source: path)
+        let object = try reader.object(root, key: "")
+        try reader.only(object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles"], key: "")
+        if let server = try reader.optionalObject(object["server"], key: "server") {
+            try reader.only(server, allowed: ["host", "port", "maxBodyBytes"], key: "server")
+            if let host = try reader.optionalString(server["host"], key: "server.host") { self.server.host = host }
+            if let port = try reader.optionalInt(server["port"], key: "server.port", range: 0...65535) { self.server.port = port }
+            if let size = try reader.optionalInt(server["maxBodyBytes"], key: "server.maxBodyBytes", range: 1024...(1 << 30)) {
+                self.server.maxBodyBytes = size
+            }
+        }
+        if let upstream = try reader.optionalObject(object["upstream"], key: "upstream") {
+            try reader.only(upstream, allowed: ["endpoint", "region", "apiKey", "profile", "simulator"], key: "upstream")
+            if let endpoint = try reader.optionalString(upstream["endpoint"], key: "upstream.endpoint") {
+                self.upstream.endpoint = try Self.endpoint(endpoint, source: path, key: "upstream.endpoint")
+            }
+            if let region = try reader.optionalString(upstream["region"], key: "upstream.region") { self.upstream.region = region }
+            if let key = try reader.optionalString(upstream["apiKey"], key: "upstream.apiKey") { self.upstream.apiKey = key }
+            if let profile = try reader.optionalString(upstream["profile"], key: "upstream.profile") { self.upstream.profile = profile }
+            if let simulator = try reader.optionalBool(upstream["simulator"], key: "upstream.simulator") { self.upstream.useSimulator = simulator }
+        }
+        if let models = try reader.optionalObject(object["models"], key: "models") {
+            try reader.only(models, allowed: ["default", "aliases", "allowed"], key: "models")
+            if let model = try reader.optionalString(models["default"], key: "models.default") { self.models.defaultModel = model }
+            if let aliases = try reader.optionalObject(models["aliases"], key: "models.aliases") {
+                var table: [String: String] = [:]
+                for (alias, target) in aliases {
+                    guard case .string(let target) = target, !target.isEmpty else {
+                        throw ConfigurationError(source: path, key: "models.aliases.\(alias)", problem: "must be a non-empty Bedrock model id")
+                    }
+                    table[alias] = target
+                }
+                self.models.aliases = table
+            }
+            if let allowed = try reader.optionalStringArray(models["allowed"], key: "models.allowed") { self.models.allowed = allowed }
+        }
+        if let timeouts = try reader.optionalObject(object["timeouts"], key: "timeouts") {
+            try reader.only(timeouts, allowed: ["connectSeconds", "firstByteSeconds", "idleSeconds", "requestSeconds"], key: "timeouts")
+            if let value = try reader.optionalSeconds(timeouts["connectSeconds"], key: "timeouts.connectSeconds") { self.timeouts.connect = value }
+            if let value = try reader.optionalSeconds(timeouts["firstByteSeconds"], key: "timeouts.firstByteSeconds") { self.timeouts.firstByte = value }
+            if let value = try reader.optionalSeconds(timeouts["idleSeconds"], key: "timeouts.idleSeconds") { self.timeouts.idle = value }
+            if let value = try reader.optionalSeconds(timeouts["requestSeconds"], key: "timeouts.requestSeconds") { self.timeouts.request = value }
+        }
+        if let profiles = try reader.optionalObject(object["inferenceProfiles"], key: "inferenceProfiles") {
+            try reader.only(profiles, allowed: ["allowAnonymous"], key: "inferenceProfiles")
+            if let allow = try reader.optionalBool(profiles["allowAnonymous"], key: "inferenceProfiles.allowAnonymous") {
+                self.inferenceProfilesAllowAnonymous = allow
+            }
+        }
+    }
+
+    mutating func apply(environment: [String: String]) throws {
+        func value(_ name: String) -> String? {
+            guard let value = environment[name], !value.isEmpty else { return nil }
+            return value
+        }
+        func int(_ name: String, range: ClosedRange<Int>) throws -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigurationError(source: "environment", key: name, problem: "must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            }
+            return number
+        }
+        func seconds(_ name: String) throws -> Duration? {
+            guard let text = value(name) else { return nil }
+            guard let number = Double(text), number > 0, number <= 86_400 else {
+                throw ConfigurationError(source: "environment", key: name, problem: "must be a number of seconds in (0, 86400], got '\(text)'")
+            }
+            return .milliseconds(Int64(number * 1000))
+        }
+        if let host = value("SLUICE_HOST") { self.server.host = host }
+        if let port = try int("SLUICE_PORT", range: 0...65535) { self.server.port = port }
+        if let size = try int("SLUICE_MAX_BODY_BYTES", range: 1024...(1 << 30)) { self.server.maxBodyBytes = size }
+        if let endpoint = value("SLUICE_UPSTREAM") {
+            self.upstream.endpoint = try Self.endpoint(endpoint, source: "environment", key: "SLUICE_UPSTREAM")
+        }
+        if let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") { self.upstream.region = region }
+        // The config file's key wins over the environment's generic AWS variable: it was set for Sluice.
+        if self.upstream.apiKey == nil, let key = value("AWS_BEARER_TOKEN_BEDROCK") { self.upstream.apiKey = key }
+        if self.upstream.profile == nil, let profile = value("AWS_PROFILE") { self.upstream.profile = profile }
+        if let simulator = value("SLUICE_SIMULATOR") {
+            switch simulator.lowercased() {
+            case "1", "true", "yes": self.upstream.useSimulator = true
+            case "0", "false", "no": self.upstream.useSimulator = false
+            default: throw ConfigurationError(source: "environment", key: "SLUICE_SIMULATOR", problem: "must be true or false, got '\(simulator)'")
+            }
+        }
+        if let model = value("SLUICE_DEFAULT_MODEL") { self.models.defaultModel = model }
+        if let timeout = try seconds("SLUICE_FIRST_BYTE_TIMEOUT") { self.timeouts.firstByte = timeout }
+        if let timeout = try seconds("SLUICE_IDLE_TIMEOUT") { self.timeouts.idle = timeout }
+    }
+
+    mutating func apply(_ overrides: Overrides) throws {
+        if let host = overrides.host { self.server.host = host }
+        if let port = overrides.port {
+            guard (0...65535).contains(port) else {
+                throw ConfigurationError(source: "command line", key: "--port", problem: "must be in 0...65535")
+            }
+            self.server.port = port
+        }
+        if let upstream = overrides.upstream {
+            self.upstream.endpoint = try Self.endpoint(upstream, source: "command line", key: "--upstream")
+        }
+        if let region = overrides.region { self.upstream.region = region }
+        if let simulator = overrides.simulator { self.upstream.useSimulator = simulator }
+    }
+
+    static func endpoint(_ text: String, source: String, key: String) throws -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty
+        else {
+            throw ConfigurationError(source: source, key: key, problem: "must be an http:// or https:// URL, got '\(text)'")
+        }
+        return url
+    }
+}
+
+/// A parsed JSON value. Decoded with `JSONDecoder`, which keeps `true` and `1` apart (Foundation's
+/// `JSONSerialization` on Linux hands both back as `NSNumber`).
+private enum ConfigJSON: Decodable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([ConfigJSON])
+    case object([String: ConfigJSON])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([ConfigJSON].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: ConfigJSON].self))
+        }
+    }
+}
+
+/// Typed reads from parsed JSON, each failure naming the key.
+private struct JSONConfigReader {
+    let source: String
+
+    func fail(_ key: String, _ problem: String) -> ConfigurationError {
+        ConfigurationError(source: self.source, key: key.isEmpty ? "(root)" : key, problem: problem)
+    }
+
+    func object(_ value: ConfigJSON, key: String) throws -> [String: ConfigJSON] {
+        guard case .object(let object) = value else { throw self.fail(key, "must be an object") }
+        return object
+    }
+
+    func only(_ object: [String: ConfigJSON], allowed: Set<String>, key: String) throws {
+        for name in object.keys.sorted() where !allowed.contains(name) {
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            throw self.fail(path, "unknown key (allowed here: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func optionalObject(_ value: ConfigJSON?, key: String) throws -> [String: ConfigJSON]? {
+        guard let value, !value.isNull else { return nil }
+        return try self.object(value, key: key)
+    }
+
+    func optionalString(_ value: ConfigJSON?, key: String) throws -> String? {
+        guard let value, !value.isNull else { return nil }
+        guard case .string(let string) = value, !string.isEmpty else { throw self.fail(key, "must be a non-empty string") }
+        return string
+    }
+
+    func optionalBool(_ value: ConfigJSON?, key: String) throws -> Bool? {
+        guard let value, !value.isNull else { return nil }
+        guard case .bool(let bool) = value else { throw self.fail(key, "must be true or false") }
+        return bool
+    }
+
+    func optionalInt(_ value: ConfigJSON?, key: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let value, !value.isNull else { return nil }
+        guard case .number(let number) = value, number.rounded() == number, number >= Double(range.lowerBound),
+            number <= Double(range.upperBound)
+        else { throw self.fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)") }
+        return Int(number)
+    }
+
+    func optionalSeconds(_ value: ConfigJSON?, key: String) throws -> Duration? {
+        guard let value, !value.isNull else { return nil }
+        guard case .number(let number) = value, number > 0, number <= 86_400 else {
+            throw self.fail(key, "must be a number of seconds in (0, 86400]")
+        }
+        return .milliseconds(Int64(number * 1000))
+    }
+
+    func optionalStringArray(_ value: ConfigJSON?, key: String) throws -> [String]? {
+        guard let value, !value.isNull else { return nil }
+        guard case .array(let array) = value else { throw self.fail(key, "must be a list of strings") }
+        return try array.enumerated().map { index, element in
+            guard case .string(let string) = element, !string.isEmpty else {
+                throw self.fail("\(key)[\(index)]", "must be a non-empty string")
+            }
+            return string
+        }
+    }
+}
+
+extension ConfigJSON {
+    fileprivate var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+}

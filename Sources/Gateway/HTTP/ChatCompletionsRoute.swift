@@ -1,0 +1,154 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import StreamCore
+
+/// `POST /v1/chat/completions`: OpenAI in, Bedrock Converse/ConverseStream upstream, OpenAI out.
+struct ChatCompletionsRoute: Sendable {
+    let upstream: UpstreamClient
+    let mapper: ChatRequestMapper
+    let maxBodyBytes: Int
+    let requestTimeout: Duration
+
+    func respond(to request: Request, context: some RequestContext) async throws -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: self.maxBodyBytes)
+        } catch {
+            return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).openAIResponse()
+        }
+        let converse: ConverseRequest
+        do {
+            converse = try self.mapper.map(body)
+        } catch {
+            return GatewayError.badRequest(error.message, param: error.param, code: error.code.description).openAIResponse()
+        }
+        let operation: BedrockOperation = converse.isStreaming ? .converseStream : .converse
+        let started = ContinuousClock.now
+        let response: HTTPClientResponse
+        do {
+            response = try await self.upstream.execute(operation: operation, modelID: converse.modelID, body: converse.body, logger: context.logger)
+        } catch {
+            let failure = UpstreamResponse.describe(error)
+            context.logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.code)"])
+            let status: HTTPResponse.Status = failure.code.hasSuffix("timeout") ? .gatewayTimeout : .badGateway
+            return GatewayError(status: status, type: "api_error", code: failure.code, message: failure.message, bedrockType: "InternalServerException")
+                .openAIResponse()
+        }
+        guard response.status == .ok else {
+            return await UpstreamResponse.error(from: response).openAIResponse()
+        }
+        let id = "chatcmpl-" + Self.randomID()
+        let created = Int(Date().timeIntervalSince1970)
+        guard converse.isStreaming else {
+            return await self.completion(response, id: id, created: created, converse: converse)
+        }
+        let options = ChatChunkTranslator.Options(
+            id: id, created: created, model: converse.requestedModel, includeUsage: converse.includesUsage,
+            responseFormatToolName: converse.usesResponseFormatTool ? String(describing: ChatRequestMapper.responseFormatToolName) : nil
+        )
+        let deadline = started + self.requestTimeout
+        let logger = context.logger
+        let headers: HTTPFields = [
+            .contentType: "text/event-stream",
+            .cacheControl: "no-cache",
+            .accelBuffering: "no",
+        ]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await Self.stream(upstream: response.body, options: options, deadline: deadline, writer: &writer, logger: logger)
+        })
+    }
+
+    /// The pull loop of DESIGN.md: read upstream → decode → translate → one write per read. Each
+    /// `await writer.write` is the backpressure: while the client is slow, nothing is read upstream.
+    static func stream(
+        upstream body: HTTPClientResponse.Body,
+        options: ChatChunkTranslator.Options,
+        deadline: ContinuousClock.Instant,
+        writer: inout any ResponseBodyWriter,
+        logger: Logger
+    ) async throws {
+        var decoder = EventStreamDecoder()
+        var translator = ChatChunkTranslator(options: options)
+        var out = ByteBuffer()
+        do {
+            for try await read in body {
+                try decoder.feed(read)
+                while let message = try decoder.next() {
+                    translator.translate(message, into: &out)
+                }
+                if ContinuousClock.now > deadline, translator.ending == nil {
+                    translator.fail(code: "request_timeout", message: "the request exceeded the gateway's time limit", into: &out)
+                }
+                if out.readableBytes > 0 {
+                    try await Self.write(&out, to: &writer)
+                }
+                if translator.ending != nil { break }
+            }
+            if translator.ending == nil {
+                try decoder.finish()
+                translator.finish(into: &out)
+            }
+        } catch is ClientDisconnected {
+            logger.debug("client disconnected mid-stream")
+            throw CancellationError()
+        } catch let error as EventStreamError {
+            logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
+            translator.fail(code: "upstream_corrupt_stream", message: "upstream sent a corrupt event stream (\(error.code))", into: &out)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let failure = UpstreamResponse.describe(error)
+            logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
+            translator.fail(code: failure.code, message: failure.message, into: &out)
+        }
+        if out.readableBytes > 0 {
+            do {
+                try await Self.write(&out, to: &writer)
+            } catch {
+                throw CancellationError()
+            }
+        }
+        try await writer.finish(nil)
+    }
+
+    private static func write(_ out: inout ByteBuffer, to writer: inout any ResponseBodyWriter) async throws {
+        let chunk = out
+        // A fresh buffer per write: the writer may still hold the last one, and reusing it would copy.
+        out = ByteBuffer()
+        do {
+            try await writer.write(chunk)
+        } catch {
+            throw ClientDisconnected()
+        }
+    }
+
+    private func completion(_ response: HTTPClientResponse, id: String, created: Int, converse: ConverseRequest) async -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        } catch {
+            let failure = UpstreamResponse.describe(error)
+            return GatewayError(status: .badGateway, type: "api_error", code: failure.code, message: failure.message, bedrockType: "InternalServerException")
+                .openAIResponse()
+        }
+        do {
+            let completion = try ChatResponseMapper.makeChatCompletion(converseResponse: body, id: id, created: created, for: converse)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: completion.body))
+        } catch {
+            return GatewayError(status: .badGateway, type: "api_error", code: "upstream_malformed_response", message: "upstream sent a malformed response", bedrockType: "InternalServerException")
+                .openAIResponse()
+        }
+    }
+
+    /// 24 random characters from a URL-safe alphabet.
+    static func randomID() -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<24).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}

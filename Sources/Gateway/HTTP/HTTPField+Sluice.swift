@@ -1,0 +1,9 @@
+package import HTTPTypes
+
+extension HTTPField.Name {
+    // Safe to force unwrap: each literal is a valid header-name token.
+    package static let amazonErrorType = HTTPField.Name("x-amzn-ErrorType")!
+    package static let amazonRequestID = HTTPField.Name("x-amzn-RequestId")!
+    package static let bedrockContentType = HTTPField.Name("X-Amzn-Bedrock-Content-Type")!
+    package static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
+}

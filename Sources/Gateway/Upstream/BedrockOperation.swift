@@ -1,0 +1,61 @@
+/// The Bedrock Runtime operations Sluice calls or passes through, by their path suffix.
+package enum BedrockOperation: String, Sendable, CaseIterable {
+    case converse
+    case converseStream = "converse-stream"
+    case invoke
+    case invokeWithResponseStream = "invoke-with-response-stream"
+    case countTokens = "count-tokens"
+
+    /// Whether the answer is an event stream.
+    package var isStreaming: Bool {
+        self == .converseStream || self == .invokeWithResponseStream
+    }
+
+    /// Low-cardinality name for logs and metrics.
+    package var name: String { self.rawValue }
+}
+
+/// Percent-encoding of one path segment as AWS SDKs send it: everything but RFC 3986's unreserved
+/// characters is encoded, so `:` becomes `%3A` and `/` becomes `%2F`.
+package func percentEncodePathSegment(_ segment: String) -> String {
+    var out = ""
+    out.reserveCapacity(segment.utf8.count + 8)
+    let hex: [Character] = Array("0123456789ABCDEF")
+    for byte in segment.utf8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            out.unicodeScalars.append(Unicode.Scalar(byte))
+        default:
+            out.append("%")
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0xF)])
+        }
+    }
+    return out
+}
+
+/// Decodes `%XX` escapes in one path segment; `nil` for a malformed escape or invalid UTF-8.
+package func percentDecodePathSegment(_ segment: Substring) -> String? {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(segment.utf8.count)
+    var iterator = segment.utf8.makeIterator()
+    while let byte = iterator.next() {
+        guard byte == UInt8(ascii: "%") else {
+            bytes.append(byte)
+            continue
+        }
+        guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+        bytes.append(high << 4 | low)
+    }
+    return String(validating: bytes, as: UTF8.self)
+}
+
+private func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}

@@ -1,0 +1,102 @@
+package import AsyncHTTPClient
+package import Foundation
+package import NIOCore
+import NIOHTTP1
+package import Logging
+
+/// How Sluice authenticates to Bedrock. The secret never leaves this type except in the
+/// `Authorization` header of upstream requests.
+package enum UpstreamAuthentication: Sendable, CustomStringConvertible {
+    /// A Bedrock API key, sent as `Authorization: Bearer`.
+    case apiKey(String)
+    /// No credentials: the simulator, or a proxy that adds them.
+    case none
+
+    package var description: String {
+        switch self {
+        case .apiKey: "Bedrock API key"
+        case .none: "no credentials"
+        }
+    }
+}
+
+/// The one shared, pooled HTTP client that talks to Bedrock Runtime (or a stand-in).
+///
+/// Time limits: connecting (`connect`), the response head (`firstByte`, a per-request deadline that
+/// AsyncHTTPClient lifts once the head has arrived) and the gap between body reads (`idle`, the
+/// client's read timeout). The whole-request limit is checked by the streaming loops after each read.
+package final class UpstreamClient: Sendable {
+    package let endpoint: URL
+    package let region: String
+    package let authentication: UpstreamAuthentication
+    package let timeouts: GatewayConfiguration.Timeouts
+    let httpClient: HTTPClient
+
+    package init(endpoint: URL, region: String, authentication: UpstreamAuthentication, timeouts: GatewayConfiguration.Timeouts) {
+        self.endpoint = endpoint
+        self.region = region
+        self.authentication = authentication
+        self.timeouts = timeouts
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = HTTPClient.Configuration.Timeout(
+            connect: .nanoseconds(Int64(timeouts.connect.nanoseconds)),
+            read: .nanoseconds(Int64(timeouts.idle.nanoseconds))
+        )
+        // Redirects would send the credentials elsewhere; Bedrock never redirects.
+        configuration.redirectConfiguration = .disallow
+        configuration.decompression = .disabled
+        configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    package func shutdown() async throws {
+        try await self.httpClient.shutdown()
+    }
+
+    /// The URL of `operation` on `modelID`, the id percent-encoded as one path segment.
+    package func url(operation: BedrockOperation, modelID: String) -> String {
+        var base = self.endpoint.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        return "\(base)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
+    }
+
+    /// Sends one Bedrock Runtime request and returns once the response head has arrived (or the
+    /// first-byte time limit has passed). The caller streams or collects the body.
+    ///
+    /// - Parameters:
+    ///   - headers: extra headers to forward (never the client's `Authorization`: callers pass only
+    ///     headers from an allowlist).
+    package func execute(
+        operation: BedrockOperation,
+        modelID: String,
+        body: ByteBuffer,
+        headers: [(String, String)] = [],
+        logger: Logger
+    ) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: self.url(operation: operation, modelID: modelID))
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: operation.isStreaming ? "application/vnd.amazon.eventstream" : "application/json")
+        for (name, value) in headers {
+            request.headers.add(name: name, value: value)
+        }
+        switch self.authentication {
+        case .apiKey(let key):
+            request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)")
+        case .none:
+            break
+        }
+        request.body = .bytes(body)
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(self.timeouts.firstByte.nanoseconds))
+        return try await self.httpClient.execute(request, deadline: deadline, logger: logger)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating.
+    package var nanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : product + attoseconds / 1_000_000_000
+    }
+}

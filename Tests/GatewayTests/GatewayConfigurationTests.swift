@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+@testable import Gateway
+
+struct GatewayConfigurationTests {
+    private func write(_ json: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-config-\(UUID().uuidString).json").path
+        try Data(json.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("defaults, then the file, then the environment, then flags")
+    func layering() throws {
+        let file = try self.write(#"""
+            {"server":{"host":"0.0.0.0","port":9001},"upstream":{"region":"eu-west-1","apiKey":"file-key"},
+             "models":{"default":"eu.anthropic.claude-sonnet-4-5-20250929-v1:0","aliases":{"fast":"eu.anthropic.claude-haiku-4-5-20251001-v1:0"}},
+             "timeouts":{"firstByteSeconds":5,"idleSeconds":2.5}}
+            """#)
+        let configuration = try GatewayConfiguration.load(
+            file: file,
+            environment: ["SLUICE_PORT": "9002", "AWS_BEARER_TOKEN_BEDROCK": "env-key", "AWS_REGION": "us-west-2"],
+            overrides: .init(host: "127.0.0.1")
+        )
+        #expect(configuration.server.host == "127.0.0.1")
+        #expect(configuration.server.port == 9002)
+        #expect(configuration.upstream.region == "us-west-2")
+        #expect(configuration.upstream.apiKey == "file-key")
+        #expect(configuration.models.resolve("fast") == "eu.anthropic.claude-haiku-4-5-20251001-v1:0")
+        #expect(configuration.models.resolve(nil) == "eu.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        #expect(configuration.models.resolve("us.meta.llama3-3-70b-instruct-v1:0") == "us.meta.llama3-3-70b-instruct-v1:0")
+        #expect(configuration.timeouts.firstByte == .seconds(5))
+        #expect(configuration.timeouts.idle == .milliseconds(2500))
+        #expect(!String(describing: configuration.upstream).contains("file-key"))
+    }
+
+    @Test("a bad file names the file, the key and the problem", arguments: [
+        (#"{"server":{"port":"80"}}"#, "server.port", "integer"),
+        (#"{"server":{"prot":80}}"#, "server.prot", "unknown key"),
+        (#"{"upstream":{"endpoint":"ftp://x"}}"#, "upstream.endpoint", "http"),
+        (#"{"upstream":{"simulator":1}}"#, "upstream.simulator", "true or false"),
+        (#"{"models":{"aliases":{"a":3}}}"#, "models.aliases.a", "model id"),
+        (#"{"timeouts":{"idleSeconds":-1}}"#, "timeouts.idleSeconds", "seconds"),
+        (#"{"models":{"allowed":["x",""]}}"#, "models.allowed[1]", "non-empty"),
+        (#"[1]"#, "(root)", "object"),
+        (#"{"server":"#, "-", "JSON"),
+    ])
+    func badFile(json: String, key: String, problem: String) throws {
+        let file = try self.write(json)
+        let error = try #require(throws: ConfigurationError.self) {
+            try GatewayConfiguration.load(file: file, environment: [:])
+        }
+        #expect(error.source == file)
+        #expect(error.key == key)
+        #expect(error.description.contains(problem))
+    }
+
+    @Test("bad environment values are refused with their variable name")
+    func badEnvironment() {
+        #expect(throws: ConfigurationError(source: "environment", key: "SLUICE_PORT", problem: "must be an integer in 0...65535, got 'http'")) {
+            try GatewayConfiguration.load(file: nil, environment: ["SLUICE_PORT": "http"])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try GatewayConfiguration.load(file: nil, environment: ["SLUICE_SIMULATOR": "maybe"])
+        }
+    }
+
+    @Test("the simulator is chosen only without credentials and without an endpoint")
+    func simulatorChoice() throws {
+        #expect(UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: [:])))
+        #expect(!UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k"])))
+        #expect(!UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: [:], overrides: .init(upstream: "http://127.0.0.1:9"))))
+        #expect(UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k", "SLUICE_SIMULATOR": "1"])))
+        let plan = try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k", "AWS_REGION": "eu-central-1"]), simulatorEndpoint: nil)
+        #expect(plan.endpoint.absoluteString == "https://bedrock-runtime.eu-central-1.amazonaws.com")
+        #expect(throws: ConfigurationError.self) {
+            try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k", "AWS_REGION": "x/../y"]), simulatorEndpoint: nil)
+        }
+    }
+}
+
+struct BedrockPathTests {
+    @Test("model ids arrive raw, %3A- or %2F-encoded, with // after the prefix", arguments: [
+        ("/bedrock/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", BedrockOperation.invokeWithResponseStream),
+        ("/bedrock/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/count-tokens", "anthropic.claude-sonnet-4-5-20250929-v1:0", .countTokens),
+        ("/bedrock//model/eu.anthropic.claude-haiku-4-5-20251001-v1:0/invoke", "eu.anthropic.claude-haiku-4-5-20251001-v1:0", .invoke),
+        ("/bedrock/model/arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile%2Fabc123xyz/converse-stream", "arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/abc123xyz", .converseStream),
+        ("/bedrock/model/m/converse", "m", .converse),
+    ])
+    func modelPaths(path: String, id: String, operation: BedrockOperation) {
+        #expect(BedrockRoutes.target(path: path) == .model(id: id, operation: operation))
+    }
+
+    @Test("control-plane paths and refusals")
+    func otherPaths() {
+        #expect(BedrockRoutes.target(path: "/bedrock/inference-profiles") == .listInferenceProfiles)
+        #expect(BedrockRoutes.target(path: "/bedrock//inference-profiles") == .listInferenceProfiles)
+        #expect(BedrockRoutes.target(path: "/bedrock/inference-profiles/arn%3Aaws%3Abedrock%3Aeu-west-1%3A1%3Aapplication-inference-profile%2Fabc") == .inferenceProfile(id: "arn:aws:bedrock:eu-west-1:1:application-inference-profile/abc"))
+        #expect(BedrockRoutes.target(path: "/bedrock/model/m/delete") == nil)
+        #expect(BedrockRoutes.target(path: "/bedrock/model//invoke") == nil)
+        #expect(BedrockRoutes.target(path: "/bedrock/model/bad%zz/invoke") == nil)
+        #expect(BedrockRoutes.target(path: "/bedrock/other") == nil)
+    }
+
+    @Test("path segments are encoded as AWS SDKs send them")
+    func encoding() {
+        #expect(percentEncodePathSegment("us.anthropic.claude-v1:0") == "us.anthropic.claude-v1%3A0")
+        #expect(percentEncodePathSegment("arn:aws:x/abc é") == "arn%3Aaws%3Ax%2Fabc%20%C3%A9")
+        #expect(percentDecodePathSegment("arn%3Aaws%3Ax%2Fabc%20%C3%A9") == "arn:aws:x/abc é")
+    }
+}
