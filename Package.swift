@@ -108,7 +108,9 @@ let package = Package(
                 "BedrockSimulator",
                 "StreamCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             // The script that produced the botocore reference signatures embedded in the SigV4 tests.
             exclude: ["sigv4_reference.py"],

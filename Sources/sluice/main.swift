@@ -68,6 +68,6 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        try await GatewayServer.run(configuration: configuration, logger: logger)
+        try await GatewayServer.run(configuration: configuration, environment: ProcessInfo.processInfo.environment, logger: logger)
     }
 }

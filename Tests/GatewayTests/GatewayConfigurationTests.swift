@@ -67,14 +67,25 @@ struct GatewayConfigurationTests {
 
     @Test("the simulator is chosen only without credentials and without an endpoint")
     func simulatorChoice() throws {
-        #expect(UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: [:])))
-        #expect(!UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k"])))
-        #expect(!UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: [:], overrides: .init(upstream: "http://127.0.0.1:9"))))
-        #expect(UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k", "SLUICE_SIMULATOR": "1"])))
-        let plan = try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k", "AWS_REGION": "eu-central-1"]), simulatorEndpoint: nil)
+        // No HOME: no credentials file is read.
+        func wants(_ environment: [String: String], _ overrides: GatewayConfiguration.Overrides = .init()) throws -> Bool {
+            try UpstreamPlan.wantsSimulator(try GatewayConfiguration.load(file: nil, environment: environment, overrides: overrides), environment: environment)
+        }
+        #expect(try wants([:]))
+        #expect(try !wants(["AWS_BEARER_TOKEN_BEDROCK": "k"]))
+        #expect(try !wants(["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"]))
+        #expect(try !wants([:], .init(upstream: "http://127.0.0.1:9")))
+        #expect(try wants(["AWS_BEARER_TOKEN_BEDROCK": "k", "SLUICE_SIMULATOR": "1"]))
+        let environment = ["AWS_BEARER_TOKEN_BEDROCK": "k", "AWS_REGION": "eu-central-1"]
+        let plan = try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: environment), environment: environment, simulatorEndpoint: nil)
         #expect(plan.endpoint.absoluteString == "https://bedrock-runtime.eu-central-1.amazonaws.com")
+        let signed = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value-42", "AWS_REGION": "eu-west-1"]
+        let sigV4 = try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: signed), environment: signed, simulatorEndpoint: nil)
+        #expect("\(sigV4.authentication)".hasPrefix("SigV4"))
+        #expect(!"\(sigV4.authentication)".contains("s3cr3t-value-42"))
+        let bad = ["AWS_BEARER_TOKEN_BEDROCK": "k", "AWS_REGION": "x/../y"]
         #expect(throws: ConfigurationError.self) {
-            try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: ["AWS_BEARER_TOKEN_BEDROCK": "k", "AWS_REGION": "x/../y"]), simulatorEndpoint: nil)
+            try UpstreamPlan(configuration: try GatewayConfiguration.load(file: nil, environment: bad), environment: bad, simulatorEndpoint: nil)
         }
     }
 }

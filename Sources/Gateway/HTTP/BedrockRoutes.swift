@@ -161,7 +161,7 @@ struct BedrockRoutes: Sendable {
             logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
             failure = ("upstream_corrupt_stream", "upstream sent a corrupt event stream (\(error.code))")
         } catch {
-            failure = UpstreamResponse.describe(error)
+            failure = UpstreamResponse.describe(error, duringBody: true)
             logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure?.code ?? "")"])
         }
         do {

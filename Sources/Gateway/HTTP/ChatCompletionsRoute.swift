@@ -102,7 +102,7 @@ struct ChatCompletionsRoute: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            let failure = UpstreamResponse.describe(error)
+            let failure = UpstreamResponse.describe(error, duringBody: true)
             logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
             translator.fail(code: failure.code, message: failure.message, into: &out)
         }

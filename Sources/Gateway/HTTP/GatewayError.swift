@@ -115,6 +115,9 @@ extension GatewayError {
             )
         case "ModelNotReadyException", "ServiceUnavailableException":
             return GatewayError(status: .serviceUnavailable, type: "api_error", code: "service_unavailable", message: text, bedrockType: type, retryAfter: retryAfter)
+        case "ModelErrorException":
+            // The model failed (424): nothing the caller can fix; a retry may succeed.
+            return GatewayError(status: .badGateway, type: "api_error", code: "model_error", message: text, bedrockType: type)
         case "ModelTimeoutException":
             return GatewayError(status: .gatewayTimeout, type: "api_error", code: "model_timeout", message: text, bedrockType: type)
         default:
@@ -124,6 +127,8 @@ extension GatewayError {
                     status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded", message: text,
                     bedrockType: type.isEmpty ? "ThrottlingException" : type, retryAfter: retryAfter ?? 1
                 )
+            case 424:
+                return GatewayError(status: .badGateway, type: "api_error", code: "model_error", message: text, bedrockType: "ModelErrorException")
             case 503:
                 return GatewayError(status: .serviceUnavailable, type: "api_error", code: "service_unavailable", message: text, bedrockType: "ServiceUnavailableException", retryAfter: retryAfter)
             case 400..<500:

@@ -8,8 +8,10 @@ package enum GatewayServer {
     /// - Parameters:
     ///   - simulatorEndpoint: when the caller started a simulator, its URL; used when the
     ///     configuration asks for the simulator or has no credentials and no endpoint.
-    package static func run(configuration: GatewayConfiguration, logger: Logger, simulatorEndpoint: URL? = nil) async throws {
-        let plan = try UpstreamPlan(configuration: configuration, simulatorEndpoint: simulatorEndpoint)
+    package static func run(
+        configuration: GatewayConfiguration, environment: [String: String], logger: Logger, simulatorEndpoint: URL? = nil
+    ) async throws {
+        let plan = try UpstreamPlan(configuration: configuration, environment: environment, simulatorEndpoint: simulatorEndpoint)
         let upstream = UpstreamClient(endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts)
         logger.info("upstream", metadata: ["upstream.endpoint": "\(plan.endpoint.absoluteString)", "upstream.auth": "\(plan.authentication)"])
         let application = buildGatewayApplication(configuration: configuration, upstream: upstream, logger: logger) { port in
@@ -34,15 +36,29 @@ package struct UpstreamPlan: Sendable {
     package var authentication: UpstreamAuthentication
     package var usesSimulator: Bool
 
-    /// Whether the configuration asks for the simulator: explicitly, or by having no credentials and
-    /// no endpoint of its own.
-    package static func wantsSimulator(_ configuration: GatewayConfiguration) -> Bool {
+    /// Whether the configuration asks for the simulator: explicitly, or by having no credentials of
+    /// any kind and no endpoint of its own.
+    package static func wantsSimulator(_ configuration: GatewayConfiguration, environment: [String: String]) throws -> Bool {
         if let explicit = configuration.upstream.useSimulator { return explicit }
-        return configuration.upstream.apiKey == nil && configuration.upstream.endpoint == nil
+        guard configuration.upstream.apiKey == nil, configuration.upstream.endpoint == nil else { return false }
+        return try Self.awsCredentials(configuration, environment: environment) == nil
     }
 
-    package init(configuration: GatewayConfiguration, simulatorEndpoint: URL?) throws {
-        if Self.wantsSimulator(configuration) {
+    /// AWS credentials from the environment or the shared credentials file (`~/.aws/credentials`, or
+    /// `AWS_SHARED_CREDENTIALS_FILE`), for the configured or `AWS_PROFILE` profile.
+    static func awsCredentials(_ configuration: GatewayConfiguration, environment: [String: String]) throws -> AWSCredentials? {
+        let path = environment["AWS_SHARED_CREDENTIALS_FILE"]
+            ?? environment["HOME"].map { "\($0)/.aws/credentials" }
+        let contents = path.flatMap { FileManager.default.contents(atPath: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        do {
+            return try AWSCredentials.load(environment: environment, profile: configuration.upstream.profile, credentialsFileContents: contents)
+        } catch {
+            throw ConfigurationError(source: path ?? "environment", key: "upstream.profile", problem: "\(error)")
+        }
+    }
+
+    package init(configuration: GatewayConfiguration, environment: [String: String], simulatorEndpoint: URL?) throws {
+        if try Self.wantsSimulator(configuration, environment: environment) {
             guard let simulatorEndpoint else {
                 throw ConfigurationError(source: "start-up", key: "upstream.simulator", problem: "the simulator was asked for but not started")
             }
@@ -61,7 +77,14 @@ package struct UpstreamPlan: Sendable {
         } else {
             throw ConfigurationError(source: "configuration", key: "upstream.region", problem: "'\(region)' is not a region name")
         }
-        self.authentication = configuration.upstream.apiKey.map(UpstreamAuthentication.apiKey) ?? .none
+        if let key = configuration.upstream.apiKey {
+            self.authentication = .apiKey(key)
+        } else if let credentials = try Self.awsCredentials(configuration, environment: environment) {
+            self.authentication = .sigV4(SigV4Signer(credentials: credentials, region: region))
+        } else {
+            // An explicit endpoint without credentials: a local stand-in or a proxy that signs.
+            self.authentication = .none
+        }
         self.usesSimulator = false
     }
 }

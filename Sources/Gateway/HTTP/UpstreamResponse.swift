@@ -33,7 +33,11 @@ enum UpstreamResponse {
     }
 
     /// A fixed description of a transport failure: safe for logs and for the client.
-    static func describe(_ error: any Error) -> (code: String, message: String) {
+    ///
+    /// - Parameter duringBody: the failure happened while reading the body, after the head: whatever
+    ///   the transport reports then (an unterminated chunked body, a reset), the stream was cut.
+    static func describe(_ error: any Error, duringBody: Bool = false) -> (code: String, message: String) {
+        let cut = ("upstream_disconnected", "the upstream closed the connection before the response was complete")
         if let error = error as? HTTPClientError {
             switch error {
             case .deadlineExceeded:
@@ -43,13 +47,13 @@ enum UpstreamResponse {
             case .connectTimeout:
                 return ("upstream_connect_timeout", "connecting to the upstream timed out")
             case .remoteConnectionClosed:
-                return ("upstream_disconnected", "the upstream closed the connection before the response was complete")
+                return cut
             default:
-                return ("upstream_error", "the upstream request failed")
+                return duringBody ? cut : ("upstream_error", "the upstream request failed")
             }
         }
         if error is EventStreamError { return ("upstream_corrupt_stream", "upstream sent a corrupt event stream") }
-        return ("upstream_unreachable", "the upstream could not be reached")
+        return duringBody ? cut : ("upstream_unreachable", "the upstream could not be reached")
     }
 }
 

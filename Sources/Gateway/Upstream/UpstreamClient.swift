@@ -9,12 +9,15 @@ package import Logging
 package enum UpstreamAuthentication: Sendable, CustomStringConvertible {
     /// A Bedrock API key, sent as `Authorization: Bearer`.
     case apiKey(String)
+    /// AWS credentials: each request is signed with Signature Version 4 (service `bedrock`).
+    case sigV4(SigV4Signer)
     /// No credentials: the simulator, or a proxy that adds them.
     case none
 
     package var description: String {
         switch self {
         case .apiKey: "Bedrock API key"
+        case .sigV4(let signer): "SigV4 (\(signer.credentials), region \(signer.region))"
         case .none: "no credentials"
         }
     }
@@ -57,7 +60,22 @@ package final class UpstreamClient: Sendable {
     package func url(operation: BedrockOperation, modelID: String) -> String {
         var base = self.endpoint.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
-        return "\(base)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
+        return "\(base)\(self.path(operation: operation, modelID: modelID))"
+    }
+
+    /// The path as sent: the endpoint's own path prefix, if any, then the operation's.
+    func path(operation: BedrockOperation, modelID: String) -> String {
+        var prefix = self.endpoint.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        return "\(prefix)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
+    }
+
+    /// `Host` as sent: the host, and the port unless it is the scheme's default.
+    var hostHeader: String {
+        let host = self.endpoint.host ?? ""
+        guard let port = self.endpoint.port else { return host }
+        let isDefault = (self.endpoint.scheme == "https" && port == 443) || (self.endpoint.scheme == "http" && port == 80)
+        return isDefault ? host : "\(host):\(port)"
     }
 
     /// Sends one Bedrock Runtime request and returns once the response head has arrived (or the
@@ -83,6 +101,14 @@ package final class UpstreamClient: Sendable {
         switch self.authentication {
         case .apiKey(let key):
             request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)")
+        case .sigV4(let signer):
+            let signed = signer.signedHeaders(
+                method: "POST", url: self.path(operation: operation, modelID: modelID), query: nil, host: self.hostHeader,
+                headers: request.headers.map { ($0.name, $0.value) }, body: body, date: Date()
+            )
+            for header in signed {
+                request.headers.replaceOrAdd(name: header.name, value: header.value)
+            }
         case .none:
             break
         }
