@@ -1,7 +1,10 @@
 import ArgumentParser
+import BedrockSimulator
 import Foundation
 import Gateway
+import Hummingbird
 import Logging
+import UnixSignals
 
 // Thin CLI (STYLE.md §1): parse arguments, then call the libraries.
 @main
@@ -13,7 +16,7 @@ struct Sluice: AsyncParsableCommand {
             With no subcommand, `sluice` serves. With no AWS credentials configured it starts a built-in
             Bedrock simulator and says so, so a first run works on any machine.
             """,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Simulate.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -55,9 +58,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    static func makeLogger(label: String, level: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        return logger
+    }
+
     func run() async throws {
-        var logger = Logger(label: "sluice")
-        logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+        let logger = Self.makeLogger(label: "sluice", level: self.logLevel)
         let configuration: GatewayConfiguration
         do {
             configuration = try GatewayConfiguration.load(
@@ -68,6 +76,82 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        try await GatewayServer.run(configuration: configuration, environment: ProcessInfo.processInfo.environment, logger: logger)
+        let environment = ProcessInfo.processInfo.environment
+        let wantsSimulator: Bool
+        do {
+            wantsSimulator = try UpstreamPlan.wantsSimulator(configuration, environment: environment)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        guard wantsSimulator else {
+            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger)
+            return
+        }
+        // No credentials: run the simulator in-process on a loopback port, and say so loudly.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+            let simulator = makeSimulatorApplication(configuration: .init(host: "127.0.0.1", port: 0), logger: logger) { port in
+                continuation.yield(port)
+            }
+            group.addTask { try await simulator.runService() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next(), let endpoint = URL(string: "http://127.0.0.1:\(port)") else {
+                throw ValidationError("the built-in simulator did not start")
+            }
+            logger.warning(
+                "NO AWS CREDENTIALS CONFIGURED: answering with the built-in Bedrock SIMULATOR, not real models. Set AWS_BEARER_TOKEN_BEDROCK (or AWS credentials / AWS_PROFILE) to use Bedrock.",
+                metadata: ["simulator.endpoint": "\(endpoint.absoluteString)"]
+            )
+            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger, simulatorEndpoint: endpoint)
+            group.cancelAll()
+        }
+    }
+}
+
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the built-in Bedrock Runtime simulator on its own.",
+        discussion: """
+            Serves Bedrock Runtime's routes (no path prefix): POST /model/{id}/converse, /converse-stream,
+            /invoke, /invoke-with-response-stream, /count-tokens; GET /inference-profiles[/{id}].
+            Each request picks a scenario with an `x-sluice-sim-scenario: key=value,…` header or a
+            `[[sim key=value …]]` directive in its body (chunks, chunk_size, gap_ms, first_byte_ms,
+            reasoning, tools, stop, status, exception_after, corrupt_after, drop_after, stamps, …).
+            Point the gateway at it with: sluice serve --upstream http://127.0.0.1:<port>
+            """
+    )
+
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port: Int = 9000
+
+    @Option(help: "Require `Authorization: Bearer <token>` on every request (to check that a gateway sends its key).")
+    var requireBearerToken: String?
+
+    @Option(help: "Default scenario for requests that name none, e.g. \"chunks=40,gap_ms=5,stamps=1\".")
+    var scenario: String?
+
+    @Option(help: "Log level.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let logger = Serve.makeLogger(label: "sluice-simulator", level: self.logLevel)
+        var defaultScenario = Scenario()
+        if let scenario = self.scenario {
+            do {
+                defaultScenario = try Scenario(parsing: scenario)
+            } catch {
+                throw ValidationError("--scenario: \(error)")
+            }
+        }
+        let configuration = SimulatorConfiguration(
+            host: self.host, port: self.port, requiredBearerToken: self.requireBearerToken, defaultScenario: defaultScenario
+        )
+        let application = makeSimulatorApplication(configuration: configuration, logger: logger) { port in
+            logger.notice("Bedrock simulator is listening", metadata: ["server.address": "http://\(self.host):\(port)"])
+        }
+        try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 }
