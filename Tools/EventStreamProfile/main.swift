@@ -3,7 +3,8 @@ import NIOCore
 import StreamCore
 
 // Decodes (or decodes and translates) the benchmark's 1,000-frame Bedrock stream over and over, for
-// profilers that need a plain process (package-benchmark's runner expects its host):
+// profilers that need a plain process (package-benchmark's runner expects its host); `map` maps the
+// 200 KB coding-session request instead:
 //   perf record -e cpu-clock -g .build-bench/release/EventStreamProfile translate 2000
 let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "decode"
@@ -52,5 +53,24 @@ func translateRounds(_ rounds: Int) -> Int {
     return checksum
 }
 
-let checksum = mode == "translate" ? translateRounds(rounds) : decodeRounds(rounds)
+func mapRounds(_ rounds: Int) -> Int {
+    let body = CodingSessionFixture.makeRequestBody()
+    let mapper = ChatRequestMapper()
+    var checksum = 0
+    for _ in 0..<rounds {
+        do {
+            checksum &+= try mapper.map(body).body.readableBytes
+        } catch {
+            fatalError("map failed: \(error)")
+        }
+    }
+    return checksum
+}
+
+let checksum: Int
+switch mode {
+case "translate": checksum = translateRounds(rounds)
+case "map": checksum = mapRounds(rounds)
+default: checksum = decodeRounds(rounds)
+}
 print("\(mode): \(rounds) rounds, checksum \(checksum)")

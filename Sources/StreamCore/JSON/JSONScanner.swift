@@ -69,7 +69,7 @@ package struct JSONScanner {
             // neither a quote, a backslash nor a control character. The lowest flagged byte of a word
             // is always a real one, so the scan jumps straight to it.
             while index &+ 8 <= count {
-                let flags = Self.attentionFlags(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                let flags = JSONSpecialBytes.flags(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
                 if flags == 0 {
                     index &+= 8
                 } else {
@@ -99,21 +99,6 @@ package struct JSONScanner {
             }
             index += 1
         }
-    }
-
-    /// The high bit of each byte of `word` that is `"`, `\` or below 0x20 (SWAR: the "has zero byte"
-    /// trick on `word ^ pattern`, and "has byte less than n" for the control characters). Bits above
-    /// the lowest one may be false positives (borrows); the lowest one is always exact.
-    @inline(__always)
-    private static func attentionFlags(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let high: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ (ones &* 0x22)
-        let backslashes = word ^ (ones &* 0x5C)
-        let hasQuote = (quotes &- ones) & ~quotes
-        let hasBackslash = (backslashes &- ones) & ~backslashes
-        let hasControl = (word &- ones &* 0x20) & ~word
-        return (hasQuote | hasBackslash | hasControl) & high
     }
 
     @inline(__always)

@@ -34,6 +34,16 @@ package struct RawWriter {
         }
     }
 
+    /// Two lowercase hex digits.
+    @inline(__always)
+    package mutating func appendHexByte(_ byte: UInt8) {
+        precondition(self.count + 2 <= self.capacity, "RawWriter: reservation too small")
+        let digits: StaticString = "0123456789abcdef"
+        self.base.storeBytes(of: digits.utf8Start[Int(byte >> 4)], toByteOffset: self.count, as: UInt8.self)
+        self.base.storeBytes(of: digits.utf8Start[Int(byte & 0xF)], toByteOffset: self.count + 1, as: UInt8.self)
+        self.count += 2
+    }
+
     /// A non-negative integer in decimal (at most 20 digits).
     @inline(__always)
     package mutating func appendDecimal(_ value: Int) {

@@ -100,37 +100,33 @@ struct JSONOutput {
 
     /// Writes `bytes` (valid UTF-8) as a JSON string, copying unescaped runs in one call each.
     private mutating func writeEscaped(_ bytes: UnsafeRawBufferPointer) {
-        buffer.reserveCapacity(minimumWritableBytes: bytes.count + 2)
-        buffer.writeInteger(UInt8(ascii: "\""))
-        var runStart = 0
-        for index in 0..<bytes.count {
-            let byte = bytes[index]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-            if runStart < index {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+        // One reservation for the worst case (every byte a `\u00XX`), then runs of plain bytes and
+        // escapes are copied through a raw writer: one buffer access per string instead of one per
+        // escape, which mattered for tool results full of quotes and newlines.
+        self.buffer.writeRaw(maximumLength: bytes.count * 6 + 2) { writer in
+            writer.append("\"")
+            var runStart = 0
+            var index = JSONSpecialBytes.first(in: bytes, from: 0)
+            while index < bytes.count {
+                writer.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "\""): writer.append("\\\"")
+                case UInt8(ascii: "\\"): writer.append("\\\\")
+                case 0x0A: writer.append("\\n")
+                case 0x0D: writer.append("\\r")
+                case 0x09: writer.append("\\t")
+                case 0x08: writer.append("\\b")
+                case 0x0C: writer.append("\\f")
+                default:
+                    writer.append("\\u00")
+                    writer.appendHexByte(byte)
+                }
+                runStart = index + 1
+                index = JSONSpecialBytes.first(in: bytes, from: runStart)
             }
-            runStart = index + 1
-            switch byte {
-            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-            case 0x0A: buffer.writeStaticString("\\n")
-            case 0x0D: buffer.writeStaticString("\\r")
-            case 0x09: buffer.writeStaticString("\\t")
-            case 0x08: buffer.writeStaticString("\\b")
-            case 0x0C: buffer.writeStaticString("\\f")
-            default:
-                buffer.writeStaticString("\\u00")
-                buffer.writeInteger(Self.hexDigit(byte >> 4))
-                buffer.writeInteger(Self.hexDigit(byte & 0x0F))
-            }
+            writer.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+            writer.append("\"")
         }
-        if runStart < bytes.count {
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
-        }
-        buffer.writeInteger(UInt8(ascii: "\""))
-    }
-
-    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }

@@ -285,44 +285,38 @@ struct JSONParser: ~Copyable {
         index += 1  // opening quote
         let start = index
         // Fast path: most strings have no escapes, so they become a String straight from the input.
-        while index < bytes.count {
+        index = JSONSpecialBytes.first(in: bytes, from: index)
+        guard index < bytes.count else { throw fail("unterminated string") }
+        if bytes[index] == UInt8(ascii: "\"") {
+            let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+            index += 1
+            guard let string = String(validating: raw, as: UTF8.self) else {
+                throw JSONParseError(offset: start, reason: "invalid UTF-8 in string")
+            }
+            return string
+        }
+        // Escapes: copy the runs between special bytes whole (source code in tool results is dense
+        // with quotes, backslashes and newlines; byte-at-a-time appends dominated the mapping time).
+        var unescaped: [UInt8] = []
+        unescaped.reserveCapacity(index - start + 64)
+        var runStart = start
+        while true {
+            unescaped.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+            guard index < bytes.count else { throw fail("unterminated string") }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
-                index += 1
-                guard let string = String(validating: raw, as: UTF8.self) else {
-                    throw JSONParseError(offset: start, reason: "invalid UTF-8 in string")
-                }
-                return string
-            }
-            if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { throw fail("unescaped control character in string") }
-            index += 1
-        }
-        guard index < bytes.count else { throw fail("unterminated string") }
-        var unescaped: [UInt8] = []
-        unescaped.reserveCapacity(index - start + 16)
-        unescaped.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-        while index < bytes.count {
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "\""):
                 index += 1
                 guard let string = String(validating: unescaped, as: UTF8.self) else {
                     throw JSONParseError(offset: start, reason: "invalid UTF-8 in string")
                 }
                 return string
-            case UInt8(ascii: "\\"):
-                index += 1
-                try appendEscape(to: &unescaped)
-            case ..<0x20:
-                throw fail("unescaped control character in string")
-            default:
-                unescaped.append(byte)
-                index += 1
             }
+            if byte < 0x20 { throw fail("unescaped control character in string") }
+            index += 1  // the backslash
+            try appendEscape(to: &unescaped)
+            runStart = index
+            index = JSONSpecialBytes.first(in: bytes, from: index)
         }
-        throw fail("unterminated string")
     }
 
     private mutating func appendEscape(to output: inout [UInt8]) throws(JSONParseError) {
