@@ -7,7 +7,7 @@ internal import StreamCore
 /// segment may hold `%2F`, and the routes are matched on the raw path, split on `/` with empty
 /// segments dropped (so `//inference-profiles` from a base URL with a trailing slash works too).
 struct SimulatorResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = SimulatorRequestContext
 
     let configuration: SimulatorConfiguration
 
@@ -87,7 +87,7 @@ struct SimulatorResponder: HTTPResponder {
 
         let exchange = Exchange(
             route: route, modelID: modelID, request: request, body: body, requestID: requestID, start: start,
-            recording: recording
+            recording: recording, context: context
         )
         do {
             if bodyTooLarge {
@@ -113,6 +113,7 @@ struct SimulatorResponder: HTTPResponder {
         var requestID: String
         var start: ContinuousClock.Instant
         var recording: RecordingHandle
+        var context: SimulatorRequestContext
     }
 
     private func answer(_ exchange: Exchange) async throws -> Response {
@@ -212,12 +213,16 @@ struct SimulatorResponder: HTTPResponder {
         if bedrockContentType { headers[.amznBedrockContentType] = "application/json" }
         headers[.amznRequestID] = exchange.requestID
         let recording = exchange.recording
+        let context = exchange.context
         return Response(
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
                 var source = source
-                try await StreamPump.run(&source, scenario: scenario, writer: &writer, recording: recording)
+                try await StreamPump.run(
+                    &source, scenario: scenario, writer: &writer, recording: recording,
+                    writesDelivered: { await context.writesDelivered() }
+                )
             }
         )
     }

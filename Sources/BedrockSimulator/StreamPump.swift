@@ -16,7 +16,8 @@ enum StreamPump {
         _ source: inout some FrameSource,
         scenario: Scenario,
         writer: inout any ResponseBodyWriter,
-        recording: RecordingHandle
+        recording: RecordingHandle,
+        writesDelivered: () async -> Void
     ) async throws {
         let total = source.frameCount
         // Past-the-end counts act after the last frame; a corrupt frame needs a frame to corrupt.
@@ -42,6 +43,8 @@ enum StreamPump {
                     return
                 }
                 if let dropAt, index == dropAt, corruptAt != index {
+                    // The N frames must reach the client before the connection goes.
+                    await writesDelivered()
                     recording.end(.droppedByScenario, framesWritten: written)
                     throw ScenarioDroppedConnection()
                 }
