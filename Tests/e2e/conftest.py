@@ -3,13 +3,16 @@ driven by the real clients (openai, boto3, anthropic, Claude Code, curl).
 
 Environment:
   SLUICE_BIN        the server binary (default: .build/debug/sluice under the repository root)
-  SLUICE_E2E_TOKEN  the client token every client sends as its API key / bearer token
-                    (default: a dummy; the gateway has no client authentication yet)
+  SLUICE_E2E_TOKEN  the client token every client sends as its API key / bearer token. Default:
+                    when the binary has `sluice token create`, a fresh token in the test's own store;
+                    otherwise a dummy (a Sluice without client tokens accepts any request).
+
+Servers run with HOME (and SLUICE_DB) in a temporary folder and without AWS credentials, so they can
+only ever talk to the simulator.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -77,10 +80,12 @@ def _die_with_parent() -> None:
 def has_token_commands() -> bool:
     """Whether this sluice binary has client tokens (`sluice token create`)."""
     try:
-        completed = subprocess.run([str(sluice_binary()), "token", "create", "--help"], capture_output=True, timeout=30)
+        completed = subprocess.run([str(sluice_binary()), "token", "create", "--help"], capture_output=True,
+                                   text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return completed.returncode == 0
+    # Without the subcommand, ArgumentParser may still print some help; only `token create`'s has --identity.
+    return completed.returncode == 0 and "--identity" in completed.stdout + completed.stderr
 
 
 def create_token(workdir: Path, identity: str, groups: list[str]) -> str:
@@ -367,12 +372,3 @@ def anthropic_bedrock(sluice, token):
     # api_key makes the SDK send `Authorization: Bearer <token>` instead of SigV4 (see its _prepare_request).
     return AnthropicBedrock(api_key=token, aws_region="us-east-1", base_url=sluice.bedrock_base,
                             max_retries=0, timeout=30)
-
-
-def sse_events(raw: str) -> list[str]:
-    """The `data:` payloads of an SSE body, in order."""
-    return [line[len("data: "):] for line in raw.splitlines() if line.startswith("data: ")]
-
-
-def json_events(raw: str) -> list[dict]:
-    return [json.loads(data) for data in sse_events(raw) if data != "[DONE]"]

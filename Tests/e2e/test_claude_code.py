@@ -31,9 +31,10 @@ def claude_binary() -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_front(sluice):
-    """Claude Code -> recorder -> Sluice."""
+def cli_front(sluice, workdir):
+    """Claude Code -> recorder -> Sluice. The CLI's fresh HOMEs go under the session's temp folder."""
     recorder = Recorder(sluice.url)
+    recorder.home_parent = workdir
     recorder.start()
     yield recorder
     recorder.stop()
@@ -65,11 +66,12 @@ class ClaudeRun:
 
 def run_claude(front: Recorder, token: str, prompt: str, *args: str, output_format: str = "json",
                skip_auth: bool = True, extra_env: dict[str, str] | None = None) -> ClaudeRun:
-    home = Path(tempfile.mkdtemp(prefix="claude-home-"))
+    home = Path(tempfile.mkdtemp(prefix="claude-home-", dir=getattr(front, "home_parent", None)))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
         "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),  # the CLI's scratch files and sockets stay in the test's folder
         "CLAUDE_CODE_USE_BEDROCK": "1",
         "ANTHROPIC_BEDROCK_BASE_URL": front.url + "/bedrock",
         "ANTHROPIC_MODEL": MODEL,
@@ -87,6 +89,7 @@ def run_claude(front: Recorder, token: str, prompt: str, *args: str, output_form
     }
     if skip_auth:
         env["CLAUDE_CODE_SKIP_BEDROCK_AUTH"] = "1"
+    (home / "tmp").mkdir()
     env.update(extra_env or {})
     front.clear()
     command = [str(claude_binary()), "-p", prompt, "--output-format", output_format,
