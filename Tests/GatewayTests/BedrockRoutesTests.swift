@@ -124,7 +124,10 @@ struct BedrockRoutesTests {
             let (status, _, body) = try await stack.get("/bedrock/inference-profiles?type=SYSTEM_DEFINED")
             #expect(status == .ok)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
-            let ids = (object["inferenceProfileSummaries"] as? [[String: Any]] ?? []).compactMap { $0["inferenceProfileId"] as? String }
+            let summaries = object["inferenceProfileSummaries"] as? [[String: Any]] ?? []
+            let ids = summaries.compactMap { $0["inferenceProfileId"] as? String }
+            // Timestamps are RFC 3339 strings: the AWS SDK inside Claude Code rejects numbers there.
+            #expect(summaries.allSatisfy { $0["createdAt"] is String && $0["updatedAt"] is String })
             #expect(ids.contains("us.anthropic.claude-sonnet-4-5-20250929-v1:0"))
             let one = try await stack.get("/bedrock/inference-profiles/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0")
             #expect(one.0 == .ok)

@@ -12,9 +12,10 @@ package struct RawWriter {
     package private(set) var count = 0
 
     package init(_ buffer: UnsafeMutableRawBufferPointer) {
-        // Safe to force unwrap: callers reserve a non-zero number of bytes.
-        self.base = buffer.baseAddress!
-        self.capacity = buffer.count
+        // `writeRaw` reserves at least one byte, so the buffer has storage; the fallback keeps an
+        // empty reservation harmless (capacity 0: any append traps in its precondition).
+        self.base = buffer.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!
+        self.capacity = buffer.baseAddress == nil ? 0 : buffer.count
     }
 
     @inline(__always)
@@ -67,7 +68,7 @@ extension ByteBuffer {
     /// Reserves `maximumLength` bytes and lets `body` append up to that many through a `RawWriter`.
     @inline(__always)
     package mutating func writeRaw(maximumLength: Int, _ body: (inout RawWriter) -> Void) {
-        self.writeWithUnsafeMutableBytes(minimumWritableBytes: maximumLength) { buffer in
+        self.writeWithUnsafeMutableBytes(minimumWritableBytes: max(maximumLength, 1)) { buffer in
             var writer = RawWriter(buffer)
             body(&writer)
             return writer.count

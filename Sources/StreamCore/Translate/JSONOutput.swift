@@ -100,33 +100,8 @@ struct JSONOutput {
 
     /// Writes `bytes` (valid UTF-8) as a JSON string, copying unescaped runs in one call each.
     private mutating func writeEscaped(_ bytes: UnsafeRawBufferPointer) {
-        // One reservation for the worst case (every byte a `\u00XX`), then runs of plain bytes and
-        // escapes are copied through a raw writer: one buffer access per string instead of one per
-        // escape, which mattered for tool results full of quotes and newlines.
-        self.buffer.writeRaw(maximumLength: bytes.count * 6 + 2) { writer in
-            writer.append("\"")
-            var runStart = 0
-            var index = JSONSpecialBytes.first(in: bytes, from: 0)
-            while index < bytes.count {
-                writer.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-                let byte = bytes[index]
-                switch byte {
-                case UInt8(ascii: "\""): writer.append("\\\"")
-                case UInt8(ascii: "\\"): writer.append("\\\\")
-                case 0x0A: writer.append("\\n")
-                case 0x0D: writer.append("\\r")
-                case 0x09: writer.append("\\t")
-                case 0x08: writer.append("\\b")
-                case 0x0C: writer.append("\\f")
-                default:
-                    writer.append("\\u00")
-                    writer.appendHexByte(byte)
-                }
-                runStart = index + 1
-                index = JSONSpecialBytes.first(in: bytes, from: runStart)
-            }
-            writer.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
-            writer.append("\"")
-        }
+        self.buffer.writeInteger(UInt8(ascii: "\""))
+        self.buffer.writeJSONEscaped(bytes)
+        self.buffer.writeInteger(UInt8(ascii: "\""))
     }
 }
