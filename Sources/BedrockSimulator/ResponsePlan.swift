@@ -1,4 +1,5 @@
 internal import NIOCore
+internal import StreamCore
 
 /// Which request dialect a body is in.
 enum RequestDialect {
@@ -171,6 +172,41 @@ struct ResponsePlan: Sendable {
             if position == corpus.count { position = 0 }
         }
         return piece
+    }
+
+    /// The corpus as escaped JSON string contents, twice over, with the byte offset of every
+    /// character: a text delta is then one copy of a byte range, not a `String` built and escaped per
+    /// delta (the load generator asks for hundreds of thousands of them).
+    private static let escapedCorpus: (bytes: [UInt8], offsets: [Int]) = {
+        var buffer = ByteBuffer()
+        var offsets: [Int] = []
+        for _ in 0..<2 {
+            for character in Self.corpus {
+                offsets.append(buffer.readableBytes)
+                buffer.writeJSONStringContents(String(character))
+            }
+        }
+        offsets.append(buffer.readableBytes)
+        return (Array(buffer.readableBytesView), offsets)
+    }()
+
+    /// Writes text delta `index` as escaped JSON string contents (no quotes, no stamp).
+    func writeEscapedTextPiece(_ index: Int, into buffer: inout ByteBuffer) {
+        guard self.echoText == nil else {
+            buffer.writeJSONStringContents(self.textPiece(index))
+            return
+        }
+        let (bytes, offsets) = Self.escapedCorpus
+        let count = Self.corpus.count
+        var position = (self.corpusOffset + index * self.chunkSize) % count
+        var remaining = self.chunkSize
+        while remaining > 0 {
+            // At most one corpus length per copy; the doubled corpus makes any start position work.
+            let take = min(remaining, count)
+            buffer.writeBytes(bytes[offsets[position]..<offsets[position + take]])
+            position = (position + take) % count
+            remaining -= take
+        }
     }
 
     /// All text of the answer, for the non-streaming routes.

@@ -21,7 +21,7 @@
 /// | `reasoning` | 0/1 (0) | a thinking block first: 3 reasoning deltas, then a signature delta |
 /// | `tools` | 0…64 (0) | tool calls after the text. Names come from the request's tools in turn (Converse `toolConfig.tools[].toolSpec.name`, Anthropic `tools[].name`), else `get_weather`. Input is streamed in 4 pieces; the stop reason becomes `tool_use` |
 /// | `tool_input` | a JSON object | the tool input to use instead of `{"location":"Zürich, \"CH\"","unit":"celsius","days":3}`; may contain commas and spaces |
-/// | `stop` | `end_turn`, `max_tokens`, `stop_sequence`, `guardrail_intervened`, `content_filtered` | the stop reason (otherwise `end_turn`, or `tool_use` with tools) |
+/// | `stop` | `end_turn`, `max_tokens`, `stop_sequence`, `guardrail_intervened`, `content_filtered` | the stop reason (otherwise `end_turn`, or `tool_use` with tools); Anthropic answers carry the same string. With `stop_sequence` the answer names the request's first stop sequence (Converse `inferenceConfig.stopSequences`, Anthropic `stop_sequences`), else `STOP` |
 /// | `status` | 400, 403, 404, 408, 424, 429, 500, 503 | answer this HTTP error instead (ValidationException, AccessDeniedException, ResourceNotFoundException, ModelTimeoutException, ModelErrorException, ThrottlingException, InternalServerException, ServiceUnavailableException) |
 /// | `retry_after` | 0…3,600 seconds | adds `Retry-After` to a `status` error |
 /// | `exception_after` | frames ≥ 0 | after this many frames send an in-stream exception frame and end the body cleanly |
@@ -36,7 +36,9 @@
 /// `message_start` being frame 0. A count past the end of the stream acts after the last frame
 /// (`corrupt_after` then corrupts the last frame). When several apply at the same frame,
 /// `exception_after` wins over `corrupt_after`, which wins over `drop_after`. These four keys only
-/// affect the streaming routes.
+/// affect the streaming routes, so a client that falls back from a broken stream to `/invoke` with the
+/// same body (as Claude Code does, CLAUDE_CODE.md §5) gets a normal answer. Exception frames carry
+/// `{"message":…}` and no `"p"` padding; event frames always carry `"p"`.
 ///
 /// ## Conversation rules
 /// - When the last message carries a tool result (Converse `toolResult`, Anthropic `tool_result`),

@@ -92,7 +92,7 @@ struct ConverseStreamSource: FrameSource {
             self.writeIndex(block, into: &payload)
             payload.writeStaticString(",\"delta\":{\"text\":\"")
             if self.plan.stamps { payload.writeString(ResponsePlan.stamp()) }
-            payload.writeJSONStringContents(self.plan.textPiece(piece))
+            self.plan.writeEscapedTextPiece(piece, into: &payload)
             payload.writeStaticString("\"}")
             self.writePaddingAndClose(into: &payload)
         case .toolDelta(let block, let tool, let piece):
@@ -280,7 +280,7 @@ enum AnthropicEvents {
             Self.writeDeltaStart(block, type: "text_delta", field: "text", into: &event)
             event.writeStaticString("\"")
             if plan.stamps { event.writeString(ResponsePlan.stamp()) }
-            event.writeJSONStringContents(plan.textPiece(piece))
+            plan.writeEscapedTextPiece(piece, into: &event)
             event.writeStaticString("\"}}")
         case .toolDelta(let block, let tool, let piece):
             Self.writeDeltaStart(block, type: "input_json_delta", field: "partial_json", into: &event)

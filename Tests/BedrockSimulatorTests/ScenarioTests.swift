@@ -418,6 +418,34 @@ struct ScenarioTests {
         }
     }
 
+    @Test("a client that stops reading stops the simulator: frames are produced as they are taken")
+    func backpressure() async throws {
+        try await Simulator.run { simulator in
+            // ~25 MB of frames: far more than the socket buffers and the client's read-ahead hold.
+            let response = try await simulator.start(
+                Self.converseStream, body: Bodies.converse("[[sim chunks=20000 chunk_size=1000 stamps=1]]")
+            )
+            var iterator = response.body.makeAsyncIterator()
+            var received = try #require(try await iterator.next())
+            let pauseStart = MonotonicClock.nanoseconds()
+            try await Task.sleep(for: .milliseconds(500))
+            let pauseEnd = MonotonicClock.nanoseconds()
+            while let part = try await iterator.next() { received.writeImmutableBuffer(part) }
+            let stream = DecodedStream(received)
+            #expect(stream.error == nil)
+            #expect(stream.messages.count == 20_004)
+            func stamp(_ message: EventStreamMessage?) -> UInt64? {
+                guard let text = message?.json?["delta"]?["text"]?.string, text.hasPrefix("⟦t=") else { return nil }
+                return text.dropFirst(3).split(separator: "⟧", maxSplits: 1).first.flatMap { UInt64($0) }
+            }
+            let first = try #require(stamp(stream.messages[1]))
+            let last = try #require(stamp(stream.messages[20_000]))
+            #expect(first < pauseStart)
+            // Had the simulator buffered the response, every frame would have been made during the pause.
+            #expect(last > pauseEnd)
+        }
+    }
+
     @Test("first_byte_ms delays the response head")
     func firstByteDelay() async throws {
         try await Simulator.run { simulator in
