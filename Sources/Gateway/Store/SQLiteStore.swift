@@ -1,0 +1,285 @@
+package import Foundation
+package import Logging
+import NIOCore
+import SQLiteNIO
+import StreamCore
+
+/// The embedded store: one SQLite file in WAL mode, shared safely by `sluice serve` and the CLI.
+///
+/// - WAL lets readers (the CLI's `token list`, `usage`) run while the server writes; `busy_timeout`
+///   makes a writer wait for another process's write lock instead of failing.
+/// - Durability: `synchronous=FULL`, and every write is its own transaction (commit per request),
+///   so when ``recordUsage(_:)`` returns, the row is fsynced to the WAL and survives `kill -9` or a
+///   power cut. No group commit: one fsync per request costs a few milliseconds on the store's own
+///   thread, off the streaming path (the row is written after the stream's last chunk, before the
+///   response ends).
+/// - All statements run on one dedicated thread, one after another. SQLite commits an implicit
+///   transaction only when the connection's last active statement finishes; sharing the connection
+///   between threads could let a concurrent read delay a write's commit past the moment we report it
+///   durable.
+package final class SQLiteStore: Store {
+    /// The schema this build writes. Migrations run in order from the file's version up to this.
+    package static let schemaVersion = 1
+
+    private let connection: SQLiteConnection
+    private let threadPool: NIOThreadPool
+    package let path: String
+
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, path: String) {
+        self.connection = connection
+        self.threadPool = threadPool
+        self.path = path
+    }
+
+    /// Opens (creating it and its directory if needed) and migrates the database at `path`.
+    package static func open(path: String, logger: Logger) async throws -> SQLiteStore {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        do {
+            let connection = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: threadPool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any()
+            )
+            let store = SQLiteStore(connection: connection, threadPool: threadPool, path: path)
+            do {
+                try await store.configure()
+                try await store.migrate()
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            return store
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+    }
+
+    package func close() async throws {
+        try await self.connection.close()
+        try await self.threadPool.shutdownGracefully()
+    }
+
+    private func configure() async throws {
+        // Wait up to 5 s for another process's lock (the CLI and the server share the file).
+        _ = try await self.connection.query("PRAGMA busy_timeout = 5000")
+        _ = try await self.connection.query("PRAGMA journal_mode = WAL")
+        _ = try await self.connection.query("PRAGMA synchronous = FULL")
+        _ = try await self.connection.query("PRAGMA foreign_keys = ON")
+    }
+
+    /// Versioned migrations, each applied once, in one write transaction so that two processes
+    /// opening a new file at the same time cannot both apply them.
+    private static let migrations: [[String]] = [
+        // 1: tokens, a change counter for them, the usage ledger.
+        [
+            """
+            CREATE TABLE tokens (
+                id INTEGER PRIMARY KEY,
+                prefix TEXT NOT NULL UNIQUE,
+                digest BLOB NOT NULL UNIQUE,
+                identity TEXT NOT NULL,
+                groups TEXT NOT NULL,
+                label TEXT,
+                created_at REAL NOT NULL,
+                expires_at REAL,
+                revoked_at REAL,
+                last_used_at REAL
+            )
+            """,
+            "CREATE INDEX tokens_identity ON tokens(identity)",
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO counters (name, value) VALUES ('tokens_changed', 0)",
+            // Servers poll this counter; `last_used_at` updates deliberately do not move it.
+            """
+            CREATE TRIGGER tokens_inserted AFTER INSERT ON tokens
+            BEGIN UPDATE counters SET value = value + 1 WHERE name = 'tokens_changed'; END
+            """,
+            """
+            CREATE TRIGGER tokens_updated AFTER UPDATE OF revoked_at, expires_at, identity, groups ON tokens
+            BEGIN UPDATE counters SET value = value + 1 WHERE name = 'tokens_changed'; END
+            """,
+            """
+            CREATE TRIGGER tokens_deleted AFTER DELETE ON tokens
+            BEGIN UPDATE counters SET value = value + 1 WHERE name = 'tokens_changed'; END
+            """,
+            """
+            CREATE TABLE usage (
+                id INTEGER PRIMARY KEY,
+                at REAL NOT NULL,
+                request_id TEXT NOT NULL,
+                identity TEXT NOT NULL,
+                token_prefix TEXT NOT NULL,
+                groups TEXT NOT NULL,
+                route TEXT NOT NULL,
+                model_requested TEXT NOT NULL,
+                model_resolved TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                finish_reason TEXT,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cache_read_tokens INTEGER NOT NULL,
+                cache_write_tokens INTEGER NOT NULL,
+                cost_usd REAL NOT NULL,
+                first_byte_ms REAL,
+                duration_ms REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX usage_at ON usage(at)",
+        ]
+    ]
+
+    private func migrate() async throws {
+        _ = try await self.connection.query("BEGIN IMMEDIATE")
+        do {
+            _ = try await self.connection.query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            let rows = try await self.connection.query("SELECT coalesce(max(version), 0) AS version FROM schema_version")
+            let current = rows.first?.column("version")?.integer ?? 0
+            guard current <= Self.migrations.count else {
+                throw StoreError.unsupportedSchema(found: current, supported: Self.migrations.count)
+            }
+            for (index, statements) in Self.migrations.enumerated().dropFirst(current) {
+                for statement in statements {
+                    _ = try await self.connection.query(statement)
+                }
+                _ = try await self.connection.query("INSERT INTO schema_version (version) VALUES (?)", [.integer(index + 1)])
+            }
+            _ = try await self.connection.query("COMMIT")
+        } catch {
+            _ = try? await self.connection.query("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// The schema version recorded in the file.
+    package func currentSchemaVersion() async throws -> Int {
+        let rows = try await self.connection.query("SELECT coalesce(max(version), 0) AS version FROM schema_version")
+        return rows.first?.column("version")?.integer ?? 0
+    }
+
+    // MARK: Tokens
+
+    package func insertToken(_ token: TokenRecord) async throws {
+        do {
+            _ = try await self.connection.query(
+                """
+                INSERT INTO tokens (prefix, digest, identity, groups, label, created_at, expires_at, revoked_at, last_used_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .text(token.prefix), .blob(ByteBuffer(bytes: token.digest)), .text(token.identity), .text(Self.joinGroups(token.groups)),
+                    token.label.map { .text($0) } ?? .null, .float(token.createdAt.timeIntervalSince1970), Self.date(token.expiresAt),
+                    Self.date(token.revokedAt), Self.date(token.lastUsedAt),
+                ]
+            )
+        } catch let error as SQLiteError where error.reason == .constraintUniqueFailed || error.reason == .constraint {
+            throw StoreError.duplicatePrefix
+        }
+    }
+
+    package func tokens() async throws -> [TokenRecord] {
+        try await self.connection.query("SELECT * FROM tokens ORDER BY created_at DESC, id DESC").map(Self.token(from:))
+    }
+
+    package func token(digest: [UInt8]) async throws -> TokenRecord? {
+        try await self.connection.query("SELECT * FROM tokens WHERE digest = ?", [.blob(ByteBuffer(bytes: digest))]).first.map(Self.token(from:))
+    }
+
+    package func revokeTokens(matching selector: String, at date: Date) async throws -> [String] {
+        let rows = try await self.connection.query(
+            "UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND (prefix = ? OR identity = ?) RETURNING prefix",
+            [.float(date.timeIntervalSince1970), .text(selector), .text(selector)]
+        )
+        return rows.compactMap { $0.column("prefix")?.string }.sorted()
+    }
+
+    package func tokensVersion() async throws -> Int64 {
+        let rows = try await self.connection.query("SELECT value FROM counters WHERE name = 'tokens_changed'")
+        return Int64(rows.first?.column("value")?.integer ?? 0)
+    }
+
+    package func markTokensUsed(_ lastUsed: [String: Date]) async throws {
+        for (prefix, date) in lastUsed {
+            _ = try await self.connection.query(
+                "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE prefix = ?",
+                [.float(date.timeIntervalSince1970), .text(prefix)]
+            )
+        }
+    }
+
+    private static func token(from row: SQLiteRow) throws -> TokenRecord {
+        guard let prefix = row.column("prefix")?.string, let digest = row.column("digest")?.blob,
+            let identity = row.column("identity")?.string, let groups = row.column("groups")?.string,
+            let created = row.column("created_at")?.double
+        else { throw StoreError.corruptRow("tokens") }
+        return TokenRecord(
+            prefix: prefix, digest: Array(digest.readableBytesView), identity: identity, groups: Self.splitGroups(groups),
+            label: row.column("label")?.string, createdAt: Date(timeIntervalSince1970: created),
+            expiresAt: Self.date(row.column("expires_at")), revokedAt: Self.date(row.column("revoked_at")),
+            lastUsedAt: Self.date(row.column("last_used_at"))
+        )
+    }
+
+    // MARK: Usage
+
+    package func recordUsage(_ record: UsageRecord) async throws {
+        // One autocommit statement: with synchronous=FULL it returns after the WAL is fsynced.
+        _ = try await self.connection.query(
+            """
+            INSERT INTO usage (at, request_id, identity, token_prefix, groups, route, model_requested, model_resolved, status,
+                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .float(record.timestamp.timeIntervalSince1970), .text(record.requestID), .text(record.identity), .text(record.tokenPrefix),
+                .text(Self.joinGroups(record.groups)), .text(record.route), .text(record.requestedModel), .text(record.resolvedModel),
+                .integer(record.status), record.finishReason.map { .text($0) } ?? .null, .integer(record.usage.inputTokens),
+                .integer(record.usage.outputTokens), .integer(record.usage.cacheReadInputTokens), .integer(record.usage.cacheWriteInputTokens),
+                .float(record.costUSD), record.firstByteMilliseconds.map { .float($0) } ?? .null, .float(record.durationMilliseconds),
+            ]
+        )
+    }
+
+    package func usage(since: Date) async throws -> [UsageRecord] {
+        let rows = try await self.connection.query("SELECT * FROM usage WHERE at >= ? ORDER BY at, id", [.float(since.timeIntervalSince1970)])
+        return try rows.map { row in
+            guard let at = row.column("at")?.double, let requestID = row.column("request_id")?.string,
+                let identity = row.column("identity")?.string, let prefix = row.column("token_prefix")?.string,
+                let groups = row.column("groups")?.string, let route = row.column("route")?.string,
+                let requested = row.column("model_requested")?.string, let resolved = row.column("model_resolved")?.string,
+                let status = row.column("status")?.integer, let duration = row.column("duration_ms")?.double
+            else { throw StoreError.corruptRow("usage") }
+            return UsageRecord(
+                timestamp: Date(timeIntervalSince1970: at), requestID: requestID, identity: identity, tokenPrefix: prefix,
+                groups: Self.splitGroups(groups), route: route, requestedModel: requested, resolvedModel: resolved, status: status,
+                finishReason: row.column("finish_reason")?.string,
+                usage: TokenUsage(
+                    inputTokens: row.column("input_tokens")?.integer ?? 0, outputTokens: row.column("output_tokens")?.integer ?? 0,
+                    cacheReadInputTokens: row.column("cache_read_tokens")?.integer ?? 0,
+                    cacheWriteInputTokens: row.column("cache_write_tokens")?.integer ?? 0
+                ),
+                costUSD: row.column("cost_usd")?.double ?? 0, firstByteMilliseconds: row.column("first_byte_ms")?.double,
+                durationMilliseconds: duration
+            )
+        }
+    }
+
+    // MARK: Encoding
+
+    /// Groups are stored as one comma-separated text; group names never contain commas (the CLI
+    /// refuses them).
+    private static func joinGroups(_ groups: [String]) -> String { groups.joined(separator: ",") }
+    private static func splitGroups(_ text: String) -> [String] { text.split(separator: ",").map(String.init) }
+
+    private static func date(_ date: Date?) -> SQLiteData {
+        date.map { .float($0.timeIntervalSince1970) } ?? .null
+    }
+
+    private static func date(_ data: SQLiteData?) -> Date? {
+        guard let data, !data.isNull, let seconds = data.double else { return nil }
+        return Date(timeIntervalSince1970: seconds)
+    }
+}

@@ -1,0 +1,126 @@
+package import Foundation
+package import StreamCore
+
+/// Where tokens and the usage ledger live. SQLite (``SQLiteStore``) is the embedded default; the
+/// protocol is small so that a shared PostgreSQL store can take its place for several replicas.
+///
+/// Every method is one atomic operation: the gateway never holds a transaction open across calls.
+package protocol Store: Sendable {
+    /// Adds a token. Throws ``StoreError/duplicatePrefix`` when the public prefix is taken.
+    func insertToken(_ token: TokenRecord) async throws
+    /// Every token, newest first (revoked and expired ones too: the server needs them to say why a
+    /// token is refused).
+    func tokens() async throws -> [TokenRecord]
+    /// The token with this SHA-256 digest, if any.
+    func token(digest: [UInt8]) async throws -> TokenRecord?
+    /// Revokes the live tokens whose prefix or identity is `selector`; returns their prefixes.
+    func revokeTokens(matching selector: String, at date: Date) async throws -> [String]
+    /// A number that changes whenever a token is created, revoked or deleted (not when one is used),
+    /// so a server can poll it cheaply and reload its cache only on change.
+    func tokensVersion() async throws -> Int64
+    /// Records when tokens were last used, by prefix (batched by the server, never per request).
+    func markTokensUsed(_ lastUsed: [String: Date]) async throws
+    /// Appends one row to the usage ledger; durable (fsynced) when this returns.
+    func recordUsage(_ record: UsageRecord) async throws
+    /// Ledger rows at or after `since`, oldest first.
+    func usage(since: Date) async throws -> [UsageRecord]
+    func close() async throws
+}
+
+package enum StoreError: Error, Equatable, CustomStringConvertible {
+    case duplicatePrefix
+    case unsupportedSchema(found: Int, supported: Int)
+    case corruptRow(String)
+
+    package var description: String {
+        switch self {
+        case .duplicatePrefix: "a token with this prefix already exists"
+        case .unsupportedSchema(let found, let supported):
+            "the database has schema version \(found); this sluice supports up to \(supported): upgrade sluice"
+        case .corruptRow(let what): "unreadable row in the database: \(what)"
+        }
+    }
+}
+
+/// A client token as stored: never the token itself, only its SHA-256 and a short public prefix.
+package struct TokenRecord: Sendable, Hashable {
+    /// The first characters after `sk-sluice-`: enough to name the token in listings and logs,
+    /// far too few to guess the rest from.
+    package var prefix: String
+    /// SHA-256 of the whole token string.
+    package var digest: [UInt8]
+    package var identity: String
+    package var groups: [String]
+    package var label: String?
+    package var createdAt: Date
+    package var expiresAt: Date?
+    package var revokedAt: Date?
+    package var lastUsedAt: Date?
+
+    package init(
+        prefix: String, digest: [UInt8], identity: String, groups: [String], label: String? = nil, createdAt: Date, expiresAt: Date?,
+        revokedAt: Date? = nil, lastUsedAt: Date? = nil
+    ) {
+        self.prefix = prefix
+        self.digest = digest
+        self.identity = identity
+        self.groups = groups
+        self.label = label
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.lastUsedAt = lastUsedAt
+    }
+
+    package enum State: String, Sendable {
+        case active, expired, revoked
+    }
+
+    package func state(at now: Date) -> State {
+        if self.revokedAt != nil { return .revoked }
+        if let expiresAt = self.expiresAt, expiresAt <= now { return .expired }
+        return .active
+    }
+}
+
+/// One finished request, as the ledger keeps it (and the audit line tells it).
+package struct UsageRecord: Sendable, Hashable {
+    package var timestamp: Date
+    package var requestID: String
+    package var identity: String
+    package var tokenPrefix: String
+    package var groups: [String]
+    /// The route template, e.g. `/v1/chat/completions` or `/bedrock/model/invoke-with-response-stream`.
+    package var route: String
+    package var requestedModel: String
+    package var resolvedModel: String
+    package var status: Int
+    /// `stop`, `length`, `tool_calls`, Bedrock's stop reason on `/bedrock` routes, or how the stream
+    /// ended otherwise (`client_disconnected`, an error code).
+    package var finishReason: String?
+    package var usage: TokenUsage
+    package var costUSD: Double
+    package var firstByteMilliseconds: Double?
+    package var durationMilliseconds: Double
+
+    package init(
+        timestamp: Date, requestID: String, identity: String, tokenPrefix: String, groups: [String], route: String, requestedModel: String,
+        resolvedModel: String, status: Int, finishReason: String?, usage: TokenUsage, costUSD: Double, firstByteMilliseconds: Double?,
+        durationMilliseconds: Double
+    ) {
+        self.timestamp = timestamp
+        self.requestID = requestID
+        self.identity = identity
+        self.tokenPrefix = tokenPrefix
+        self.groups = groups
+        self.route = route
+        self.requestedModel = requestedModel
+        self.resolvedModel = resolvedModel
+        self.status = status
+        self.finishReason = finishReason
+        self.usage = usage
+        self.costUSD = costUSD
+        self.firstByteMilliseconds = firstByteMilliseconds
+        self.durationMilliseconds = durationMilliseconds
+    }
+}
