@@ -202,6 +202,7 @@ struct ChatCompletionsTests {
             var request = HTTPClientRequest(url: stack.gateway + "/v1/chat/completions")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
+            stack.authorize(&request.headers, unless: [])
             request.body = .bytes(ByteBuffer(string: chatRequest("x [[sim chunks=400 gap_ms=20]]")))
             let task = Task {
                 let response = try await stack.client.execute(request, timeout: .seconds(30))
@@ -248,15 +249,16 @@ struct ChatCompletionsTests {
     @Test("the upstream sees the configured key and never the client's token")
     func upstreamKey() async throws {
         try await LiveStack.run(simulator: .init(requiredBearerToken: "upstream-key-123"), authentication: .apiKey("upstream-key-123")) { stack in
+            // The client's credential is its Sluice token, in both places a client may send it.
             let (status, _, body) = try await stack.post(
-                "/v1/chat/completions", json: chatRequest("hi"), headers: [("Authorization", "Bearer client-token-xyz"), ("x-api-key", "client-token-xyz")]
+                "/v1/chat/completions", json: chatRequest("hi"), headers: [("Authorization", "Bearer \(stack.token)"), ("x-api-key", stack.token)]
             )
             #expect(status == .ok)
             #expect(!String(buffer: body).contains("upstream-key-123"))
             let entry = try #require(try await stack.recorder.waitForRequests(count: 1).first)
             #expect(entry.header("authorization") == "Bearer upstream-key-123")
-            #expect(!entry.headers.contains { $0.value.contains("client-token-xyz") })
-            #expect(String(buffer: entry.body).contains("client-token-xyz") == false)
+            #expect(!entry.headers.contains { $0.value.contains(stack.token) })
+            #expect(String(buffer: entry.body).contains(stack.token) == false)
         }
     }
 }

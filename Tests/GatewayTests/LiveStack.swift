@@ -7,15 +7,24 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import StreamCore
+import Synchronization
 import Testing
 
 /// The real gateway in front of the real simulator, both on 127.0.0.1 with ephemeral ports, and an
 /// HTTP client to drive them. Nothing of ours is mocked.
+///
+/// Each stack has its own SQLite store in a temporary directory and an admin token (group
+/// `admins`, which the built-in policy lets use every model); `post` and `get` send it unless the
+/// test passes its own `Authorization` or `x-api-key`.
 struct LiveStack {
     let gatewayPort: Int
     let simulatorPort: Int
     let recorder: SimulatorRecorder
     let client: HTTPClient
+    let store: SQLiteStore
+    /// The admin token `post` and `get` send by default.
+    let token: String
+    let audit: AuditCapture
 
     var gateway: String { "http://127.0.0.1:\(self.gatewayPort)" }
     var simulator: String { "http://127.0.0.1:\(self.simulatorPort)" }
@@ -24,8 +33,39 @@ struct LiveStack {
         simulator simulatorConfiguration: SimulatorConfiguration = .init(),
         authentication: UpstreamAuthentication = .none,
         configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+        now: @escaping @Sendable () -> Date = { Date() },
+        databasePath: String? = nil,
         _ body: @Sendable (LiveStack) async throws -> Result
     ) async throws -> Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try await SQLiteStore.open(path: databasePath ?? directory.appendingPathComponent("sluice.db").path, logger: Logger(label: "sluice-test"))
+        let admin = ClientToken.make(identity: "test-admin", groups: ["admins"], label: "LiveStack", ttl: .seconds(3600), now: now())
+        do {
+            try await store.insertToken(admin.record)
+            let result = try await Self.run(
+                simulator: simulatorConfiguration, authentication: authentication, configure: configure, now: now, store: store, token: admin.token,
+                body
+            )
+            try await store.close()
+            return result
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    private static func run<Result: Sendable>(
+        simulator simulatorConfiguration: SimulatorConfiguration,
+        authentication: UpstreamAuthentication,
+        configure: @Sendable (inout GatewayConfiguration) -> Void,
+        now: @escaping @Sendable () -> Date,
+        store: SQLiteStore,
+        token: String,
+        _ body: @Sendable (LiveStack) async throws -> Result
+    ) async throws -> Result {
+        let audit = AuditCapture()
         var logger = Logger(label: "sluice-test")
         // Cancelling the task group stops the servers abruptly, which Hummingbird logs as errors.
         logger.logLevel = .critical
@@ -52,13 +92,17 @@ struct LiveStack {
                     endpoint: try #require(configuration.upstream.endpoint), region: "us-east-1", authentication: authentication,
                     timeouts: configuration.timeouts
                 )
-                let gatewayApp = buildGatewayApplication(configuration: configuration, upstream: upstream, logger: logger) { port in
+                let access = GatewayAccess(configuration: configuration, store: store, audit: audit.sink, now: now)
+                let gatewayApp = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, logger: logger) { port in
                     gatewayPort.yield(port)
                 }
                 group.addTask { try await gatewayApp.runService() }
                 var gatewayIterator = gatewayPorts.makeAsyncIterator()
                 let gatewayBound = try #require(await gatewayIterator.next())
-                let stack = LiveStack(gatewayPort: gatewayBound, simulatorPort: simulatorBound, recorder: recorder, client: client)
+                let stack = LiveStack(
+                    gatewayPort: gatewayBound, simulatorPort: simulatorBound, recorder: recorder, client: client, store: store, token: token,
+                    audit: audit
+                )
                 do {
                     let result = try await body(stack)
                     group.cancelAll()
@@ -83,6 +127,7 @@ struct LiveStack {
         var request = HTTPClientRequest(url: (base ?? self.gateway) + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        self.authorize(&request.headers, unless: headers)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(string: json))
         let response = try await self.client.execute(request, timeout: .seconds(30))
@@ -92,9 +137,25 @@ struct LiveStack {
 
     func get(_ path: String, headers: [(String, String)] = []) async throws -> (HTTPResponseStatus, HTTPHeaders, ByteBuffer) {
         var request = HTTPClientRequest(url: self.gateway + path)
+        self.authorize(&request.headers, unless: headers)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         let response = try await self.client.execute(request, timeout: .seconds(30))
         return (response.status, response.headers, try await response.body.collect(upTo: 16 * 1024 * 1024))
+    }
+
+    /// Adds the stack's admin token unless the test brings its own credential (or asks for none
+    /// with an empty `x-sluice-test-no-token` header).
+    func authorize(_ fields: inout HTTPHeaders, unless headers: [(String, String)]) {
+        let names = Set(headers.map { $0.0.lowercased() })
+        guard names.isDisjoint(with: ["authorization", "x-api-key", "x-sluice-test-no-token"]) else { return }
+        fields.add(name: "Authorization", value: "Bearer \(self.token)")
+    }
+
+    /// Creates a token in the stack's store.
+    func makeToken(identity: String, groups: [String], ttl: Duration? = .seconds(3600), now: Date = Date()) async throws -> String {
+        let made = ClientToken.make(identity: identity, groups: groups, label: nil, ttl: ttl, now: now)
+        try await self.store.insertToken(made.record)
+        return made.token
     }
 }
 
@@ -128,4 +189,15 @@ func decodeEventStream(_ body: ByteBuffer) throws -> [EventStreamMessage] {
     while let message = try decoder.next() { messages.append(message) }
     try decoder.finish()
     return messages
+}
+
+/// Audit lines the gateway wrote, for assertions.
+final class AuditCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var sink: AuditSink {
+        AuditSink { line in self.lines.withLock { $0.append(line) } }
+    }
+
+    var all: [String] { self.lines.withLock { $0 } }
 }

@@ -26,6 +26,14 @@ package import Foundation
 /// | `timeouts.idleSeconds` | number | 60 | `SLUICE_IDLE_TIMEOUT` |
 /// | `timeouts.requestSeconds` | number | 900 | |
 /// | `inferenceProfiles.allowAnonymous` | bool | false | |
+/// | `store.path` | string | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both) |
+/// | `policies` | [{`source`, `provider`, `models`, `limits`}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
+/// | `prices` | [{`model`, `input`, `output`, `cacheRead`, `cacheWrite`}] USD per million tokens, first matching glob wins | empty (cost 0) | |
+///
+/// A policy: `source` is `identity:<name>`, `group:<name>` or `*`; `provider` is `default` (the
+/// configured upstream); `models` (optional) lists globs over aliases and Bedrock ids, matching with
+/// or without a cross-region prefix; `limits` (optional) has `requestsPerMinute`, `tokensPerMinute`,
+/// `tokensPerDay` and `budgetUSDPerMonth`.
 package struct GatewayConfiguration: Sendable {
     package struct Server: Sendable {
         package var host = "127.0.0.1"
@@ -63,6 +71,12 @@ package struct GatewayConfiguration: Sendable {
     /// Answer `GET /bedrock/inference-profiles` without a token (Claude Code with
     /// `CLAUDE_CODE_SKIP_BEDROCK_AUTH=1` sends none there).
     package var inferenceProfilesAllowAnonymous = false
+    /// The store's file, from the config file (`--db` and `SLUICE_DB` win; see ``StoreLocation``).
+    package var storePath: String?
+    /// Access rules, default deny. Without a configuration file, the built-in rule lets group
+    /// `admins` use every model, so a first run works with one admin token.
+    package var policies: [AccessPolicy] = AccessPolicy.builtIn
+    package var prices = PriceTable()
 
     package init() {}
 }
@@ -124,7 +138,7 @@ extension GatewayConfiguration {
         }
         let reader = JSONConfigReader(source: path)
         let object = try reader.object(root, key: "")
-        try reader.only(object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles"], key: "")
+        try reader.only(object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices"], key: "")
         if let server = try reader.optionalObject(object["server"], key: "server") {
             try reader.only(server, allowed: ["host", "port", "maxBodyBytes"], key: "server")
             if let host = try reader.optionalString(server["host"], key: "server.host") { self.server.host = host }
@@ -170,6 +184,60 @@ extension GatewayConfiguration {
             if let allow = try reader.optionalBool(profiles["allowAnonymous"], key: "inferenceProfiles.allowAnonymous") {
                 self.inferenceProfilesAllowAnonymous = allow
             }
+        }
+
+        if let store = try reader.optionalObject(object["store"], key: "store") {
+            try reader.only(store, allowed: ["path"], key: "store")
+            if let path = try reader.optionalString(store["path"], key: "store.path") { self.storePath = path }
+        }
+        // A file that names no policies grants nothing: missing configuration means deny.
+        self.policies = []
+        if let policies = try reader.optionalArray(object["policies"], key: "policies") {
+            for (index, element) in policies.enumerated() {
+                let key = "policies[\(index)]"
+                let policy = try reader.object(element, key: key)
+                try reader.only(policy, allowed: ["source", "provider", "models", "limits"], key: key)
+                guard let sourceText = try reader.optionalString(policy["source"], key: "\(key).source"),
+                    let source = AccessPolicy.Source(sourceText)
+                else {
+                    throw reader.fail("\(key).source", "must be 'identity:<name>', 'group:<name>' or '*'")
+                }
+                let provider = try reader.optionalString(policy["provider"], key: "\(key).provider") ?? AccessPolicy.defaultProvider
+                guard provider == AccessPolicy.defaultProvider else {
+                    throw reader.fail("\(key).provider", "unknown provider '\(provider)' (only 'default', the configured upstream, exists)")
+                }
+                let models = try reader.optionalStringArray(policy["models"], key: "\(key).models")
+                var limits = AccessPolicy.Limits()
+                if let object = try reader.optionalObject(policy["limits"], key: "\(key).limits") {
+                    let limitsKey = "\(key).limits"
+                    try reader.only(object, allowed: ["requestsPerMinute", "tokensPerMinute", "tokensPerDay", "budgetUSDPerMonth"], key: limitsKey)
+                    limits.requestsPerMinute = try reader.optionalInt(object["requestsPerMinute"], key: "\(limitsKey).requestsPerMinute", range: 0...1_000_000_000)
+                    limits.tokensPerMinute = try reader.optionalInt(object["tokensPerMinute"], key: "\(limitsKey).tokensPerMinute", range: 0...Int(Int32.max) * 1000)
+                    limits.tokensPerDay = try reader.optionalInt(object["tokensPerDay"], key: "\(limitsKey).tokensPerDay", range: 0...Int(Int32.max) * 1000)
+                    limits.budgetUSDPerMonth = try reader.optionalAmount(object["budgetUSDPerMonth"], key: "\(limitsKey).budgetUSDPerMonth")
+                }
+                self.policies.append(AccessPolicy(source: source, provider: provider, models: models, limits: limits))
+            }
+        }
+        if let prices = try reader.optionalArray(object["prices"], key: "prices") {
+            var entries: [(model: String, price: PriceTable.Price)] = []
+            for (index, element) in prices.enumerated() {
+                let key = "prices[\(index)]"
+                let entry = try reader.object(element, key: key)
+                try reader.only(entry, allowed: ["model", "input", "output", "cacheRead", "cacheWrite"], key: key)
+                guard let model = try reader.optionalString(entry["model"], key: "\(key).model") else {
+                    throw reader.fail("\(key).model", "is required (a model glob)")
+                }
+                guard let input = try reader.optionalAmount(entry["input"], key: "\(key).input"),
+                    let output = try reader.optionalAmount(entry["output"], key: "\(key).output")
+                else { throw reader.fail(key, "needs 'input' and 'output' prices (USD per million tokens)") }
+                let price = PriceTable.Price(
+                    input: input, output: output, cacheRead: try reader.optionalAmount(entry["cacheRead"], key: "\(key).cacheRead") ?? 0,
+                    cacheWrite: try reader.optionalAmount(entry["cacheWrite"], key: "\(key).cacheWrite") ?? 0
+                )
+                entries.append((model, price))
+            }
+            self.prices = PriceTable(entries: entries)
         }
     }
 
@@ -318,6 +386,19 @@ private struct JSONConfigReader {
             throw self.fail(key, "must be a number of seconds in (0, 86400]")
         }
         return .milliseconds(Int64(number * 1000))
+    }
+
+    func optionalArray(_ value: ConfigJSON?, key: String) throws -> [ConfigJSON]? {
+        guard let value, !value.isNull else { return nil }
+        guard case .array(let array) = value else { throw self.fail(key, "must be a list") }
+        return array
+    }
+
+    /// A non-negative amount (prices, budgets).
+    func optionalAmount(_ value: ConfigJSON?, key: String) throws -> Double? {
+        guard let value, !value.isNull else { return nil }
+        guard case .number(let number) = value, number >= 0, number.isFinite else { throw self.fail(key, "must be a number ≥ 0") }
+        return number
     }
 
     func optionalStringArray(_ value: ConfigJSON?, key: String) throws -> [String]? {

@@ -16,6 +16,7 @@ struct BedrockRoutes: Sendable {
     let catalog: ModelCatalog
     let maxBodyBytes: Int
     let requestTimeout: Duration
+    let access: GatewayAccess
 
     /// What a `/bedrock` path asks for.
     enum Target: Equatable {
@@ -49,13 +50,16 @@ struct BedrockRoutes: Sendable {
         return nil
     }
 
-    func respond(to request: Request, context: some RequestContext) async throws -> Response {
+    /// Answers a `/bedrock` request. `caller` is `nil` only for the inference-profile listing when
+    /// the configuration allows it without a token.
+    func respond(to request: Request, context: some RequestContext, caller: Caller?) async throws -> Response {
         guard let target = Self.target(path: request.uri.path) else {
             return GatewayError.notFound("no Bedrock route at \(request.uri.path)").bedrockResponse()
         }
         switch (target, request.method) {
         case (.model(let id, let operation), .post):
-            return try await self.invoke(modelID: id, operation: operation, request: request, context: context)
+            guard let caller else { return AuthenticationFailure.missing.gatewayError.bedrockResponse() }
+            return try await self.invoke(modelID: id, operation: operation, request: request, context: context, caller: caller)
         case (.listInferenceProfiles, .get):
             return self.listInferenceProfiles()
         case (.inferenceProfile(let id), .get):
@@ -70,38 +74,59 @@ struct BedrockRoutes: Sendable {
 
     // MARK: Runtime operations
 
-    /// Client headers that mean something to Bedrock and carry no client credential.
+    /// Client headers that mean something to Bedrock and carry no client credential. The client's
+    /// own request metadata is dropped: the gateway sets it from the caller's identity.
     static func forwardedHeaders(_ fields: HTTPFields) -> [(String, String)] {
         fields.compactMap { field in
             let name = field.name.canonicalName
-            return name.hasPrefix("x-amzn-bedrock-") ? (name, field.value) : nil
+            guard name.hasPrefix("x-amzn-bedrock-"), name != HTTPField.Name.bedrockRequestMetadata.canonicalName else { return nil }
+            return (name, field.value)
         }
     }
 
-    func invoke(modelID: String, operation: BedrockOperation, request: Request, context: some RequestContext) async throws -> Response {
+    func invoke(
+        modelID: String, operation: BedrockOperation, request: Request, context: some RequestContext, caller: Caller
+    ) async throws -> Response {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: self.maxBodyBytes)
         } catch {
             return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).bedrockResponse()
         }
+        let resolved = self.catalog.resolve(modelID)
+        let account: RequestAccount
+        switch await self.access.admit(
+            caller, route: "/bedrock/model/\(operation.name)", requested: modelID, resolved: resolved,
+            countsAgainstLimits: operation != .countTokens
+        ) {
+        case .success(let admitted): account = admitted
+        case .failure(let refusal): return refusal.bedrockResponse()
+        }
+        // Cost allocation: Bedrock attributes the call to these tags in its own usage reports.
+        var upstreamHeaders = Self.forwardedHeaders(request.headers)
+        upstreamHeaders.append((HTTPField.Name.bedrockRequestMetadata.canonicalName, GatewayAccess.requestMetadataJSON(for: caller)))
         let started = ContinuousClock.now
         let response: HTTPClientResponse
         do {
             response = try await self.upstream.execute(
-                operation: operation, modelID: modelID, body: body, headers: Self.forwardedHeaders(request.headers), logger: context.logger
+                operation: operation, modelID: modelID, body: body, headers: upstreamHeaders, logger: context.logger
             )
         } catch {
             let failure = UpstreamResponse.describe(error)
             context.logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.code)"])
-            return (failure.code.hasSuffix("timeout") ? GatewayError.upstreamTimeout(failure.message) : GatewayError.upstreamUnreachable(failure.message))
-                .bedrockResponse()
+            let error = failure.code.hasSuffix("timeout") ? GatewayError.upstreamTimeout(failure.message) : GatewayError.upstreamUnreachable(failure.message)
+            await account.finish(status: error.status.code, finishReason: failure.code, usage: nil)
+            return error.bedrockResponse()
         }
         guard response.status == .ok else {
-            return await Self.passErrorThrough(response)
+            let passed = await Self.passErrorThrough(response)
+            await account.finish(status: passed.status.code, finishReason: passed.headers[.amazonErrorType].map { String($0.prefix { $0 != ":" }) }, usage: nil)
+            return passed
         }
         guard operation.isStreaming else {
-            return await Self.passBodyThrough(response)
+            let (passed, usage) = await Self.passBodyThrough(response)
+            await account.finish(status: passed.status.code, finishReason: nil, usage: usage)
+            return passed
         }
         var headers: HTTPFields = [.contentType: "application/vnd.amazon.eventstream"]
         headers[.bedrockContentType] = "application/json"
@@ -111,18 +136,24 @@ struct BedrockRoutes: Sendable {
         let deadline = started + self.requestTimeout
         let logger = context.logger
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await Self.relay(upstream: response.body, operation: operation, deadline: deadline, writer: &writer, logger: logger)
+            try await Self.relay(upstream: response.body, operation: operation, deadline: deadline, writer: &writer, logger: logger) { outcome in
+                await account.finish(status: 200, finishReason: outcome.finishReason, usage: outcome.usage, firstByte: outcome.firstByte)
+            }
         })
     }
 
     /// Forwards verified frames as the bytes they arrived as; ends with a Bedrock exception frame
     /// when the upstream stream breaks (Claude Code then falls back to `/invoke`).
+    ///
+    /// `onEnd` runs exactly once, however the stream ends, before the response ends (see
+    /// ``ChatCompletionsRoute/stream(upstream:options:deadline:writer:logger:onEnd:)``).
     static func relay(
         upstream body: HTTPClientResponse.Body,
         operation: BedrockOperation,
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,
-        logger: Logger
+        logger: Logger,
+        onEnd: @Sendable (StreamOutcome) async -> Void = { _ in }
     ) async throws {
         var decoder = EventStreamDecoder()
         var invokeMeter = InvokeStreamTranslator()
@@ -131,6 +162,8 @@ struct BedrockRoutes: Sendable {
         var pending = ByteBuffer()
         var verified = 0
         var failure: (code: String, message: String)?
+        var firstByte: ContinuousClock.Instant?
+        var disconnected = false
         do {
             for try await read in body {
                 if pending.readableBytes == 0 { pending = read } else { pending.writeImmutableBuffer(read) }
@@ -144,6 +177,7 @@ struct BedrockRoutes: Sendable {
                     }
                 }
                 if verified > 0 {
+                    if firstByte == nil { firstByte = .now }
                     try await Self.forward(&pending, count: &verified, to: &writer)
                 }
                 if ContinuousClock.now > deadline {
@@ -154,9 +188,9 @@ struct BedrockRoutes: Sendable {
             if failure == nil { try decoder.finish() }
         } catch is ClientDisconnected {
             logger.debug("client disconnected mid-stream")
-            throw CancellationError()
+            disconnected = true
         } catch is CancellationError {
-            throw CancellationError()
+            disconnected = true
         } catch let error as EventStreamError {
             logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
             failure = ("upstream_corrupt_stream", "upstream sent a corrupt event stream (\(error.code))")
@@ -164,17 +198,31 @@ struct BedrockRoutes: Sendable {
             failure = UpstreamResponse.describe(error, duringBody: true)
             logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure?.code ?? "")"])
         }
-        do {
-            // Frames verified before the failure still go out; the broken rest never does.
-            if verified > 0 { try await Self.forward(&pending, count: &verified, to: &writer) }
-            if let failure {
-                var frame = ByteBuffer()
-                try Self.writeExceptionFrame(message: failure.message, into: &frame)
-                try await writer.write(frame)
+        if !disconnected {
+            do {
+                // Frames verified before the failure still go out; the broken rest never does.
+                if verified > 0 { try await Self.forward(&pending, count: &verified, to: &writer) }
+                if let failure {
+                    var frame = ByteBuffer()
+                    try Self.writeExceptionFrame(message: failure.message, into: &frame)
+                    try await writer.write(frame)
+                }
+            } catch {
+                disconnected = true
             }
-        } catch {
-            throw CancellationError()
         }
+        let usage: TokenUsage?
+        let stopReason: String?
+        if operation == .invokeWithResponseStream {
+            usage = invokeMeter.usage
+            stopReason = invokeMeter.stopReason
+        } else {
+            usage = converseMeter.usage
+            stopReason = converseMeter.stopReason
+        }
+        let finishReason = disconnected ? "client_disconnected" : failure?.code ?? stopReason
+        await onEnd(StreamOutcome(usage: usage, finishReason: finishReason, firstByte: firstByte))
+        if disconnected { throw CancellationError() }
         try await writer.finish(nil)
     }
 
@@ -227,19 +275,38 @@ struct BedrockRoutes: Sendable {
         return passed.bedrockResponse()
     }
 
-    static func passBodyThrough(_ response: HTTPClientResponse) async -> Response {
+    /// The upstream's answer as it came, and the usage it reports: Bedrock's token-count headers
+    /// (InvokeModel), else the body's `usage` object (Converse).
+    static func passBodyThrough(_ response: HTTPClientResponse) async -> (Response, TokenUsage?) {
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: 64 * 1024 * 1024)
         } catch {
             let failure = UpstreamResponse.describe(error)
-            return GatewayError.upstreamUnreachable(failure.message).bedrockResponse()
+            return (GatewayError.upstreamUnreachable(failure.message).bedrockResponse(), nil)
         }
         var headers: HTTPFields = [.contentType: response.headers.first(name: "content-type") ?? "application/json"]
         for (name, value) in response.headers where name.lowercased().hasPrefix("x-amzn-") {
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+        return (Response(status: .ok, headers: headers, body: .init(byteBuffer: body)), Self.usage(headers: response.headers, body: body))
+    }
+
+    static func usage(headers: HTTPHeaders, body: ByteBuffer) -> TokenUsage? {
+        func count(_ name: String) -> Int? { headers.first(name: name).flatMap { Int($0) } }
+        if let input = count("x-amzn-bedrock-input-token-count"), let output = count("x-amzn-bedrock-output-token-count") {
+            return TokenUsage(
+                inputTokens: input, outputTokens: output, cacheReadInputTokens: count("x-amzn-bedrock-cache-read-input-token-count") ?? 0,
+                cacheWriteInputTokens: count("x-amzn-bedrock-cache-write-input-token-count") ?? 0
+            )
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+            let usage = object["usage"] as? [String: Any]
+        else { return nil }
+        return TokenUsage(
+            inputTokens: usage["inputTokens"] as? Int ?? 0, outputTokens: usage["outputTokens"] as? Int ?? 0,
+            cacheReadInputTokens: usage["cacheReadInputTokens"] as? Int ?? 0, cacheWriteInputTokens: usage["cacheWriteInputTokens"] as? Int ?? 0
+        )
     }
 
     // MARK: Control plane
@@ -273,7 +340,7 @@ struct BedrockRoutes: Sendable {
         let foundation = ModelCatalog.foundationModelID(id)
         body.writeStaticString("{\"inferenceProfileName\":")
         body.writeJSONString(id)
-        body.writeStaticString(",\"description\":\"Served by Sluice\",\"createdAt\":1735689600,\"updatedAt\":1735689600,\"inferenceProfileArn\":")
+        body.writeStaticString(",\"description\":\"Served by Sluice\",\"createdAt\":\"2025-01-01T00:00:00Z\",\"updatedAt\":\"2025-01-01T00:00:00Z\",\"inferenceProfileArn\":")
         body.writeJSONString("arn:aws:bedrock:\(region):000000000000:inference-profile/\(id)")
         body.writeStaticString(",\"models\":[{\"modelArn\":")
         body.writeJSONString("arn:aws:bedrock:\(region)::foundation-model/\(foundation)")

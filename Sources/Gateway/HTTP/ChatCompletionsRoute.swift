@@ -13,8 +13,11 @@ struct ChatCompletionsRoute: Sendable {
     let mapper: ChatRequestMapper
     let maxBodyBytes: Int
     let requestTimeout: Duration
+    let access: GatewayAccess
 
-    func respond(to request: Request, context: some RequestContext) async throws -> Response {
+    static let route = "/v1/chat/completions"
+
+    func respond(to request: Request, context: some RequestContext, caller: Caller) async throws -> Response {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: self.maxBodyBytes)
@@ -27,25 +30,36 @@ struct ChatCompletionsRoute: Sendable {
         } catch {
             return GatewayError.badRequest(error.message, param: error.param, code: error.code.description).openAIResponse()
         }
+        let account: RequestAccount
+        switch await self.access.admit(caller, route: Self.route, requested: converse.requestedModel, resolved: converse.modelID) {
+        case .success(let admitted): account = admitted
+        case .failure(let refusal): return refusal.openAIResponse()
+        }
+        // Cost allocation: the caller's identity and group go upstream as Converse request metadata.
+        var upstreamBody = converse.body
+        GatewayAccess.addRequestMetadata(for: caller, to: &upstreamBody)
         let operation: BedrockOperation = converse.isStreaming ? .converseStream : .converse
         let started = ContinuousClock.now
         let response: HTTPClientResponse
         do {
-            response = try await self.upstream.execute(operation: operation, modelID: converse.modelID, body: converse.body, logger: context.logger)
+            response = try await self.upstream.execute(operation: operation, modelID: converse.modelID, body: upstreamBody, logger: context.logger)
         } catch {
             let failure = UpstreamResponse.describe(error)
             context.logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.code)"])
             let status: HTTPResponse.Status = failure.code.hasSuffix("timeout") ? .gatewayTimeout : .badGateway
+            await account.finish(status: status.code, finishReason: failure.code, usage: nil)
             return GatewayError(status: status, type: "api_error", code: failure.code, message: failure.message, bedrockType: "InternalServerException")
                 .openAIResponse()
         }
         guard response.status == .ok else {
-            return await UpstreamResponse.error(from: response).openAIResponse()
+            let error = await UpstreamResponse.error(from: response)
+            await account.finish(status: error.status.code, finishReason: error.code, usage: nil)
+            return error.openAIResponse()
         }
         let id = "chatcmpl-" + Self.randomID()
         let created = Int(Date().timeIntervalSince1970)
         guard converse.isStreaming else {
-            return await self.completion(response, id: id, created: created, converse: converse)
+            return await self.completion(response, id: id, created: created, converse: converse, account: account)
         }
         let options = ChatChunkTranslator.Options(
             id: id, created: created, model: converse.requestedModel, includeUsage: converse.includesUsage,
@@ -59,22 +73,31 @@ struct ChatCompletionsRoute: Sendable {
             .accelBuffering: "no",
         ]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await Self.stream(upstream: response.body, options: options, deadline: deadline, writer: &writer, logger: logger)
+            try await Self.stream(upstream: response.body, options: options, deadline: deadline, writer: &writer, logger: logger) { outcome in
+                await account.finish(status: 200, finishReason: outcome.finishReason, usage: outcome.usage, firstByte: outcome.firstByte)
+            }
         })
     }
 
     /// The pull loop of DESIGN.md: read upstream → decode → translate → one write per read. Each
     /// `await writer.write` is the backpressure: while the client is slow, nothing is read upstream.
+    ///
+    /// `onEnd` runs exactly once, however the stream ends (completed, upstream error, client gone),
+    /// after the last chunk is written and before the response ends: the usage ledger's row is
+    /// durable before the client sees the end of the body.
     static func stream(
         upstream body: HTTPClientResponse.Body,
         options: ChatChunkTranslator.Options,
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,
-        logger: Logger
+        logger: Logger,
+        onEnd: @Sendable (StreamOutcome) async -> Void = { _ in }
     ) async throws {
         var decoder = EventStreamDecoder()
         var translator = ChatChunkTranslator(options: options)
         var out = ByteBuffer()
+        var firstByte: ContinuousClock.Instant?
+        var disconnected = false
         do {
             for try await read in body {
                 try decoder.feed(read)
@@ -85,6 +108,7 @@ struct ChatCompletionsRoute: Sendable {
                     translator.fail(code: "request_timeout", message: "the request exceeded the gateway's time limit", into: &out)
                 }
                 if out.readableBytes > 0 {
+                    if firstByte == nil { firstByte = .now }
                     try await Self.write(&out, to: &writer)
                 }
                 if translator.ending != nil { break }
@@ -95,24 +119,35 @@ struct ChatCompletionsRoute: Sendable {
             }
         } catch is ClientDisconnected {
             logger.debug("client disconnected mid-stream")
-            throw CancellationError()
+            disconnected = true
         } catch let error as EventStreamError {
             logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
             translator.fail(code: "upstream_corrupt_stream", message: "upstream sent a corrupt event stream (\(error.code))", into: &out)
         } catch is CancellationError {
-            throw CancellationError()
+            disconnected = true
         } catch {
             let failure = UpstreamResponse.describe(error, duringBody: true)
             logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
             translator.fail(code: failure.code, message: failure.message, into: &out)
         }
-        if out.readableBytes > 0 {
+        if !disconnected, out.readableBytes > 0 {
+            if firstByte == nil { firstByte = .now }
             do {
                 try await Self.write(&out, to: &writer)
             } catch {
-                throw CancellationError()
+                disconnected = true
             }
         }
+        let finishReason: String?
+        if disconnected {
+            finishReason = "client_disconnected"
+        } else if case .failed(let code) = translator.ending {
+            finishReason = code
+        } else {
+            finishReason = translator.finishReason.map { String(describing: $0.openAIValue) }
+        }
+        await onEnd(StreamOutcome(usage: translator.usage, finishReason: finishReason, firstByte: firstByte))
+        if disconnected { throw CancellationError() }
         try await writer.finish(nil)
     }
 
@@ -127,19 +162,31 @@ struct ChatCompletionsRoute: Sendable {
         }
     }
 
-    private func completion(_ response: HTTPClientResponse, id: String, created: Int, converse: ConverseRequest) async -> Response {
+    private func completion(
+        _ response: HTTPClientResponse, id: String, created: Int, converse: ConverseRequest, account: RequestAccount
+    ) async -> Response {
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: 64 * 1024 * 1024)
         } catch {
             let failure = UpstreamResponse.describe(error)
+            await account.finish(status: 502, finishReason: failure.code, usage: nil)
             return GatewayError(status: .badGateway, type: "api_error", code: failure.code, message: failure.message, bedrockType: "InternalServerException")
                 .openAIResponse()
         }
         do {
             let completion = try ChatResponseMapper.makeChatCompletion(converseResponse: body, id: id, created: created, for: converse)
+            let usage = completion.usage
+            await account.finish(
+                status: 200, finishReason: String(describing: completion.finishReason.openAIValue),
+                usage: TokenUsage(
+                    inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadInputTokens: usage.cacheReadInputTokens,
+                    cacheWriteInputTokens: usage.cacheWriteInputTokens
+                )
+            )
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: completion.body))
         } catch {
+            await account.finish(status: 502, finishReason: "upstream_malformed_response", usage: nil)
             return GatewayError(status: .badGateway, type: "api_error", code: "upstream_malformed_response", message: "upstream sent a malformed response", bedrockType: "InternalServerException")
                 .openAIResponse()
         }
@@ -151,4 +198,14 @@ struct ChatCompletionsRoute: Sendable {
         var generator = SystemRandomNumberGenerator()
         return String((0..<24).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
     }
+}
+
+/// How a stream ended, for the usage ledger and the limits.
+struct StreamOutcome: Sendable {
+    /// What the upstream reported; `nil` when the stream ended before its usage event.
+    var usage: TokenUsage?
+    /// The finish reason, an error code, or `client_disconnected`.
+    var finishReason: String?
+    /// When the first bytes were written to the client.
+    var firstByte: ContinuousClock.Instant?
 }

@@ -4,49 +4,81 @@ package import Logging
 import NIOCore
 import StreamCore
 
-/// Builds the gateway's HTTP application. The caller owns `upstream` (and shuts it down after the
-/// application has stopped), and runs the application as a service.
+/// Builds the gateway's HTTP application. The caller owns `upstream` and `access.store` (and
+/// closes them after the application has stopped), and runs the application as a service; the
+/// application runs the token-cache refresher as its own service.
+///
+/// Every route but `/healthz` needs a Sluice token (`access`); `GET /bedrock/inference-profiles[/…]`
+/// goes without one only when the configuration allows it.
 ///
 /// ```swift
-/// let app = buildGatewayApplication(configuration: configuration, upstream: upstream, logger: logger)
+/// let app = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, logger: logger)
 /// try await app.runService()
 /// ```
 package func buildGatewayApplication(
     configuration: GatewayConfiguration,
     upstream: UpstreamClient,
+    access: GatewayAccess,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: BasicRequestContext.self)
     let mapper = ChatRequestMapper(configuration: .init(modelAliases: configuration.models.aliases))
     let chat = ChatCompletionsRoute(
-        upstream: upstream, mapper: mapper, maxBodyBytes: configuration.server.maxBodyBytes, requestTimeout: configuration.timeouts.request
+        upstream: upstream, mapper: mapper, maxBodyBytes: configuration.server.maxBodyBytes, requestTimeout: configuration.timeouts.request,
+        access: access
     )
     let bedrock = BedrockRoutes(
         upstream: upstream, catalog: configuration.models, maxBodyBytes: configuration.server.maxBodyBytes,
-        requestTimeout: configuration.timeouts.request
+        requestTimeout: configuration.timeouts.request, access: access
     )
     let catalog = configuration.models
 
     router.post("/v1/chat/completions") { request, context in
-        try await chat.respond(to: request, context: context)
+        switch await access.authenticate(request.head, route: ChatCompletionsRoute.route) {
+        case .success(let caller): return try await chat.respond(to: request, context: context, caller: caller)
+        case .failure(let error): return error.openAIResponse()
+        }
     }
-    router.get("/v1/models") { _, _ in
-        ModelsRoute.list(catalog)
+    router.get("/v1/models") { request, _ in
+        switch await access.authenticate(request.head, route: "/v1/models") {
+        case .success: return ModelsRoute.list(catalog)
+        case .failure(let error): return error.openAIResponse()
+        }
     }
     router.get("/healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
     }
     // The Bedrock routes parse their own paths: model ids hold `%2F`, and clients send `//`.
     router.post("/bedrock/**") { request, context in
-        try await bedrock.respond(to: request, context: context)
+        switch await access.authenticate(request.head, route: "/bedrock/model") {
+        case .success(let caller): return try await bedrock.respond(to: request, context: context, caller: caller)
+        case .failure(let error): return error.bedrockResponse()
+        }
     }
     router.get("/bedrock/**") { request, context in
-        try await bedrock.respond(to: request, context: context)
+        // Claude Code with CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 lists inference profiles without any
+        // credential (CLAUDE_CODE.md §6); answer it only when the configuration says so. A request
+        // that does carry a credential is checked as usual.
+        let isProfileListing: Bool
+        switch BedrockRoutes.target(path: request.uri.path) {
+        case .listInferenceProfiles, .inferenceProfile: isProfileListing = true
+        default: isProfileListing = false
+        }
+        if isProfileListing, access.allowAnonymousInferenceProfiles,
+            case .failure(.missing) = TokenAuthenticator.credential(in: request.headers)
+        {
+            return try await bedrock.respond(to: request, context: context, caller: nil)
+        }
+        switch await access.authenticate(request.head, route: "/bedrock/inference-profiles") {
+        case .success(let caller): return try await bedrock.respond(to: request, context: context, caller: caller)
+        case .failure(let error): return error.bedrockResponse()
+        }
     }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice"),
+        services: [TokenCacheRefresher(authenticator: access.authenticator, logger: logger)],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: logger
     )

@@ -8,13 +8,26 @@ package enum GatewayServer {
     /// - Parameters:
     ///   - simulatorEndpoint: when the caller started a simulator, its URL; used when the
     ///     configuration asks for the simulator or has no credentials and no endpoint.
+    ///   - databasePath: the `--db` flag; `nil` resolves `SLUICE_DB`, `store.path`, then the per-user
+    ///     default (see ``StoreLocation``).
     package static func run(
-        configuration: GatewayConfiguration, environment: [String: String], logger: Logger, simulatorEndpoint: URL? = nil
+        configuration: GatewayConfiguration, environment: [String: String], logger: Logger, simulatorEndpoint: URL? = nil,
+        databasePath: String? = nil
     ) async throws {
         let plan = try UpstreamPlan(configuration: configuration, environment: environment, simulatorEndpoint: simulatorEndpoint)
+        let databasePath = StoreLocation.resolve(flag: databasePath, environment: environment, configuredPath: configuration.storePath)
+        let store = try await SQLiteStore.open(path: databasePath, logger: logger)
+        logger.info("store", metadata: ["store.path": "\(databasePath)"])
+        let access = GatewayAccess(configuration: configuration, store: store)
+        do {
+            try await access.warmUp()
+        } catch {
+            try? await store.close()
+            throw error
+        }
         let upstream = UpstreamClient(endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts)
         logger.info("upstream", metadata: ["upstream.endpoint": "\(plan.endpoint.absoluteString)", "upstream.auth": "\(plan.authentication)"])
-        let application = buildGatewayApplication(configuration: configuration, upstream: upstream, logger: logger) { port in
+        let application = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, logger: logger) { port in
             logger.notice("sluice is listening", metadata: ["server.address": "http://\(configuration.server.host):\(port)"])
         }
         let group = ServiceGroup(
@@ -24,9 +37,11 @@ package enum GatewayServer {
             try await group.run()
         } catch {
             try? await upstream.shutdown()
+            try? await store.close()
             throw error
         }
         try await upstream.shutdown()
+        try await store.close()
     }
 }
 

@@ -6,4 +6,7 @@ extension HTTPField.Name {
     package static let amazonRequestID = HTTPField.Name("x-amzn-RequestId")!
     package static let bedrockContentType = HTTPField.Name("X-Amzn-Bedrock-Content-Type")!
     package static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
+    package static let apiKey = HTTPField.Name("x-api-key")!
+    /// Cost-allocation tags for Bedrock's own usage reports (identity and group of the caller).
+    package static let bedrockRequestMetadata = HTTPField.Name("X-Amzn-Bedrock-Request-Metadata")!
 }

@@ -1,0 +1,209 @@
+package import Foundation
+package import HTTPTypes
+import Logging
+package import NIOCore
+package import StreamCore
+
+/// Where audit lines go: one JSON object per line. The server writes them to standard error; tests
+/// capture them.
+package struct AuditSink: Sendable {
+    package var write: @Sendable (String) -> Void
+
+    package init(write: @escaping @Sendable (String) -> Void) {
+        self.write = write
+    }
+
+    package static let standardError = AuditSink { line in
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// Authentication, authorization, limits and accounting for every request: the gate in front of
+/// the routes and the ledger behind them.
+package struct GatewayAccess: Sendable {
+    package let authenticator: TokenAuthenticator
+    package let policies: PolicySet
+    package let limiter: UsageLimiter
+    package let prices: PriceTable
+    package let store: any Store
+    package let audit: AuditSink
+    package let allowAnonymousInferenceProfiles: Bool
+    let now: @Sendable () -> Date
+
+    package init(
+        configuration: GatewayConfiguration, store: any Store, audit: AuditSink = .standardError,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.authenticator = TokenAuthenticator(store: store, now: now)
+        self.policies = PolicySet(policies: configuration.policies, catalog: configuration.models)
+        self.limiter = UsageLimiter(now: now)
+        self.prices = configuration.prices
+        self.store = store
+        self.audit = audit
+        self.allowAnonymousInferenceProfiles = configuration.inferenceProfilesAllowAnonymous
+        self.now = now
+    }
+
+    /// Loads this month's spend and today's tokens from the ledger into the limiter.
+    package func warmUp() async throws {
+        self.limiter.preload(from: try await self.store.usage(since: self.limiter.startOfMonth()))
+    }
+
+    /// The caller, or the 401 to answer (in the shape the route asks for), logged as an audit line.
+    package func authenticate(_ request: HTTPRequest, route: String) async -> Result<Caller, GatewayError> {
+        switch await self.authenticator.authenticate(request.headerFields) {
+        case .success(let caller):
+            return .success(caller)
+        case .failure(let failure):
+            self.writeAudit([
+                "event": "refused", "route": route, "status": 401, "reason": failure.code, "request.id": Self.makeRequestID(),
+            ])
+            return .failure(failure.gatewayError)
+        }
+    }
+
+    /// Applies the policies and limits to a request for a model, and opens its ledger entry.
+    ///
+    /// - Returns: the account to close when the request ends, or the 403/429 to answer (already
+    ///   recorded in the ledger and the audit log).
+    package func admit(
+        _ caller: Caller, route: String, requested: String, resolved: String, countsAgainstLimits: Bool = true
+    ) async -> Result<RequestAccount, GatewayError> {
+        var account = RequestAccount(access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: resolved)
+        switch self.policies.evaluate(caller, requested: requested, resolved: resolved) {
+        case .denied(let reason):
+            await account.finish(status: 403, finishReason: "policy_denied", usage: nil)
+            return .failure(GatewayError(status: .forbidden, type: "permission_error", code: "policy_denied", message: reason, bedrockType: "AccessDeniedException"))
+        case .allowed(let limits):
+            account.limitScopes = Array(limits.keys)
+            if countsAgainstLimits, let refusal = self.limiter.admit(limits) {
+                account.limitScopes = []
+                await account.finish(status: 429, finishReason: refusal.limit, usage: nil)
+                return .failure(refusal.gatewayError)
+            }
+            return .success(account)
+        }
+    }
+
+    /// Bedrock request metadata for cost allocation: the caller's identity and first group, with
+    /// characters Bedrock does not accept in tag values replaced by `_`.
+    package static func requestMetadata(for caller: Caller) -> [(String, String)] {
+        var pairs = [("sluice-identity", Self.sanitizeTag(caller.identity))]
+        if let group = caller.groups.first { pairs.append(("sluice-group", Self.sanitizeTag(group))) }
+        return pairs
+    }
+
+    /// The metadata as a JSON object (for Converse's `requestMetadata` and the invoke header).
+    package static func requestMetadataJSON(for caller: Caller) -> String {
+        var buffer = ByteBuffer()
+        buffer.writeStaticString("{")
+        for (index, (key, value)) in Self.requestMetadata(for: caller).enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            buffer.writeJSONString(key)
+            buffer.writeStaticString(":")
+            buffer.writeJSONString(value)
+        }
+        buffer.writeStaticString("}")
+        return String(buffer: buffer)
+    }
+
+    /// Adds `"requestMetadata":{…}` to a Converse request body (a JSON object the mapper wrote).
+    package static func addRequestMetadata(for caller: Caller, to body: inout ByteBuffer) {
+        var view = body.readableBytesView
+        while let last = view.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\n") { view = view.dropLast() }
+        guard view.last == UInt8(ascii: "}") else { return }
+        var out = ByteBuffer()
+        out.reserveCapacity(body.readableBytes + 96)
+        let content = view.dropLast()
+        out.writeBytes(content)
+        let isEmptyObject = content.allSatisfy { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }
+        if !isEmptyObject { out.writeStaticString(",") }
+        out.writeStaticString("\"requestMetadata\":")
+        out.writeString(Self.requestMetadataJSON(for: caller))
+        out.writeStaticString("}")
+        body = out
+    }
+
+    static func sanitizeTag(_ text: String) -> String {
+        // Bedrock: [a-zA-Z0-9\s:_@$#=/+,.-]{0,256}.
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :_@$#=/+,.-")
+        return String(String(text.map { allowed.contains($0) ? $0 : "_" }).prefix(256))
+    }
+
+    static func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next(), radix: 16) + String(generator.next() & 0xFFFF_FFFF, radix: 16)
+    }
+
+    func writeAudit(_ fields: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        self.audit.write(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// One admitted request's ledger entry, closed with ``finish(status:finishReason:usage:firstByte:)``
+/// when the request ends, however it ends.
+package struct RequestAccount: Sendable {
+    let access: GatewayAccess
+    package let caller: Caller
+    package let route: String
+    package let requestedModel: String
+    package let resolvedModel: String
+    package let requestID = GatewayAccess.makeRequestID()
+    let startedAt: Date
+    let started = ContinuousClock.now
+    var limitScopes: [LimitScope] = []
+
+    init(access: GatewayAccess, caller: Caller, route: String, requestedModel: String, resolvedModel: String) {
+        self.access = access
+        self.caller = caller
+        self.route = route
+        self.requestedModel = requestedModel
+        self.resolvedModel = resolvedModel
+        self.startedAt = access.now()
+    }
+
+    /// Charges the usage to the limits, writes the ledger row (durable when this returns) and the
+    /// audit line. Call once, before the response's last bytes, so a request the client saw
+    /// complete is always in the ledger.
+    package func finish(status: Int, finishReason: String?, usage: TokenUsage?, firstByte: ContinuousClock.Instant? = nil) async {
+        let end = ContinuousClock.now
+        let usage = usage ?? TokenUsage()
+        let cost = self.access.prices.cost(of: usage, model: self.resolvedModel)
+        if !self.limitScopes.isEmpty {
+            self.access.limiter.charge(self.limitScopes, tokens: usage.totalTokens, costUSD: cost)
+        }
+        func milliseconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        }
+        let record = UsageRecord(
+            timestamp: self.startedAt, requestID: self.requestID, identity: self.caller.identity, tokenPrefix: self.caller.tokenPrefix,
+            groups: self.caller.groups, route: self.route, requestedModel: self.requestedModel, resolvedModel: self.resolvedModel,
+            status: status, finishReason: finishReason, usage: usage, costUSD: cost,
+            firstByteMilliseconds: firstByte.map { milliseconds($0 - self.started) }, durationMilliseconds: milliseconds(end - self.started)
+        )
+        // The write must happen even when the client's disconnect has cancelled this task (the
+        // thread pool drops cancelled work): an unstructured task does not inherit the cancellation,
+        // and awaiting it keeps the write inside the request.
+        let store = self.access.store
+        let stored = await Task { () -> (any Error)? in
+            do {
+                try await store.recordUsage(record)
+                return nil
+            } catch {
+                return error
+            }
+        }.value
+        var fields: [String: Any] = [
+            "event": "request", "request.id": record.requestID, "identity": record.identity, "token.prefix": record.tokenPrefix,
+            "groups": record.groups, "route": record.route, "model.requested": record.requestedModel, "model.resolved": record.resolvedModel,
+            "status": record.status, "usage.input_tokens": usage.inputTokens, "usage.output_tokens": usage.outputTokens,
+            "usage.cache_read_tokens": usage.cacheReadInputTokens, "usage.cache_write_tokens": usage.cacheWriteInputTokens,
+            "cost.usd": cost, "duration.ms": record.durationMilliseconds,
+        ]
+        if let finishReason { fields["finish_reason"] = finishReason }
+        if let firstByte = record.firstByteMilliseconds { fields["first_byte.ms"] = firstByte }
+        if let stored { fields["ledger.error"] = "\(type(of: stored))" }
+        self.access.writeAudit(fields)
+    }
+}

@@ -1,0 +1,192 @@
+import Crypto
+package import Foundation
+package import HTTPTypes
+package import Logging
+package import ServiceLifecycle
+import Synchronization
+
+/// Who is calling: what a valid token stands for.
+package struct Caller: Sendable, Hashable {
+    package var identity: String
+    package var groups: [String]
+    package var tokenPrefix: String
+
+    package init(identity: String, groups: [String], tokenPrefix: String) {
+        self.identity = identity
+        self.groups = groups
+        self.tokenPrefix = tokenPrefix
+    }
+}
+
+/// Why a request was not authenticated. Each case has its own message; none names another
+/// identity or says whether some other token exists.
+package enum AuthenticationFailure: Error, Sendable, Hashable {
+    case missing
+    /// An AWS SigV4 `Authorization`: a client set up for AWS credentials, not for Sluice tokens.
+    case sigV4
+    case malformed
+    case unknown
+    case expired
+    case revoked
+
+    package var gatewayError: GatewayError {
+        let message: String
+        var bedrockType = "UnrecognizedClientException"
+        switch self {
+        case .missing:
+            message = "no API token: send your Sluice token as 'Authorization: Bearer sk-sluice-…' or 'x-api-key'"
+        case .sigV4:
+            message = """
+                this gateway authenticates with Sluice tokens, not AWS SigV4 signatures: set AWS_BEARER_TOKEN_BEDROCK=<your sk-sluice- token>, \
+                unset AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and AWS_PROFILE, and leave CLAUDE_CODE_SKIP_BEDROCK_AUTH unset
+                """
+        case .malformed:
+            message = "the API token is not a Sluice token (they start with 'sk-sluice-')"
+        case .unknown:
+            message = "the API token is not valid"
+        case .expired:
+            message = "the API token has expired: ask for a new one"
+            bedrockType = "ExpiredTokenException"
+        case .revoked:
+            message = "the API token has been revoked"
+        }
+        return GatewayError(status: .unauthorized, type: "authentication_error", code: "invalid_api_key", message: message, bedrockType: bedrockType)
+    }
+
+    /// A bounded label for logs and the audit line.
+    package var code: String {
+        switch self {
+        case .missing: "token_missing"
+        case .sigV4: "token_sigv4"
+        case .malformed: "token_malformed"
+        case .unknown: "token_unknown"
+        case .expired: "token_expired"
+        case .revoked: "token_revoked"
+        }
+    }
+}
+
+/// Checks client tokens against an in-memory copy of the token table.
+///
+/// A known token costs one SHA-256 and one dictionary lookup keyed by the digest (whose `==` is
+/// swift-crypto's constant-time compare); no database round trip. The copy is reloaded when the
+/// store's `tokens_changed` counter moves (polled every second by ``TokenCacheRefresher``), so a
+/// revocation made with the CLI while the server runs takes effect here within about a second. An
+/// unknown digest is looked up in the store once, so a token created a moment ago works at once.
+package final class TokenAuthenticator: Sendable {
+    private struct State {
+        /// Keyed by the stored SHA-256 bytes; a hit is confirmed with the digest type's constant-time `==`.
+        var tokens: [[UInt8]: TokenRecord] = [:]
+        var version: Int64 = -1
+        /// Last use per token prefix, written to the store in batches.
+        var used: [String: Date] = [:]
+    }
+
+    let store: any Store
+    let now: @Sendable () -> Date
+    private let state = Mutex(State())
+
+    package init(store: any Store, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.now = now
+    }
+
+    /// The token a request carries: `Authorization: Bearer …`, else `x-api-key`.
+    package static func credential(in headers: HTTPFields) -> Result<String, AuthenticationFailure> {
+        if let authorization = headers[.authorization] {
+            let trimmed = authorization.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("AWS4-HMAC-SHA256") { return .failure(.sigV4) }
+            if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
+                let token = trimmed.dropFirst(7).trimmingCharacters(in: .whitespaces)
+                if !token.isEmpty { return .success(token) }
+            }
+            if headers[.apiKey] == nil { return .failure(.malformed) }
+        }
+        if let key = headers[.apiKey]?.trimmingCharacters(in: .whitespaces), !key.isEmpty {
+            return .success(key)
+        }
+        return .failure(.missing)
+    }
+
+    package func authenticate(_ headers: HTTPFields) async -> Result<Caller, AuthenticationFailure> {
+        let token: String
+        switch Self.credential(in: headers) {
+        case .success(let value): token = value
+        case .failure(let failure): return .failure(failure)
+        }
+        guard ClientToken.prefix(of: token) != nil else { return .failure(.malformed) }
+        let digest = ClientToken.digest(token)
+        let key = Array(digest)
+        var record = self.state.withLock { $0.tokens[key] }
+        if record == nil {
+            // Not in the copy: perhaps created after the last reload. Only unknown tokens pay this.
+            record = try? await self.store.token(digest: key)
+            if let found = record { self.state.withLock { $0.tokens[key] = found } }
+        }
+        guard let record, digest == record.digest else { return .failure(.unknown) }
+        let now = self.now()
+        switch record.state(at: now) {
+        case .revoked: return .failure(.revoked)
+        case .expired: return .failure(.expired)
+        case .active:
+            self.state.withLock { $0.used[record.prefix] = now }
+            return .success(Caller(identity: record.identity, groups: record.groups, tokenPrefix: record.prefix))
+        }
+    }
+
+    /// Reloads the copy if the store's token counter moved, and writes the batched last-use times.
+    package func refresh(logger: Logger) async {
+        do {
+            let version = try await self.store.tokensVersion()
+            if version != self.state.withLock({ $0.version }) {
+                let tokens = try await self.store.tokens()
+                var table: [[UInt8]: TokenRecord] = [:]
+                for token in tokens { table[token.digest] = token }
+                self.state.withLock {
+                    $0.tokens = table
+                    $0.version = version
+                }
+                logger.debug("token cache reloaded", metadata: ["tokens.count": "\(table.count)"])
+            }
+            try await self.flushLastUsed()
+        } catch {
+            logger.warning("token cache refresh failed", metadata: ["store.error": "\(error)"])
+        }
+    }
+
+    package func flushLastUsed() async throws {
+        let used = self.state.withLock { state in
+            defer { state.used = [:] }
+            return state.used
+        }
+        if !used.isEmpty { try await self.store.markTokensUsed(used) }
+    }
+}
+
+/// Reloads the token cache every second while the server runs (and flushes last-use times).
+package struct TokenCacheRefresher: Service {
+    let authenticator: TokenAuthenticator
+    let logger: Logger
+    let interval: Duration
+
+    package init(authenticator: TokenAuthenticator, logger: Logger, interval: Duration = .seconds(1)) {
+        self.authenticator = authenticator
+        self.logger = logger
+        self.interval = interval
+    }
+
+    package func run() async throws {
+        await self.authenticator.refresh(logger: self.logger)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: self.interval)
+                } catch {
+                    break
+                }
+                await self.authenticator.refresh(logger: self.logger)
+            }
+        }
+        try? await self.authenticator.flushLastUsed()
+    }
+}

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import BedrockSimulator
+import Foundation
+import Gateway
+import NIOCore
+import NIOHTTP1
+import StreamCore
+import Testing
+
+@Suite(.serialized)
+struct UsageLedgerTests {
+    static let model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+    func waitForRows(_ stack: LiveStack, count: Int) async throws -> [UsageRecord] {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while true {
+            let rows = try await stack.store.usage(since: .distantPast)
+            if rows.count >= count || ContinuousClock.now > deadline { return rows }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test("a streamed chat leaves one ledger row and one audit line, with usage and no secret or content; identity goes upstream as requestMetadata")
+    func streamedChat() async throws {
+        try await LiveStack.run { stack in
+            let (status, _, body) = try await stack.post("/v1/chat/completions", json: chatRequest("Secret prompt text [[sim chunks=6]]", includeUsage: true))
+            #expect(status == .ok)
+            #expect(try StreamedChat(body).done)
+            // The row is written before the response ends.
+            let rows = try await stack.store.usage(since: .distantPast)
+            let row = try #require(rows.first)
+            #expect(rows.count == 1)
+            #expect(row.identity == "test-admin")
+            #expect(row.groups == ["admins"])
+            #expect(stack.token.contains(row.tokenPrefix))
+            #expect(row.route == "/v1/chat/completions")
+            #expect(row.requestedModel == "claude-sonnet")
+            #expect(row.resolvedModel == Self.model)
+            #expect(row.status == 200)
+            #expect(row.finishReason == "stop")
+            #expect(row.usage.outputTokens == 6)
+            #expect(row.usage.inputTokens > 0)
+            #expect(row.firstByteMilliseconds != nil)
+            #expect(row.durationMilliseconds >= (row.firstByteMilliseconds ?? 0))
+
+            let lines = stack.audit.all.filter { $0.contains("\"event\":\"request\"") }
+            let line = try #require(lines.first)
+            #expect(lines.count == 1)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["identity"] as? String == "test-admin")
+            #expect(object["usage.output_tokens"] as? Int == 6)
+            #expect(object["request.id"] as? String == row.requestID)
+            #expect(!line.contains(stack.token))
+            #expect(!line.contains("Secret prompt"))
+
+            let upstream = try #require(try await stack.recorder.waitForRequests(count: 1).first)
+            #expect(String(buffer: upstream.body).contains(#""requestMetadata":{"sluice-identity":"test-admin","sluice-group":"admins"}"#))
+        }
+    }
+
+    @Test("invoke-with-response-stream: usage from the stream, identity in X-Amzn-Bedrock-Request-Metadata (a client's own is dropped)")
+    func invokeStream() async throws {
+        try await LiveStack.run { stack in
+            let body = #"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi [[sim chunks=5]]"}]}"#
+            let (status, _, _) = try await stack.post(
+                "/bedrock/model/\(percentEncodePathSegment(Self.model))/invoke-with-response-stream", json: body,
+                headers: [("Authorization", "Bearer \(stack.token)"), ("X-Amzn-Bedrock-Request-Metadata", #"{"sluice-identity":"someone-else"}"#)]
+            )
+            #expect(status == .ok)
+            let row = try #require(try await stack.store.usage(since: .distantPast).first)
+            #expect(row.route == "/bedrock/model/invoke-with-response-stream")
+            #expect(row.usage.outputTokens == 5)
+            #expect(row.finishReason == "end_turn")
+            let upstream = try #require(try await stack.recorder.waitForRequests(count: 1).first)
+            #expect(upstream.header("x-amzn-bedrock-request-metadata") == #"{"sluice-identity":"test-admin","sluice-group":"admins"}"#)
+            #expect(upstream.body == ByteBuffer(string: body))
+        }
+    }
+
+    @Test("upstream errors and client disconnects are in the ledger too")
+    func errorsAndDisconnects() async throws {
+        try await LiveStack.run { stack in
+            #expect(try await stack.post("/v1/chat/completions", json: chatRequest("x [[sim status=429]]")).0 == .tooManyRequests)
+            var request = HTTPClientRequest(url: stack.gateway + "/v1/chat/completions")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            stack.authorize(&request.headers, unless: [])
+            request.body = .bytes(ByteBuffer(string: chatRequest("x [[sim chunks=400 gap_ms=20]]")))
+            let response = try await stack.client.execute(request, timeout: .seconds(30))
+            var received = 0
+            for try await part in response.body {
+                received += part.readableBytes
+                if received > 600 { break }
+            }
+            let rows = try await self.waitForRows(stack, count: 2)
+            #expect(rows.count == 2)
+            #expect(rows.contains { $0.status == 429 && $0.finishReason == "rate_limit_exceeded" })
+            let cut = try #require(rows.first { $0.finishReason == "client_disconnected" })
+            #expect(cut.status == 200)
+            #expect(cut.firstByteMilliseconds != nil)
+        }
+    }
+
+    @Test("non-streamed calls are metered: chat completion and invoke")
+    func nonStreamed() async throws {
+        try await LiveStack.run { stack in
+            #expect(try await stack.post("/v1/chat/completions", json: chatRequest("x [[sim chunks=3]]", stream: false)).0 == .ok)
+            let body = #"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi [[sim chunks=4]]"}]}"#
+            #expect(try await stack.post("/bedrock/model/\(percentEncodePathSegment(Self.model))/invoke", json: body).0 == .ok)
+            let rows = try await stack.store.usage(since: .distantPast)
+            #expect(rows.map(\.usage.outputTokens) == [3, 4])
+            #expect(rows.allSatisfy { $0.usage.inputTokens > 0 })
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import BedrockSimulator
+import Gateway
+import NIOCore
+import NIOHTTP1
+import StreamCore
+import Testing
+
+@Suite
+struct UsageLimiterTests {
+    /// 2027-01-15T10:00:00Z: the start of a minute, mid-month.
+    static let start = Date(timeIntervalSince1970: 1_800_000_000 - 1_800_000_000.truncatingRemainder(dividingBy: 60))
+
+    @Test("requests per minute: trips at the limit, resets in the next minute, Retry-After to the minute's end")
+    func requestsPerMinute() {
+        let clock = TestClock(Self.start)
+        let limiter = UsageLimiter(now: clock.function)
+        let limits: [LimitScope: AccessPolicy.Limits] = [.identity("jane"): .init(requestsPerMinute: 3)]
+        for _ in 0..<3 { #expect(limiter.admit(limits) == nil) }
+        clock.advance(by: 20)
+        let refusal = limiter.admit(limits)
+        #expect(refusal?.limit == "requests_per_minute")
+        #expect(refusal?.retryAfter == 40)
+        #expect(refusal?.message.contains("identity jane") == true)
+        clock.advance(by: 40)
+        #expect(limiter.admit(limits) == nil)
+    }
+
+    @Test("tokens per minute and per day: counted at the end of each request, reset with their windows")
+    func tokens() {
+        let clock = TestClock(Self.start)
+        let limiter = UsageLimiter(now: clock.function)
+        let perMinute: [LimitScope: AccessPolicy.Limits] = [.identity("a"): .init(tokensPerMinute: 100)]
+        #expect(limiter.admit(perMinute) == nil)
+        limiter.charge([.identity("a")], tokens: 99, costUSD: 0)
+        #expect(limiter.admit(perMinute) == nil)
+        limiter.charge([.identity("a")], tokens: 1, costUSD: 0)
+        #expect(limiter.admit(perMinute)?.limit == "tokens_per_minute")
+        clock.advance(by: 60)
+        #expect(limiter.admit(perMinute) == nil)
+
+        let perDay: [LimitScope: AccessPolicy.Limits] = [.group("eng"): .init(tokensPerDay: 1000)]
+        limiter.charge([.group("eng")], tokens: 1000, costUSD: 0)
+        clock.advance(by: 3600)
+        let refusal = limiter.admit(perDay)
+        #expect(refusal?.limit == "tokens_per_day")
+        #expect(refusal?.message.contains("group eng") == true)
+        #expect((refusal?.retryAfter ?? 0) > 0)
+        clock.advance(by: Double(refusal?.retryAfter ?? 0))
+        #expect(limiter.admit(perDay) == nil)
+    }
+
+    @Test("monthly budget: cost from the price table; the stream that crosses it finishes, the next request is refused until the month ends")
+    func budget() throws {
+        let clock = TestClock(Self.start)
+        let limiter = UsageLimiter(now: clock.function)
+        let prices = PriceTable(entries: [
+            ("anthropic.claude-sonnet-*", .init(input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75)),
+            ("*", .init(input: 1, output: 1)),
+        ])
+        let usage = TokenUsage(inputTokens: 1_000_000, outputTokens: 100_000, cacheReadInputTokens: 1_000_000, cacheWriteInputTokens: 0)
+        let cost = prices.cost(of: usage, model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        #expect(abs(cost - (3 + 1.5 + 0.3)) < 1e-9)
+        #expect(prices.cost(of: TokenUsage(inputTokens: 1_000_000), model: "other") == 1)
+        #expect(PriceTable().cost(of: usage, model: "x") == 0)
+
+        let limits: [LimitScope: AccessPolicy.Limits] = [.identity("jane"): .init(budgetUSDPerMonth: 5)]
+        #expect(limiter.admit(limits) == nil)
+        limiter.charge([.identity("jane")], tokens: usage.totalTokens, costUSD: cost)
+        // 4.80 spent: still under budget, so the next stream is admitted and may overshoot.
+        #expect(limiter.admit(limits) == nil)
+        limiter.charge([.identity("jane")], tokens: usage.totalTokens, costUSD: cost)
+        let refusal = try #require(limiter.admit(limits))
+        #expect(refusal.limit == "budget_per_month")
+        clock.advance(by: Double(refusal.retryAfter))
+        #expect(limiter.admit(limits) == nil)
+    }
+
+    @Test("a group's limit is shared by its members; an identity's is not")
+    func groupShared() {
+        let limiter = UsageLimiter(now: TestClock(Self.start).function)
+        let group: AccessPolicy.Limits = .init(requestsPerMinute: 2)
+        #expect(limiter.admit([.group("eng"): group, .identity("a"): .init(requestsPerMinute: 5)]) == nil)
+        #expect(limiter.admit([.group("eng"): group, .identity("b"): .init(requestsPerMinute: 5)]) == nil)
+        #expect(limiter.admit([.group("eng"): group, .identity("c"): .init(requestsPerMinute: 5)])?.message.contains("group eng") == true)
+        #expect(limiter.admit([.identity("c"): .init(requestsPerMinute: 5)]) == nil)
+    }
+
+    @Test("a restart loads this month's spend and today's tokens from the ledger")
+    func preload() {
+        let clock = TestClock(Self.start)
+        let limiter = UsageLimiter(now: clock.function)
+        let record = UsageRecord(
+            timestamp: Self.start.addingTimeInterval(-120), requestID: "r", identity: "jane", tokenPrefix: "p", groups: ["eng"], route: "/v1/chat/completions",
+            requestedModel: "m", resolvedModel: "m", status: 200, finishReason: "stop", usage: TokenUsage(inputTokens: 600, outputTokens: 400),
+            costUSD: 7, firstByteMilliseconds: nil, durationMilliseconds: 1
+        )
+        limiter.preload(from: [record])
+        #expect(limiter.admit([.identity("jane"): .init(tokensPerDay: 1000)])?.limit == "tokens_per_day")
+        #expect(limiter.admit([.group("eng"): .init(budgetUSDPerMonth: 7)])?.limit == "budget_per_month")
+        #expect(limiter.admit([.identity("jane"): .init(tokensPerMinute: 1000)]) == nil)
+    }
+
+    @Test("over a limit, the gateway answers 429 with Retry-After naming the limit, in each API's shape")
+    func liveTooManyRequests() async throws {
+        let clock = TestClock(Self.start)
+        try await LiveStack.run(configure: {
+            $0.policies = [AccessPolicy(source: .group("admins"), limits: .init(requestsPerMinute: 2))]
+        }, now: clock.function) { stack in
+            #expect(try await stack.post("/v1/chat/completions", json: chatRequest("a [[sim chunks=2]]")).0 == .ok)
+            #expect(try await stack.post("/v1/chat/completions", json: chatRequest("b [[sim chunks=2]]")).0 == .ok)
+            let (status, headers, body) = try await stack.post("/v1/chat/completions", json: chatRequest("c"))
+            #expect(status == .tooManyRequests)
+            #expect(headers.first(name: "retry-after") == "60")
+            #expect(errorMessage(body)?.contains("requests-per-minute") == true)
+            let bedrock = try await stack.post(
+                "/bedrock/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke",
+                json: #"{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#
+            )
+            #expect(bedrock.0 == .tooManyRequests)
+            #expect(bedrock.1.first(name: "x-amzn-errortype")?.hasPrefix("ThrottlingException") == true)
+            clock.advance(by: 60)
+            #expect(try await stack.post("/v1/chat/completions", json: chatRequest("d [[sim chunks=2]]")).0 == .ok)
+            #expect(stack.recorder.entries.count == 3)
+        }
+    }
+}
