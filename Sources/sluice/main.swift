@@ -6,8 +6,15 @@ import Hummingbird
 import Logging
 import UnixSignals
 
-// Thin CLI (STYLE.md §1): parse arguments, then call the libraries.
-@main
+// Thin CLI (STYLE.md §1): parse arguments, then call the libraries. The module has more than one
+// file (TokenCommands.swift, UsageCommand.swift), so main.swift is the entry point as top-level
+// code rather than through `@main`. Top-level code picks ArgumentParser's synchronous `main()`,
+// which refuses async commands; a real async function picks the async overload.
+func runSluice() async {
+    await Sluice.main(nil)
+}
+await runSluice()
+
 struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
@@ -16,7 +23,7 @@ struct Sluice: AsyncParsableCommand {
             With no subcommand, `sluice` serves. With no AWS credentials configured it starts a built-in
             Bedrock simulator and says so, so a first run works on any machine.
             """,
-        subcommands: [Serve.self, Simulate.self],
+        subcommands: [Serve.self, Simulate.self, TokenCommand.self, UsageCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -58,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "SQLite database for tokens and the usage ledger (default SLUICE_DB, store.path, else ~/.local/share/sluice/sluice.db).")
+    var db: String?
+
     static func makeLogger(label: String, level: String) -> Logger {
         var logger = Logger(label: label)
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
@@ -84,7 +94,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         guard wantsSimulator else {
-            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger)
+            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger, databasePath: self.db)
             return
         }
         // No credentials: run the simulator in-process on a loopback port, and say so loudly.
@@ -102,7 +112,9 @@ struct Serve: AsyncParsableCommand {
                 "NO AWS CREDENTIALS CONFIGURED: answering with the built-in Bedrock SIMULATOR, not real models. Set AWS_BEARER_TOKEN_BEDROCK (or AWS credentials / AWS_PROFILE) to use Bedrock.",
                 metadata: ["simulator.endpoint": "\(endpoint.absoluteString)"]
             )
-            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger, simulatorEndpoint: endpoint)
+            try await GatewayServer.run(
+                configuration: configuration, environment: environment, logger: logger, simulatorEndpoint: endpoint, databasePath: self.db
+            )
             group.cancelAll()
         }
     }

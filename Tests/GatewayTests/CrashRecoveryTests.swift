@@ -1,0 +1,184 @@
+import AsyncHTTPClient
+import Foundation
+import Gateway
+import Logging
+import NIOCore
+import NIOHTTP1
+import StreamCore
+import Synchronization
+import Testing
+
+/// The `sluice` binary built by `swift build --product sluice`, run as a separate process.
+struct SluiceProcess {
+    static var binary: URL {
+        // Tests/GatewayTests/<this file> → the package root.
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/sluice")
+    }
+
+    /// Runs a CLI command to completion; returns its standard output.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    let process: Process
+    let port: Int
+
+    /// Starts `sluice serve` with the built-in simulator on a free port and waits until it listens.
+    static func serve(database: String) async throws -> SluiceProcess {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = ["serve", "--port", "0", "--simulator", "--db", database, "--log-level", "notice"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_CONFIG"] = nil
+        process.environment = environment
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        let log = Mutex("")
+        // Keep draining: audit lines go to standard error, and a full pipe would stall the server.
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            log.withLock { $0 += text }
+        }
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let text = log.withLock { $0 }
+            if let range = text.range(of: "server.address=http://127.0.0.1:") {
+                let digits = text[range.upperBound...].prefix { $0.isNumber }
+                if let port = Int(digits), port > 0 { return SluiceProcess(process: process, port: port) }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        process.terminate()
+        throw CrashTestError(message: "sluice serve did not start: \(log.withLock { $0 })")
+    }
+
+    func kill() {
+        Foundation.kill(self.process.processIdentifier, SIGKILL)
+        self.process.waitUntilExit()
+    }
+}
+
+/// What the load loop saw: requests started, and streams that arrived whole, per identity.
+final class LoadCounters: Sendable {
+    let started = Mutex(0)
+    let completed = Mutex<[String: Int]>([:])
+}
+
+struct CrashTestError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { self.message }
+}
+
+@Suite(.serialized)
+struct CrashRecoveryTests {
+    @Test(
+        "sluice token CLI: create prints the token last, list shows it, revoke revokes it",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: SluiceProcess.binary.path), "run `swift build --product sluice` first")
+    )
+    func tokenCLI() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.path("cli.db")
+        let created = try SluiceProcess.run(["token", "create", "--identity", "jane@corp", "--group", "engineering", "--ttl", "30d", "--db", database])
+        #expect(created.status == 0)
+        let token = String(try #require(created.output.split(separator: "\n").last))
+        #expect(token.hasPrefix("sk-sluice-"))
+        let json = try SluiceProcess.run(["token", "create", "--identity", "bot", "--ttl", "1h", "--json", "--db", database])
+        let lines = json.output.split(separator: "\n")
+        #expect(lines.count == 2)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(String(lines[0]).utf8)) as? [String: Any])
+        #expect(object["identity"] as? String == "bot")
+        #expect(lines.last?.hasPrefix("sk-sluice-") == true)
+        let list = try SluiceProcess.run(["token", "list", "--db", database])
+        #expect(list.output.contains("jane@corp"))
+        #expect(list.output.contains(String(token.dropFirst("sk-sluice-".count).prefix(8))))
+        #expect(!list.output.contains(token))
+        #expect(try SluiceProcess.run(["token", "revoke", "jane@corp", "--db", database]).status == 0)
+        #expect(try SluiceProcess.run(["token", "list", "--db", database]).output.contains("revoked"))
+        #expect(try SluiceProcess.run(["token", "revoke", "nobody", "--db", database]).status != 0)
+        #expect(try SluiceProcess.run(["token", "create", "--identity", "x", "--ttl", "soon", "--db", database]).status != 0)
+    }
+
+    @Test(
+        "kill -9 under load loses no completed request's usage row",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: SluiceProcess.binary.path), "run `swift build --product sluice` first")
+    )
+    func killUnderLoad() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.path("crash.db")
+        var tokens: [String: String] = [:]
+        for identity in ["alice", "bob", "carol"] {
+            let created = try SluiceProcess.run(["token", "create", "--identity", identity, "--group", "admins", "--ttl", "1d", "--db", database])
+            tokens[identity] = String(try #require(created.output.split(separator: "\n").last))
+        }
+        let server = try await SluiceProcess.serve(database: database)
+        let completed = LoadCounters()
+        try await HTTPClient.withHTTPClient { client in
+            await withTaskGroup(of: Void.self) { group in
+                // Twelve workers stream short completions back to back; four long streams are
+                // certainly in flight when the server dies.
+                for worker in 0..<16 {
+                    let identity = ["alice", "bob", "carol"][worker % 3]
+                    let token = tokens[identity] ?? ""
+                    group.addTask {
+                        let stopAt = ContinuousClock.now + .seconds(10)
+                        while ContinuousClock.now < stopAt {
+                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/chat/completions")
+                            request.method = .POST
+                            request.headers.add(name: "Content-Type", value: "application/json")
+                            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                            let directive = worker < 12 ? "[[sim chunks=8 gap_ms=5]]" : "[[sim chunks=500 gap_ms=20]]"
+                            request.body = .bytes(ByteBuffer(string: chatRequest("load \(directive)")))
+                            completed.started.withLock { $0 += 1 }
+                            do {
+                                let response = try await client.execute(request, timeout: .seconds(30))
+                                guard response.status == .ok else { return }
+                                let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
+                                // Complete means the whole stream arrived, [DONE] included.
+                                guard String(buffer: body).hasSuffix("data: [DONE]\n\n") else { return }
+                                completed.completed.withLock { $0[identity, default: 0] += 1 }
+                            } catch {
+                                return
+                            }
+                        }
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .milliseconds(1500))
+                    server.kill()
+                }
+            }
+        }
+        let counts = completed.completed.withLock { $0 }
+        #expect(counts.values.reduce(0, +) >= 10, "too little load before the kill: \(counts)")
+
+        // Restart on the same file: it opens after the crash, and the ledger has every completed request.
+        let restarted = try await SluiceProcess.serve(database: database)
+        defer {
+            restarted.process.terminate()
+            restarted.process.waitUntilExit()
+        }
+        let store = try await SQLiteStore.open(path: database, logger: Logger(label: "sluice-test"))
+        let rows = try await store.usage(since: .distantPast)
+        try await store.close()
+        for (identity, count) in counts {
+            let finished = rows.filter { $0.identity == identity && $0.finishReason == "stop" }
+            #expect(finished.count >= count, "\(identity): \(count) completed, \(finished.count) rows")
+        }
+        #expect(rows.count <= completed.started.withLock { $0 })
+        #expect(rows.allSatisfy { $0.usage.outputTokens <= 500 })
+    }
+}
