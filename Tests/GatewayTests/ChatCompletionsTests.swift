@@ -231,6 +231,8 @@ struct ChatCompletionsTests {
             #expect(status2 == .badRequest)
             #expect(String(buffer: body2).contains("\"param\":\"n\""))
             #expect(stack.recorder.entries.isEmpty)
+            // Refused requests are in the ledger like any other.
+            #expect(try await stack.store.usage(since: .distantPast).map(\.status) == [400, 400])
         }
     }
 

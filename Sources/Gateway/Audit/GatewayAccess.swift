@@ -85,6 +85,13 @@ package struct GatewayAccess: Sendable {
         }
     }
 
+    /// Records a request refused after authentication but before any policy applies (a body too
+    /// large, a malformed request): a ledger row and an audit line, like every other request.
+    package func recordRejected(_ caller: Caller, route: String, requested: String, status: Int, reason: String) async {
+        let account = RequestAccount(access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested)
+        await account.finish(status: status, finishReason: reason, usage: nil)
+    }
+
     /// Bedrock request metadata for cost allocation: the caller's identity and first group, with
     /// characters Bedrock does not accept in tag values replaced by `_`.
     package static func requestMetadata(for caller: Caller) -> [(String, String)] {

@@ -91,6 +91,9 @@ struct BedrockRoutes: Sendable {
         do {
             body = try await request.body.collect(upTo: self.maxBodyBytes)
         } catch {
+            await self.access.recordRejected(
+                caller, route: "/bedrock/model/\(operation.name)", requested: modelID, status: 413, reason: "request_too_large"
+            )
             return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).bedrockResponse()
         }
         let resolved = self.catalog.resolve(modelID)

@@ -22,12 +22,14 @@ struct ChatCompletionsRoute: Sendable {
         do {
             body = try await request.body.collect(upTo: self.maxBodyBytes)
         } catch {
+            await self.access.recordRejected(caller, route: Self.route, requested: "", status: 413, reason: "request_too_large")
             return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).openAIResponse()
         }
         let converse: ConverseRequest
         do {
             converse = try self.mapper.map(body)
         } catch {
+            await self.access.recordRejected(caller, route: Self.route, requested: "", status: 400, reason: error.code.description)
             return GatewayError.badRequest(error.message, param: error.param, code: error.code.description).openAIResponse()
         }
         let account: RequestAccount
