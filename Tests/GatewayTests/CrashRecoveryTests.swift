@@ -179,6 +179,11 @@ struct CrashRecoveryTests {
             #expect(finished.count >= count, "\(identity): \(count) completed, \(finished.count) rows")
         }
         #expect(rows.count <= completed.started.withLock { $0 })
+        // The CLI reads the ledger while the restarted server has the file open.
+        let usage = try SluiceProcess.run(["usage", "--by", "identity", "--since", "1d", "--db", database])
+        #expect(usage.status == 0)
+        for identity in counts.keys { #expect(usage.output.contains(identity)) }
+        #expect(usage.output.contains("REQUESTS"))
         #expect(rows.allSatisfy { $0.usage.outputTokens <= 500 })
     }
 }
