@@ -52,6 +52,8 @@ struct SQLiteStoreTests {
         let store = try await SQLiteStore.open(path: directory.path("a/b/sluice.db"), logger: Logger(label: "sluice-test"))
         try await store.close()
         #expect(FileManager.default.fileExists(atPath: directory.path("a/b/sluice.db")))
+        let mode = try FileManager.default.attributesOfItem(atPath: directory.path("a/b/sluice.db"))[.posixPermissions] as? Int
+        #expect(mode == 0o600)
     }
 
     @Test("tokens: create, list, revoke by prefix and by identity; the change counter moves only on changes")

@@ -37,6 +37,11 @@ package final class SQLiteStore: Store {
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
+        // A new file is readable by its owner only (the ledger names people; SQLite gives its -wal
+        // and -shm files the same mode).
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
         do {
