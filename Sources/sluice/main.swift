@@ -62,6 +62,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Use the built-in Bedrock simulator as the upstream (default: when no credentials are configured).")
     var simulator: Bool?
 
+    @Option(help: "PEM certificate chain: serve HTTPS (HTTP/2 by ALPN, HTTP/1.1 otherwise). Needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -81,7 +87,10 @@ struct Serve: AsyncParsableCommand {
             configuration = try GatewayConfiguration.load(
                 file: self.config,
                 environment: ProcessInfo.processInfo.environment,
-                overrides: .init(host: self.host, port: self.port, upstream: self.upstream, region: self.region, simulator: self.simulator)
+                overrides: .init(
+                    host: self.host, port: self.port, upstream: self.upstream, region: self.region, simulator: self.simulator,
+                    tlsCertificateFile: self.tlsCert, tlsKeyFile: self.tlsKey
+                )
             )
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)

@@ -214,8 +214,17 @@ struct ChatCompletionsTests {
                 return received
             }
             _ = try await task.value
+            // How long after the client left the simulator saw its request end (a 20 ms gap between
+            // frames bounds how soon either side can notice; DESIGN.md asks for 100 ms).
+            let left = ContinuousClock.now
+            while stack.recorder.entries.first?.ending == nil, ContinuousClock.now - left < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            let cancelledAfter = ContinuousClock.now - left
+            print("upstream request ended \(cancelledAfter) after the client disconnected")
             let entries = try await stack.recorder.waitForEndings(count: 1, timeout: .seconds(5))
             #expect(entries.first?.ending == .cancelledByClient)
+            #expect(cancelledAfter < .seconds(2))
             // 400 frames at 20 ms would take 8 s; the simulator stopped long before.
             #expect((entries.first?.framesWritten ?? 0) < 200)
         }

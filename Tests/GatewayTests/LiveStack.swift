@@ -93,7 +93,8 @@ struct LiveStack {
                     timeouts: configuration.timeouts
                 )
                 let access = GatewayAccess(configuration: configuration, store: store, audit: audit.sink, now: now)
-                let gatewayApp = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, logger: logger) { port in
+                let server = try makeServerBuilder(tls: configuration.server.tls)
+                let gatewayApp = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, server: server, logger: logger) { port in
                     gatewayPort.yield(port)
                 }
                 group.addTask { try await gatewayApp.runService() }

@@ -13,6 +13,7 @@ package import Foundation
 /// | `server.host` | string | `127.0.0.1` | `SLUICE_HOST` |
 /// | `server.port` | int | `8080` | `SLUICE_PORT` |
 /// | `server.maxBodyBytes` | int | 33554432 (32 MiB) | `SLUICE_MAX_BODY_BYTES` |
+/// | `server.tls.certificateFile`, `server.tls.keyFile` | PEM paths | none (plain HTTP/1.1) | `--tls-cert`, `--tls-key` |
 /// | `upstream.endpoint` | URL | `https://bedrock-runtime.<region>.amazonaws.com` | `SLUICE_UPSTREAM` |
 /// | `upstream.region` | string | `us-east-1` | `AWS_REGION`, `AWS_DEFAULT_REGION` |
 /// | `upstream.apiKey` | secret string | none | `AWS_BEARER_TOKEN_BEDROCK` |
@@ -40,6 +41,8 @@ package struct GatewayConfiguration: Sendable {
         package var port = 8080
         /// Largest request body accepted. 32 MiB covers image-heavy prompts.
         package var maxBodyBytes = 32 * 1024 * 1024
+        /// TLS termination (and HTTP/2 by ALPN) when set; plain HTTP/1.1 otherwise.
+        package var tls: TLSFiles?
     }
 
     package struct Upstream: Sendable, CustomStringConvertible {
@@ -116,13 +119,20 @@ extension GatewayConfiguration {
         package var upstream: String?
         package var region: String?
         package var simulator: Bool?
+        package var tlsCertificateFile: String?
+        package var tlsKeyFile: String?
 
-        package init(host: String? = nil, port: Int? = nil, upstream: String? = nil, region: String? = nil, simulator: Bool? = nil) {
+        package init(
+            host: String? = nil, port: Int? = nil, upstream: String? = nil, region: String? = nil, simulator: Bool? = nil,
+            tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil
+        ) {
             self.host = host
             self.port = port
             self.upstream = upstream
             self.region = region
             self.simulator = simulator
+            self.tlsCertificateFile = tlsCertificateFile
+            self.tlsKeyFile = tlsKeyFile
         }
     }
 
@@ -140,7 +150,16 @@ extension GatewayConfiguration {
         let object = try reader.object(root, key: "")
         try reader.only(object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices"], key: "")
         if let server = try reader.optionalObject(object["server"], key: "server") {
-            try reader.only(server, allowed: ["host", "port", "maxBodyBytes"], key: "server")
+            try reader.only(server, allowed: ["host", "port", "maxBodyBytes", "tls"], key: "server")
+            if let tls = try reader.optionalObject(server["tls"], key: "server.tls") {
+                try reader.only(tls, allowed: ["certificateFile", "keyFile"], key: "server.tls")
+                guard let certificate = try reader.optionalString(tls["certificateFile"], key: "server.tls.certificateFile"),
+                    let key = try reader.optionalString(tls["keyFile"], key: "server.tls.keyFile")
+                else {
+                    throw ConfigurationError(source: path, key: "server.tls", problem: "needs both certificateFile and keyFile")
+                }
+                self.server.tls = TLSFiles(certificateChainPath: certificate, privateKeyPath: key)
+            }
             if let host = try reader.optionalString(server["host"], key: "server.host") { self.server.host = host }
             if let port = try reader.optionalInt(server["port"], key: "server.port", range: 0...65535) { self.server.port = port }
             if let size = try reader.optionalInt(server["maxBodyBytes"], key: "server.maxBodyBytes", range: 1024...(1 << 30)) {
@@ -295,6 +314,14 @@ extension GatewayConfiguration {
         }
         if let region = overrides.region { self.upstream.region = region }
         if let simulator = overrides.simulator { self.upstream.useSimulator = simulator }
+        switch (overrides.tlsCertificateFile, overrides.tlsKeyFile) {
+        case (let certificate?, let key?):
+            self.server.tls = TLSFiles(certificateChainPath: certificate, privateKeyPath: key)
+        case (nil, nil):
+            break
+        default:
+            throw ConfigurationError(source: "command line", key: "--tls-cert/--tls-key", problem: "give both or neither")
+        }
     }
 
     static func endpoint(_ text: String, source: String, key: String) throws -> URL {

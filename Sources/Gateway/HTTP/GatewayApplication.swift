@@ -1,5 +1,6 @@
 import Foundation
 package import Hummingbird
+package import HummingbirdCore
 package import Logging
 import NIOCore
 import StreamCore
@@ -19,6 +20,7 @@ package func buildGatewayApplication(
     configuration: GatewayConfiguration,
     upstream: UpstreamClient,
     access: GatewayAccess,
+    server: HTTPServerBuilder = .http1(),
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -77,6 +79,7 @@ package func buildGatewayApplication(
     }
     return Application(
         router: router,
+        server: server,
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice"),
         services: [TokenCacheRefresher(authenticator: access.authenticator, logger: logger)],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },

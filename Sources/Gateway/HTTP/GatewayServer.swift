@@ -27,8 +27,10 @@ package enum GatewayServer {
         }
         let upstream = UpstreamClient(endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts)
         logger.info("upstream", metadata: ["upstream.endpoint": "\(plan.endpoint.absoluteString)", "upstream.auth": "\(plan.authentication)"])
-        let application = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, logger: logger) { port in
-            logger.notice("sluice is listening", metadata: ["server.address": "http://\(configuration.server.host):\(port)"])
+        let server = try makeServerBuilder(tls: configuration.server.tls)
+        let scheme = configuration.server.tls == nil ? "http" : "https"
+        let application = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, server: server, logger: logger) { port in
+            logger.notice("sluice is listening", metadata: ["server.address": "\(scheme)://\(configuration.server.host):\(port)"])
         }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: application)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
