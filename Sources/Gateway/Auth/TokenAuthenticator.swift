@@ -2,7 +2,7 @@ import Crypto
 package import Foundation
 package import HTTPTypes
 package import Logging
-package import ServiceLifecycle
+import ServiceLifecycle
 import Synchronization
 
 /// Who is calling: what a valid token stands for.

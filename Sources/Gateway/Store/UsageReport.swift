@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 import StreamCore
 
 /// Totals of the usage ledger grouped by identity, group or model (`sluice usage`).

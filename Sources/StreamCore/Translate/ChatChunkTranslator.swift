@@ -376,19 +376,7 @@ public struct ChatChunkTranslator {
         try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
             guard scanner.bytes(in: key, equal: "usage") else { return try scanner.skipValue() }
             found = true
-            try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
-                if scanner.bytes(in: key, equal: "inputTokens") {
-                    usage.inputTokens = try scanner.readInteger()
-                } else if scanner.bytes(in: key, equal: "outputTokens") {
-                    usage.outputTokens = try scanner.readInteger()
-                } else if scanner.bytes(in: key, equal: "cacheReadInputTokens") {
-                    usage.cacheReadInputTokens = try scanner.readInteger()
-                } else if scanner.bytes(in: key, equal: "cacheWriteInputTokens") {
-                    usage.cacheWriteInputTokens = try scanner.readInteger()
-                } else {
-                    try scanner.skipValue()
-                }
-            }
+            usage = try TokenUsage(converseUsage: &scanner)
         }
         guard found else { return }
         self.usage = usage

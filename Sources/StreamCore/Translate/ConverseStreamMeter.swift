@@ -40,19 +40,7 @@ package struct ConverseStreamMeter {
                     self.stopReason = String(decoding: UnsafeRawBufferPointer(rebasing: payload[range]), as: UTF8.self)
                 } else if scanner.bytes(in: key, equal: "usage") {
                     sawUsage = true
-                    try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
-                        if scanner.bytes(in: key, equal: "inputTokens") {
-                            usage.inputTokens = try scanner.readInteger()
-                        } else if scanner.bytes(in: key, equal: "outputTokens") {
-                            usage.outputTokens = try scanner.readInteger()
-                        } else if scanner.bytes(in: key, equal: "cacheReadInputTokens") {
-                            usage.cacheReadInputTokens = try scanner.readInteger()
-                        } else if scanner.bytes(in: key, equal: "cacheWriteInputTokens") {
-                            usage.cacheWriteInputTokens = try scanner.readInteger()
-                        } else {
-                            try scanner.skipValue()
-                        }
-                    }
+                    usage = try TokenUsage(converseUsage: &scanner)
                 } else {
                     try scanner.skipValue()
                 }

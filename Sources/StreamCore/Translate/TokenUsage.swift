@@ -20,3 +20,25 @@ public struct TokenUsage: Hashable, Sendable {
 
     public var totalTokens: Int { self.promptTokens + self.outputTokens }
 }
+
+extension TokenUsage {
+    /// Reads Bedrock's `TokenUsage` object (`inputTokens`, `outputTokens`, `cacheReadInputTokens`,
+    /// `cacheWriteInputTokens`; `totalTokens` and unknown members skipped) at the scanner's position.
+    init(converseUsage scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var usage = TokenUsage()
+        try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
+            if scanner.bytes(in: key, equal: "inputTokens") {
+                usage.inputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "outputTokens") {
+                usage.outputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "cacheReadInputTokens") {
+                usage.cacheReadInputTokens = try scanner.readInteger()
+            } else if scanner.bytes(in: key, equal: "cacheWriteInputTokens") {
+                usage.cacheWriteInputTokens = try scanner.readInteger()
+            } else {
+                try scanner.skipValue()
+            }
+        }
+        self = usage
+    }
+}
