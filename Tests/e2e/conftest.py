@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -110,13 +111,14 @@ class SluiceProcess:
     workdir: Path
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
+    scheme: str = "http"
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / f"sluice-{self.port}.log"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         try:
@@ -142,7 +144,9 @@ class SluiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sluice exited with status {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.url + ready_path, timeout=2) as response:
+                # A self-signed certificate on `sluice serve --tls-cert`: readiness only, not trust.
+                context = ssl._create_unverified_context() if self.scheme == "https" else None
+                with urllib.request.urlopen(self.url + ready_path, timeout=2, context=context) as response:
                     if response.status == 200:
                         return
             except urllib.error.HTTPError as error:
@@ -298,10 +302,36 @@ def certificate(workdir) -> tuple[str, str]:
     return make_certificate(workdir)
 
 
+@dataclass
+class HTTPSGateway:
+    """`sluice serve --tls-cert … --tls-key …`: Sluice terminating TLS itself (HTTP/2 by ALPN)."""
+    url: str
+    ca_file: str
+    process: SluiceProcess
+
+    @property
+    def bedrock_base(self) -> str:
+        return self.url + "/bedrock"
+
+
+@pytest.fixture(scope="session")
+def https_sluice(workdir, auth, certificate):
+    """boto3 sends a Bedrock API key (bearer token) only to an https:// endpoint: Sluice serves TLS
+    itself with --tls-cert/--tls-key (same store, so the same tokens)."""
+    port = free_port()
+    process = SluiceProcess(["serve", "--host", "127.0.0.1", "--port", str(port), "--simulator",
+                             "--tls-cert", certificate[0], "--tls-key", certificate[1]], port, workdir, scheme="https")
+    process.start("/healthz")
+    try:
+        yield HTTPSGateway(process.url, certificate[0], process)
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def tls_sluice(sluice, certificate):
-    """botocore sends a Bedrock API key (bearer token) only over HTTPS, as a deployment would use
-    Sluice: behind a TLS terminator. This is that terminator."""
+    """A recording TLS terminator in front of plain-HTTP Sluice: for the tests that check what a
+    client itself puts on the wire (Sluice's own TLS is `https_sluice`)."""
     recorder = Recorder(sluice.url, tls=certificate)
     recorder.start()
     try:
@@ -329,9 +359,9 @@ def openai_client(sluice, token):
 
 
 @pytest.fixture
-def bedrock_runtime(tls_sluice, token, monkeypatch):
+def bedrock_runtime(https_sluice, token, monkeypatch):
     """boto3 bedrock-runtime with the token as Bedrock API key, through HTTPS in front of Sluice."""
-    return make_bedrock_runtime(tls_sluice.bedrock_base, monkeypatch, token=token, verify=tls_sluice.ca_file)
+    return make_bedrock_runtime(https_sluice.bedrock_base, monkeypatch, token=token, verify=https_sluice.ca_file)
 
 
 def isolate_aws_env(monkeypatch, token: str | None = None) -> None:

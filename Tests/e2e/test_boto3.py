@@ -2,9 +2,10 @@
 Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, botocore >= 1.39).
 
 botocore sends a bearer token only to an https:// endpoint (BearerAuth raises
-InvalidEndpointConfigurationError otherwise) and Sluice serves plain HTTP, so the `bedrock_runtime`
-fixture talks to Sluice through a local TLS terminator (see conftest.tls_sluice), as a deployment
-would. SigV4 clients can talk to Sluice's plain HTTP directly (last tests)."""
+InvalidEndpointConfigurationError otherwise), so the `bedrock_runtime` fixture talks to
+`sluice serve --tls-cert … --tls-key …` (conftest.https_sluice). The one test that checks what boto3
+itself puts on the wire goes through a recording TLS terminator instead. SigV4 clients can talk to
+Sluice's plain HTTP directly (last tests)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def anthropic_body(text: str, max_tokens: int = 256) -> str:
                        "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]})
 
 
-def test_token_travels_as_bearer(bedrock_runtime, tls_sluice, token):
+def test_token_travels_as_bearer(tls_sluice, token, monkeypatch):
     """Guard for the auth assumption of this file: boto3 sends the token as `Authorization: Bearer`."""
     assert tuple(int(p) for p in botocore.__version__.split(".")[:2]) >= (1, 39)
+    bedrock_runtime = make_bedrock_runtime(tls_sluice.bedrock_base, monkeypatch, token=token, verify=tls_sluice.ca_file)
     tls_sluice.recorder.clear()
     bedrock_runtime.converse(modelId=MODEL, messages=converse_messages("auth check [[sim chunks=1]]"))
     (request,) = tls_sluice.recorder.snapshot()
@@ -277,7 +279,7 @@ def test_bedrock_route_does_not_forward_client_authorization(tls_recorded_sluice
         assert not any(name.startswith("x-amz-") for name in request.headers), request.headers
 
 
-def test_inference_profiles_control_plane(tls_sluice, token, monkeypatch):
+def test_inference_profiles_control_plane(https_sluice, token, monkeypatch):
     """boto3's `bedrock` (control plane) client: ListInferenceProfiles / GetInferenceProfile, which Claude
     Code calls at start-up and for /context. Timestamps must be on the wire as the service model says:
     `createdAt`/`updatedAt` have timestampFormat iso8601 (RFC 3339 strings). botocore itself is lenient
@@ -289,7 +291,7 @@ def test_inference_profiles_control_plane(tls_sluice, token, monkeypatch):
 
     isolate_aws_env(monkeypatch, token)
     control = boto3.session.Session(region_name="us-east-1").client(
-        "bedrock", endpoint_url=tls_sluice.bedrock_base, verify=tls_sluice.ca_file,
+        "bedrock", endpoint_url=https_sluice.bedrock_base, verify=https_sluice.ca_file,
         config=botocore.config.Config(retries={"max_attempts": 1}))
     listed = control.list_inference_profiles(typeEquals="SYSTEM_DEFINED")["inferenceProfileSummaries"]
     ids = [p["inferenceProfileId"] for p in listed]
@@ -301,8 +303,8 @@ def test_inference_profiles_control_plane(tls_sluice, token, monkeypatch):
 
     shapes = control.meta.service_model.shape_for("InferenceProfileSummary").members
     assert shapes["createdAt"].serialization.get("timestampFormat") == "iso8601"
-    context = ssl.create_default_context(cafile=tls_sluice.ca_file)
-    request = urllib.request.Request(tls_sluice.bedrock_base + "/inference-profiles?type=SYSTEM_DEFINED",
+    context = ssl.create_default_context(cafile=https_sluice.ca_file)
+    request = urllib.request.Request(https_sluice.bedrock_base + "/inference-profiles?type=SYSTEM_DEFINED",
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         raw = json.loads(response.read())
