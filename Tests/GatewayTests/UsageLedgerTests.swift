@@ -20,7 +20,7 @@ struct UsageLedgerTests {
         }
     }
 
-    @Test("a streamed chat leaves one ledger row and one audit line, with usage and no secret or content; identity goes upstream as requestMetadata")
+    @Test("a streamed chat leaves one ledger row and a request and a response audit line, with usage and no secret or content; identity goes upstream as requestMetadata")
     func streamedChat() async throws {
         try await LiveStack.run { stack in
             let (status, _, body) = try await stack.post("/v1/chat/completions", json: chatRequest("Secret prompt text [[sim chunks=6]]", includeUsage: true))
@@ -43,7 +43,14 @@ struct UsageLedgerTests {
             #expect(row.firstByteMilliseconds != nil)
             #expect(row.durationMilliseconds >= (row.firstByteMilliseconds ?? 0))
 
-            let lines = stack.audit.all.filter { $0.contains("\"event\":\"request\"") }
+            // One line when the request is admitted, one when its response ends, same request id.
+            let requests = stack.audit.all.filter { $0.contains("\"event\":\"request\"") }
+            let request = try #require(requests.first)
+            #expect(requests.count == 1)
+            #expect(request.contains(#""request.id":"\#(row.requestID)""#))
+            #expect(request.contains(#""model.resolved":"\#(Self.model)""#))
+            #expect(!request.contains(stack.token))
+            let lines = stack.audit.all.filter { $0.contains("\"event\":\"response\"") }
             let line = try #require(lines.first)
             #expect(lines.count == 1)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])

@@ -28,6 +28,8 @@ package struct GatewayAccess: Sendable {
     package let store: any Store
     package let audit: AuditSink
     package let allowAnonymousInferenceProfiles: Bool
+    /// Where upstream requests go, for the audit lines.
+    let upstreamRegion: String
     let now: @Sendable () -> Date
 
     package init(
@@ -41,6 +43,7 @@ package struct GatewayAccess: Sendable {
         self.store = store
         self.audit = audit
         self.allowAnonymousInferenceProfiles = configuration.inferenceProfilesAllowAnonymous
+        self.upstreamRegion = configuration.upstream.region
         self.now = now
     }
 
@@ -81,6 +84,13 @@ package struct GatewayAccess: Sendable {
                 await account.finish(status: 429, finishReason: refusal.limit, usage: nil)
                 return .failure(refusal.gatewayError)
             }
+            // The request line: who asked for what, written when the request is admitted; the
+            // response line follows from `RequestAccount.finish`, with the same request id.
+            self.writeAudit([
+                "event": "request", "request.id": account.requestID, "identity": caller.identity, "token.prefix": caller.tokenPrefix,
+                "groups": caller.groups, "route": route, "model.requested": requested, "model.resolved": resolved,
+                "upstream.region": self.upstreamRegion,
+            ])
             return .success(account)
         }
     }
@@ -202,11 +212,11 @@ package struct RequestAccount: Sendable {
             }
         }.value
         var fields: [String: Any] = [
-            "event": "request", "request.id": record.requestID, "identity": record.identity, "token.prefix": record.tokenPrefix,
+            "event": "response", "request.id": record.requestID, "identity": record.identity, "token.prefix": record.tokenPrefix,
             "groups": record.groups, "route": record.route, "model.requested": record.requestedModel, "model.resolved": record.resolvedModel,
             "status": record.status, "usage.input_tokens": usage.inputTokens, "usage.output_tokens": usage.outputTokens,
             "usage.cache_read_tokens": usage.cacheReadInputTokens, "usage.cache_write_tokens": usage.cacheWriteInputTokens,
-            "cost.usd": cost, "duration.ms": record.durationMilliseconds,
+            "cost.usd": cost, "duration.ms": record.durationMilliseconds, "upstream.region": self.access.upstreamRegion,
         ]
         if let finishReason { fields["finish_reason"] = finishReason }
         if let firstByte = record.firstByteMilliseconds { fields["first_byte.ms"] = firstByte }
