@@ -1,26 +1,5 @@
 package import NIOCore
 
-/// Token counts from a Converse `usage` object (or a stream's `metadata.usage`).
-package struct ConverseTokenUsage: Sendable, Hashable {
-    package var inputTokens: Int
-    package var outputTokens: Int
-    package var cacheReadInputTokens: Int
-    package var cacheWriteInputTokens: Int
-
-    package init(inputTokens: Int = 0, outputTokens: Int = 0, cacheReadInputTokens: Int = 0, cacheWriteInputTokens: Int = 0) {
-        self.inputTokens = inputTokens
-        self.outputTokens = outputTokens
-        self.cacheReadInputTokens = cacheReadInputTokens
-        self.cacheWriteInputTokens = cacheWriteInputTokens
-    }
-
-    /// OpenAI's `prompt_tokens`: every input token, cached or not. Bedrock's `inputTokens` counts
-    /// only the uncached ones, so reads and writes are added back (Portkey's rule; BEDROCK_API.md §2).
-    package var promptTokens: Int { inputTokens + cacheReadInputTokens + cacheWriteInputTokens }
-    package var completionTokens: Int { outputTokens }
-    package var totalTokens: Int { promptTokens + outputTokens }
-}
-
 /// A Converse response body that is not what Bedrock documents (the gateway answers 502).
 package struct BedrockResponseError: Error, Sendable, Hashable, CustomStringConvertible {
     package var message: String
@@ -37,7 +16,7 @@ package struct ChatCompletionResponse: Sendable {
     /// The `chat.completion` JSON.
     package var body: ByteBuffer
     /// For limits, the usage ledger and the audit log.
-    package var usage: ConverseTokenUsage
+    package var usage: TokenUsage
     package var finishReason: FinishReason
 }
 
@@ -140,7 +119,7 @@ package enum ChatResponseMapper {
         }
 
         let usageObject = root.present("usage")?.objectValue
-        let usage = ConverseTokenUsage(
+        let usage = TokenUsage(
             inputTokens: usageObject?.present("inputTokens")?.intValue ?? 0,
             outputTokens: usageObject?.present("outputTokens")?.intValue ?? 0,
             cacheReadInputTokens: usageObject?.present("cacheReadInputTokens")?.intValue ?? 0,

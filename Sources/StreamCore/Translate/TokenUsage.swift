@@ -15,8 +15,12 @@ public struct TokenUsage: Hashable, Sendable {
         self.cacheWriteInputTokens = cacheWriteInputTokens
     }
 
-    /// Every input token, cached or not: OpenAI's `prompt_tokens`.
+    /// Every input token, cached or not: OpenAI's `prompt_tokens`. Bedrock's `inputTokens` counts only
+    /// the uncached ones, so cache reads and writes are added back (BEDROCK_API.md §2).
     public var promptTokens: Int { self.inputTokens + self.cacheReadInputTokens + self.cacheWriteInputTokens }
+
+    /// OpenAI's `completion_tokens`.
+    public var completionTokens: Int { self.outputTokens }
 
     public var totalTokens: Int { self.promptTokens + self.outputTokens }
 }

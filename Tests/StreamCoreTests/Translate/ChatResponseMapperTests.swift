@@ -42,7 +42,7 @@ extension TranslateTests {
                 )
             )
             #expect(response.finishReason == .stop)
-            #expect(response.usage == ConverseTokenUsage(inputTokens: 12, outputTokens: 5))
+            #expect(response.usage == TokenUsage(inputTokens: 12, outputTokens: 5))
         }
 
         @Test("toolUse blocks become tool_calls with the input as a JSON string; content is null")
