@@ -363,10 +363,13 @@ struct ScenarioTests {
             await #expect(throws: (any Error).self) {
                 for try await part in response.body { received.writeImmutableBuffer(part) }
             }
-            // Whole frames arrived before the drop, and nothing after them.
+            // Only whole frames arrive before the drop, and nothing after them. How many of the three
+            // the client gets depends on it: a TCP reset makes the receiving kernel discard bytes the
+            // client had not read yet (seen under load in CI), so the count is bounded, not exact;
+            // the recorder below says what the simulator wrote.
             let stream = DecodedStream(received)
             #expect(stream.error == nil)
-            #expect(stream.messages.count == 3)
+            #expect(stream.messages.count <= 3)
             let entry = try #require(try await simulator.recorder.waitForEndings(count: 1).first)
             #expect(entry.ending == .droppedByScenario)
             #expect(entry.framesWritten == 3)
