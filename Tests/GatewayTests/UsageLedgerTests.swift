@@ -49,6 +49,7 @@ struct UsageLedgerTests {
             #expect(requests.count == 1)
             #expect(request.contains(#""request.id":"\#(row.requestID)""#))
             #expect(request.contains(#""model.resolved":"\#(Self.model)""#))
+            #expect(request.contains(#""messages":1"#))
             #expect(!request.contains(stack.token))
             let lines = stack.audit.all.filter { $0.contains("\"event\":\"response\"") }
             let line = try #require(lines.first)
@@ -56,6 +57,7 @@ struct UsageLedgerTests {
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             #expect(object["identity"] as? String == "test-admin")
             #expect(object["usage.output_tokens"] as? Int == 6)
+            #expect(object["messages"] as? Int == 1)
             #expect(object["request.id"] as? String == row.requestID)
             #expect(!line.contains(stack.token))
             #expect(!line.contains("Secret prompt"))
@@ -65,13 +67,13 @@ struct UsageLedgerTests {
         }
     }
 
-    @Test("invoke-with-response-stream: usage from the stream, identity in X-Amzn-Bedrock-Request-Metadata (a client's own is dropped)")
+    @Test("invoke-with-response-stream: usage from the stream, identity in X-Amzn-Bedrock-Request-Metadata (merged with the client's own, ours win)")
     func invokeStream() async throws {
         try await LiveStack.run { stack in
             let body = #"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi [[sim chunks=5]]"}]}"#
             let (status, _, _) = try await stack.post(
                 "/bedrock/model/\(percentEncodePathSegment(Self.model))/invoke-with-response-stream", json: body,
-                headers: [("Authorization", "Bearer \(stack.token)"), ("X-Amzn-Bedrock-Request-Metadata", #"{"sluice-identity":"someone-else"}"#)]
+                headers: [("Authorization", "Bearer \(stack.token)"), ("X-Amzn-Bedrock-Request-Metadata", #"{"sluice-identity":"someone-else","project":"apollo","n":1,"bad key!":"v\u00e9"}"#)]
             )
             #expect(status == .ok)
             let row = try #require(try await stack.store.usage(since: .distantPast).first)
@@ -79,7 +81,10 @@ struct UsageLedgerTests {
             #expect(row.usage.outputTokens == 5)
             #expect(row.finishReason == "end_turn")
             let upstream = try #require(try await stack.recorder.waitForRequests(count: 1).first)
-            #expect(upstream.header("x-amzn-bedrock-request-metadata") == #"{"sluice-identity":"test-admin","sluice-group":"admins"}"#)
+            #expect(
+                upstream.header("x-amzn-bedrock-request-metadata")
+                    == #"{"bad key_":"v_","project":"apollo","sluice-identity":"test-admin","sluice-group":"admins"}"#
+            )
             #expect(upstream.body == ByteBuffer(string: body))
         }
     }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import BedrockSimulator
 import Gateway
@@ -16,14 +17,14 @@ struct UsageLimiterTests {
         let clock = TestClock(Self.start)
         let limiter = UsageLimiter(now: clock.function)
         let limits: [LimitScope: AccessPolicy.Limits] = [.identity("jane"): .init(requestsPerMinute: 3)]
-        for _ in 0..<3 { #expect(limiter.admit(limits) == nil) }
+        for _ in 0..<3 { #expect(limiter.admit(limits).refusal == nil) }
         clock.advance(by: 20)
-        let refusal = limiter.admit(limits)
+        let refusal = limiter.admit(limits).refusal
         #expect(refusal?.limit == "requests_per_minute")
         #expect(refusal?.retryAfter == 40)
         #expect(refusal?.message.contains("identity jane") == true)
         clock.advance(by: 40)
-        #expect(limiter.admit(limits) == nil)
+        #expect(limiter.admit(limits).refusal == nil)
     }
 
     @Test("tokens per minute and per day: counted at the end of each request, reset with their windows")
@@ -31,23 +32,23 @@ struct UsageLimiterTests {
         let clock = TestClock(Self.start)
         let limiter = UsageLimiter(now: clock.function)
         let perMinute: [LimitScope: AccessPolicy.Limits] = [.identity("a"): .init(tokensPerMinute: 100)]
-        #expect(limiter.admit(perMinute) == nil)
+        #expect(limiter.admit(perMinute).refusal == nil)
         limiter.charge([.identity("a")], tokens: 99, costUSD: 0)
-        #expect(limiter.admit(perMinute) == nil)
+        #expect(limiter.admit(perMinute).refusal == nil)
         limiter.charge([.identity("a")], tokens: 1, costUSD: 0)
-        #expect(limiter.admit(perMinute)?.limit == "tokens_per_minute")
+        #expect(limiter.admit(perMinute).refusal?.limit == "tokens_per_minute")
         clock.advance(by: 60)
-        #expect(limiter.admit(perMinute) == nil)
+        #expect(limiter.admit(perMinute).refusal == nil)
 
         let perDay: [LimitScope: AccessPolicy.Limits] = [.group("eng"): .init(tokensPerDay: 1000)]
         limiter.charge([.group("eng")], tokens: 1000, costUSD: 0)
         clock.advance(by: 3600)
-        let refusal = limiter.admit(perDay)
+        let refusal = limiter.admit(perDay).refusal
         #expect(refusal?.limit == "tokens_per_day")
         #expect(refusal?.message.contains("group eng") == true)
         #expect((refusal?.retryAfter ?? 0) > 0)
         clock.advance(by: Double(refusal?.retryAfter ?? 0))
-        #expect(limiter.admit(perDay) == nil)
+        #expect(limiter.admit(perDay).refusal == nil)
     }
 
     @Test("monthly budget: cost from the price table; the stream that crosses it finishes, the next request is refused until the month ends")
@@ -65,25 +66,104 @@ struct UsageLimiterTests {
         #expect(PriceTable().cost(of: usage, model: "x") == 0)
 
         let limits: [LimitScope: AccessPolicy.Limits] = [.identity("jane"): .init(budgetUSDPerMonth: 5)]
-        #expect(limiter.admit(limits) == nil)
+        #expect(limiter.admit(limits).refusal == nil)
         limiter.charge([.identity("jane")], tokens: usage.totalTokens, costUSD: cost)
         // 4.80 spent: still under budget, so the next stream is admitted and may overshoot.
-        #expect(limiter.admit(limits) == nil)
+        #expect(limiter.admit(limits).refusal == nil)
         limiter.charge([.identity("jane")], tokens: usage.totalTokens, costUSD: cost)
-        let refusal = try #require(limiter.admit(limits))
+        let refusal = try #require(limiter.admit(limits).refusal)
         #expect(refusal.limit == "budget_per_month")
         clock.advance(by: Double(refusal.retryAfter))
-        #expect(limiter.admit(limits) == nil)
+        #expect(limiter.admit(limits).refusal == nil)
+    }
+
+    @Test("concurrent requests: the one admitted alone may overshoot; the others must fit beside the reservations in flight")
+    func reservations() throws {
+        let clock = TestClock(Self.start)
+        let limiter = UsageLimiter(now: clock.function)
+        let jane = LimitScope.identity("jane")
+        let limits: [LimitScope: AccessPolicy.Limits] = [jane: .init(tokensPerDay: 10_000, budgetUSDPerMonth: 1)]
+        let large = LimitEstimate(tokens: 20_000, costUSD: 0.01)
+        let small = LimitEstimate(tokens: 3_000, costUSD: 0.01)
+
+        // Nothing in flight: admitted whatever it may use (the one allowed to overshoot).
+        let first = try #require(limiter.admit(limits, reserving: large).hold)
+        #expect(limiter.inFlight(jane) == 1)
+        // Beside it, nothing fits: 0 used + 20,000 reserved + 3,000 > 10,000.
+        let refusal = try #require(limiter.admit(limits, reserving: small).refusal)
+        #expect(refusal.limit == "tokens_per_day")
+        #expect(refusal.retryAfter == 5)
+        #expect(refusal.message.contains("in progress"))
+        // It ends having used less than it reserved; the reservation goes with it.
+        first.settle(tokens: 2_000, costUSD: 0.01)
+        first.settle(tokens: 2_000, costUSD: 0.01)  // a second settle charges nothing
+        #expect(limiter.inFlight(jane) == 0)
+
+        // 2,000 used: two small ones fit side by side (2,000 + 3,000 + 3,000 ≤ 10,000), a third does not.
+        let a = try #require(limiter.admit(limits, reserving: small).hold)
+        let b = try #require(limiter.admit(limits, reserving: small).hold)
+        #expect(limiter.admit(limits, reserving: small).refusal?.limit == "tokens_per_day")
+        // What fits by reservation cannot overshoot; only the total of real usage counts afterwards.
+        a.settle(tokens: 3_000, costUSD: 0.01)
+        b.settle(tokens: 3_000, costUSD: 0.01)
+        // 8,000 used, nothing in flight: the next is admitted alone and may overshoot…
+        let last = try #require(limiter.admit(limits, reserving: small).hold)
+        last.settle(tokens: 3_000, costUSD: 0.01)
+        // …and after it the day is spent: refused until the day ends.
+        let spent = try #require(limiter.admit(limits, reserving: .zero).refusal)
+        #expect(spent.limit == "tokens_per_day")
+        #expect(spent.retryAfter > 3600)
+    }
+
+    @Test("a request dropped without settling releases its reservation (no identity stays blocked)")
+    func droppedHoldReleases() throws {
+        let limiter = UsageLimiter(now: TestClock(Self.start).function)
+        let jane = LimitScope.identity("jane")
+        let limits: [LimitScope: AccessPolicy.Limits] = [jane: .init(tokensPerMinute: 1_000)]
+        do {
+            let hold = try #require(limiter.admit(limits, reserving: LimitEstimate(tokens: 5_000, costUSD: 0)).hold)
+            #expect(limiter.inFlight(jane) == 1)
+            #expect(limiter.admit(limits, reserving: LimitEstimate(tokens: 10, costUSD: 0)).refusal != nil)
+            _ = hold
+        }
+        #expect(limiter.inFlight(jane) == 0)
+        #expect(limiter.admit(limits, reserving: LimitEstimate(tokens: 10, costUSD: 0)).refusal == nil)
+    }
+
+    @Test("budget reservations are priced from the price table: a concurrent stream that could cross the budget is refused")
+    func liveBudgetReservation() async throws {
+        try await LiveStack.run(configure: {
+            $0.policies = [AccessPolicy(source: .group("admins"), limits: .init(budgetUSDPerMonth: 1))]
+            $0.prices = PriceTable(entries: [("*", .init(input: 1, output: 10_000))])
+        }) { stack in
+            // 1 output token costs 0.01 USD here: max_tokens 60 reserves 0.60, so one such stream is
+            // admitted alone, and a second one beside it is refused (0.60 + 0.60 > 1).
+            var slow = HTTPClientRequest(url: stack.gateway + "/v1/chat/completions")
+            slow.method = .POST
+            slow.headers.add(name: "Content-Type", value: "application/json")
+            stack.authorize(&slow.headers, unless: [])
+            slow.body = .bytes(ByteBuffer(string: chatRequest("first [[sim chunks=10 gap_ms=100]]", extra: #","max_tokens":60"#)))
+            let response = try await stack.client.execute(slow, timeout: .seconds(30))
+            #expect(response.status == .ok)
+            let second = try await stack.post("/v1/chat/completions", json: chatRequest("second [[sim chunks=2]]", extra: #","max_tokens":60"#))
+            #expect(second.0 == .tooManyRequests)
+            #expect(errorMessage(second.2)?.contains("in progress") == true)
+            #expect(second.1.first(name: "retry-after") == "5")
+            _ = try await response.body.collect(upTo: 1 << 20)
+            // The first has ended (10 output tokens: 0.10 USD spent): the next fits again.
+            let third = try await stack.post("/v1/chat/completions", json: chatRequest("third [[sim chunks=2]]", extra: #","max_tokens":60"#))
+            #expect(third.0 == .ok)
+        }
     }
 
     @Test("a group's limit is shared by its members; an identity's is not")
     func groupShared() {
         let limiter = UsageLimiter(now: TestClock(Self.start).function)
         let group: AccessPolicy.Limits = .init(requestsPerMinute: 2)
-        #expect(limiter.admit([.group("eng"): group, .identity("a"): .init(requestsPerMinute: 5)]) == nil)
-        #expect(limiter.admit([.group("eng"): group, .identity("b"): .init(requestsPerMinute: 5)]) == nil)
-        #expect(limiter.admit([.group("eng"): group, .identity("c"): .init(requestsPerMinute: 5)])?.message.contains("group eng") == true)
-        #expect(limiter.admit([.identity("c"): .init(requestsPerMinute: 5)]) == nil)
+        #expect(limiter.admit([.group("eng"): group, .identity("a"): .init(requestsPerMinute: 5)]).refusal == nil)
+        #expect(limiter.admit([.group("eng"): group, .identity("b"): .init(requestsPerMinute: 5)]).refusal == nil)
+        #expect(limiter.admit([.group("eng"): group, .identity("c"): .init(requestsPerMinute: 5)]).refusal?.message.contains("group eng") == true)
+        #expect(limiter.admit([.identity("c"): .init(requestsPerMinute: 5)]).refusal == nil)
     }
 
     @Test("a restart loads this month's spend and today's tokens from the ledger")
@@ -96,9 +176,9 @@ struct UsageLimiterTests {
             costUSD: 7, firstByteMilliseconds: nil, durationMilliseconds: 1
         )
         limiter.preload(from: [record])
-        #expect(limiter.admit([.identity("jane"): .init(tokensPerDay: 1000)])?.limit == "tokens_per_day")
-        #expect(limiter.admit([.group("eng"): .init(budgetUSDPerMonth: 7)])?.limit == "budget_per_month")
-        #expect(limiter.admit([.identity("jane"): .init(tokensPerMinute: 1000)]) == nil)
+        #expect(limiter.admit([.identity("jane"): .init(tokensPerDay: 1000)]).refusal?.limit == "tokens_per_day")
+        #expect(limiter.admit([.group("eng"): .init(budgetUSDPerMonth: 7)]).refusal?.limit == "budget_per_month")
+        #expect(limiter.admit([.identity("jane"): .init(tokensPerMinute: 1000)]).refusal == nil)
     }
 
     @Test("over a limit, the gateway answers 429 with Retry-After naming the limit, in each API's shape")

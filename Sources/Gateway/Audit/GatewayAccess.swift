@@ -67,38 +67,61 @@ package struct GatewayAccess: Sendable {
 
     /// Applies the policies and limits to a request for a model, and opens its ledger entry.
     ///
+    /// - Parameters:
+    ///   - declared: what the request declares (message count, body size, `max_tokens`), for the
+    ///     audit line and the limits' reservation.
     /// - Returns: the account to close when the request ends, or the 403/429 to answer (already
     ///   recorded in the ledger and the audit log).
     package func admit(
-        _ caller: Caller, route: String, requested: String, resolved: String, countsAgainstLimits: Bool = true
+        _ caller: Caller, route: String, requested: String, resolved: String, declared: DeclaredRequest = DeclaredRequest(),
+        countsAgainstLimits: Bool = true
     ) async -> Result<RequestAccount, GatewayError> {
-        var account = RequestAccount(access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: resolved)
+        var account = RequestAccount(
+            access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: resolved, messageCount: declared.messageCount
+        )
         switch self.policies.evaluate(caller, requested: requested, resolved: resolved) {
         case .denied(let reason):
             await account.finish(status: 403, finishReason: "policy_denied", usage: nil)
             return .failure(GatewayError(status: .forbidden, type: "permission_error", code: "policy_denied", message: reason, bedrockType: "AccessDeniedException"))
         case .allowed(let limits):
-            account.limitScopes = Array(limits.keys)
-            if countsAgainstLimits, let refusal = self.limiter.admit(limits) {
-                account.limitScopes = []
-                await account.finish(status: 429, finishReason: refusal.limit, usage: nil)
-                return .failure(refusal.gatewayError)
+            if countsAgainstLimits {
+                switch self.limiter.admit(limits, reserving: self.estimate(declared, model: resolved)) {
+                case .refused(let refusal):
+                    await account.finish(status: 429, finishReason: refusal.limit, usage: nil)
+                    return .failure(refusal.gatewayError)
+                case .admitted(let hold):
+                    account.hold = hold
+                }
             }
             // The request line: who asked for what, written when the request is admitted; the
             // response line follows from `RequestAccount.finish`, with the same request id.
-            self.writeAudit([
+            var fields: [String: Any] = [
                 "event": "request", "request.id": account.requestID, "identity": caller.identity, "token.prefix": caller.tokenPrefix,
                 "groups": caller.groups, "route": route, "model.requested": requested, "model.resolved": resolved,
                 "upstream.region": self.upstreamRegion,
-            ])
+            ]
+            if let count = declared.messageCount { fields["messages"] = count }
+            self.writeAudit(fields)
             return .success(account)
         }
+    }
+
+    /// What the limits reserve for a request until it ends: input estimated from the body's size,
+    /// output from its maximum (or a default), priced from the price table.
+    func estimate(_ declared: DeclaredRequest, model: String) -> LimitEstimate {
+        let usage = TokenUsage(
+            inputTokens: LimitEstimate.inputTokens(bodyBytes: declared.bodyBytes),
+            outputTokens: declared.maxTokens ?? LimitEstimate.defaultOutputTokens
+        )
+        return LimitEstimate(tokens: usage.totalTokens, costUSD: self.prices.cost(of: usage, model: model))
     }
 
     /// Records a request refused after authentication but before any policy applies (a body too
     /// large, a malformed request): a ledger row and an audit line, like every other request.
     package func recordRejected(_ caller: Caller, route: String, requested: String, status: Int, reason: String) async {
-        let account = RequestAccount(access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested)
+        let account = RequestAccount(
+            access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested, messageCount: nil
+        )
         await account.finish(status: status, finishReason: reason, usage: nil)
     }
 
@@ -111,10 +134,26 @@ package struct GatewayAccess: Sendable {
     }
 
     /// The metadata as a JSON object (for Converse's `requestMetadata` and the invoke header).
-    package static func requestMetadataJSON(for caller: Caller) -> String {
+    ///
+    /// - Parameter client: the client's own `X-Amzn-Bedrock-Request-Metadata`, if it sent one: its
+    ///   string pairs are kept (Bedrock allows 16 in all, so at most 14 of the client's; keys and
+    ///   values sanitised like ours), and the gateway's keys win, so a caller cannot claim another
+    ///   identity in the cost reports.
+    package static func requestMetadataJSON(for caller: Caller, merging client: String? = nil) -> String {
+        let own = Self.requestMetadata(for: caller)
+        var pairs: [(String, String)] = []
+        if let client, let object = try? JSONSerialization.jsonObject(with: Data(client.utf8)) as? [String: Any] {
+            for key in object.keys.sorted() {
+                guard pairs.count < 16 - own.count, let value = object[key] as? String else { continue }
+                let safeKey = String(Self.sanitizeTag(key).prefix(256))
+                guard !safeKey.isEmpty, !own.contains(where: { $0.0 == safeKey }) else { continue }
+                pairs.append((safeKey, Self.sanitizeTag(value)))
+            }
+        }
+        pairs += own
         var buffer = ByteBuffer()
         buffer.writeStaticString("{")
-        for (index, (key, value)) in Self.requestMetadata(for: caller).enumerated() {
+        for (index, (key, value)) in pairs.enumerated() {
             if index > 0 { buffer.writeStaticString(",") }
             buffer.writeJSONString(key)
             buffer.writeStaticString(":")
@@ -158,6 +197,22 @@ package struct GatewayAccess: Sendable {
     }
 }
 
+/// What a request declares about itself before it runs.
+package struct DeclaredRequest: Sendable, Hashable {
+    /// Entries in its `messages` array (`nil` when it has none, or it could not be read).
+    package var messageCount: Int?
+    /// Its body's size in bytes.
+    package var bodyBytes: Int
+    /// The most output tokens it allows (`max_tokens`, `maxTokens`), when it says.
+    package var maxTokens: Int?
+
+    package init(messageCount: Int? = nil, bodyBytes: Int = 0, maxTokens: Int? = nil) {
+        self.messageCount = messageCount
+        self.bodyBytes = bodyBytes
+        self.maxTokens = maxTokens
+    }
+}
+
 /// One admitted request's ledger entry, closed with ``finish(status:finishReason:usage:firstByte:)``
 /// when the request ends, however it ends.
 package struct RequestAccount: Sendable {
@@ -167,16 +222,20 @@ package struct RequestAccount: Sendable {
     package let requestedModel: String
     package let resolvedModel: String
     package let requestID = GatewayAccess.makeRequestID()
+    /// Entries in the request's `messages`, when it has them.
+    let messageCount: Int?
     let startedAt: Date
     let started = ContinuousClock.now
-    var limitScopes: [LimitScope] = []
+    /// The request's place in the limits (its reservation), settled by ``finish(status:finishReason:usage:firstByte:)``.
+    var hold: LimitHold?
 
-    init(access: GatewayAccess, caller: Caller, route: String, requestedModel: String, resolvedModel: String) {
+    init(access: GatewayAccess, caller: Caller, route: String, requestedModel: String, resolvedModel: String, messageCount: Int?) {
         self.access = access
         self.caller = caller
         self.route = route
         self.requestedModel = requestedModel
         self.resolvedModel = resolvedModel
+        self.messageCount = messageCount
         self.startedAt = access.now()
     }
 
@@ -187,9 +246,7 @@ package struct RequestAccount: Sendable {
         let end = ContinuousClock.now
         let usage = usage ?? TokenUsage()
         let cost = self.access.prices.cost(of: usage, model: self.resolvedModel)
-        if !self.limitScopes.isEmpty {
-            self.access.limiter.charge(self.limitScopes, tokens: usage.totalTokens, costUSD: cost)
-        }
+        self.hold?.settle(tokens: usage.totalTokens, costUSD: cost)
         func milliseconds(_ duration: Duration) -> Double {
             Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         }
@@ -219,6 +276,7 @@ package struct RequestAccount: Sendable {
             "cost.usd": cost, "duration.ms": record.durationMilliseconds, "upstream.region": self.access.upstreamRegion,
         ]
         if let finishReason { fields["finish_reason"] = finishReason }
+        if let messageCount = self.messageCount { fields["messages"] = messageCount }
         if let firstByte = record.firstByteMilliseconds { fields["first_byte.ms"] = firstByte }
         if let stored { fields["ledger.error"] = "\(type(of: stored))" }
         self.access.writeAudit(fields)

@@ -75,7 +75,7 @@ struct BedrockRoutes: Sendable {
     // MARK: Runtime operations
 
     /// Client headers that mean something to Bedrock and carry no client credential. The client's
-    /// own request metadata is dropped: the gateway sets it from the caller's identity.
+    /// own request metadata is left out here: the gateway merges it with the caller's identity.
     static func forwardedHeaders(_ fields: HTTPFields) -> [(String, String)] {
         fields.compactMap { field in
             let name = field.name.canonicalName
@@ -97,9 +97,11 @@ struct BedrockRoutes: Sendable {
             return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).bedrockResponse()
         }
         let resolved = self.catalog.resolve(modelID)
+        let summary = BedrockRequestSummary(body: body)
         let account: RequestAccount
         switch await self.access.admit(
             caller, route: "/bedrock/model/\(operation.name)", requested: modelID, resolved: resolved,
+            declared: DeclaredRequest(messageCount: summary.messageCount, bodyBytes: body.readableBytes, maxTokens: summary.maxTokens),
             countsAgainstLimits: operation != .countTokens
         ) {
         case .success(let admitted): account = admitted
@@ -107,7 +109,10 @@ struct BedrockRoutes: Sendable {
         }
         // Cost allocation: Bedrock attributes the call to these tags in its own usage reports.
         var upstreamHeaders = Self.forwardedHeaders(request.headers)
-        upstreamHeaders.append((HTTPField.Name.bedrockRequestMetadata.canonicalName, GatewayAccess.requestMetadataJSON(for: caller)))
+        upstreamHeaders.append((
+            HTTPField.Name.bedrockRequestMetadata.canonicalName,
+            GatewayAccess.requestMetadataJSON(for: caller, merging: request.headers[.bedrockRequestMetadata])
+        ))
         let started = ContinuousClock.now
         let response: HTTPClientResponse
         do {

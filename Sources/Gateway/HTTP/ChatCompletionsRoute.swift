@@ -33,7 +33,8 @@ struct ChatCompletionsRoute: Sendable {
             return GatewayError.badRequest(error.message, param: error.param, code: error.code.description).openAIResponse()
         }
         let account: RequestAccount
-        switch await self.access.admit(caller, route: Self.route, requested: converse.requestedModel, resolved: converse.modelID) {
+        let declared = DeclaredRequest(messageCount: converse.messageCount, bodyBytes: body.readableBytes, maxTokens: converse.maxTokens)
+        switch await self.access.admit(caller, route: Self.route, requested: converse.requestedModel, resolved: converse.modelID, declared: declared) {
         case .success(let admitted): account = admitted
         case .failure(let refusal): return refusal.openAIResponse()
         }

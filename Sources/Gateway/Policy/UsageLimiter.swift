@@ -19,14 +19,86 @@ package struct LimitRefusal: Error, Sendable, Hashable {
     }
 }
 
+/// What an admitted request may use, estimated before it runs: reserved against the token and
+/// spend limits until the request ends and its real usage is charged.
+package struct LimitEstimate: Sendable, Hashable {
+    package var tokens: Int
+    package var costUSD: Double
+
+    package init(tokens: Int, costUSD: Double) {
+        self.tokens = tokens
+        self.costUSD = costUSD
+    }
+
+    package static let zero = LimitEstimate(tokens: 0, costUSD: 0)
+
+    /// Output tokens assumed for a request that names no maximum (Bedrock then applies the model's
+    /// own, which can be far larger: such a request's reservation is an estimate, not a bound).
+    package static let defaultOutputTokens = 4096
+
+    /// Input tokens estimated from a request body's size: about four bytes per token for text and
+    /// code; JSON punctuation and base64 images make it an overestimate, which errs on the safe side.
+    package static func inputTokens(bodyBytes: Int) -> Int {
+        (bodyBytes + 3) / 4
+    }
+}
+
+/// The outcome of ``UsageLimiter/admit(_:reserving:)``.
+package enum LimitAdmission: Sendable {
+    case admitted(LimitHold)
+    case refused(LimitRefusal)
+
+    package var refusal: LimitRefusal? {
+        if case .refused(let refusal) = self { return refusal }
+        return nil
+    }
+
+    package var hold: LimitHold? {
+        if case .admitted(let hold) = self { return hold }
+        return nil
+    }
+}
+
+/// An admitted request's place in its scopes' counters: its reservation, released when the request
+/// is charged with ``settle(tokens:costUSD:)`` — or, if the request is dropped without ending
+/// normally (a response body never written), when the last copy of it goes away.
+package final class LimitHold: Sendable {
+    private let limiter: UsageLimiter
+    package let scopes: [LimitScope]
+    package let estimate: LimitEstimate
+    private let settled = Atomic<Bool>(false)
+
+    init(limiter: UsageLimiter, scopes: [LimitScope], estimate: LimitEstimate) {
+        self.limiter = limiter
+        self.scopes = scopes
+        self.estimate = estimate
+    }
+
+    /// Charges the request's real usage and releases its reservation; later calls do nothing.
+    package func settle(tokens: Int, costUSD: Double) {
+        guard !self.settled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        self.limiter.settle(self.scopes, tokens: tokens, costUSD: costUSD, releasing: self.estimate)
+    }
+
+    deinit {
+        if !self.settled.load(ordering: .acquiring) {
+            self.limiter.settle(self.scopes, tokens: 0, costUSD: 0, releasing: self.estimate)
+        }
+    }
+}
+
 /// Counts requests, tokens and spend per identity and per group in fixed windows (the UTC minute,
 /// day and calendar month) and refuses what would go over a limit.
 ///
 /// Requests are counted when admitted; tokens and spend when the request ends, from the usage the
-/// upstream reported. A request is admitted while its scope is under every limit, so a stream that
-/// starts with budget left runs to its end and is charged in full: it may overshoot, the next one
-/// is refused. All state is behind one lock held for a few dictionary operations, never across an
-/// `await`.
+/// upstream reported. So that concurrent streams cannot all overshoot a token or spend limit, each
+/// admitted request also reserves an estimate of what it may use (input from the body size, output
+/// from its `max_tokens`) until it ends. A request is admitted when its scope is under every limit
+/// and either nothing is in flight for the scope or the used amount plus every reservation,
+/// its own included, stays within the limit. The one request admitted alone may overshoot (its
+/// real usage is charged in full when it ends); a request admitted beside others fits by
+/// reservation, so at most one request per scope overshoots. All state is behind one lock held for
+/// a few dictionary operations, never across an `await`.
 package final class UsageLimiter: Sendable {
     struct Counters {
         var minute: Int64 = .min
@@ -36,7 +108,16 @@ package final class UsageLimiter: Sendable {
         var dayTokens = 0
         var month = Int.min
         var monthUSD = 0.0
+        /// Requests admitted and not yet settled, and what they reserved (not windowed: a request
+        /// is charged in the window where it ends).
+        var inFlight = 0
+        var reservedTokens = 0
+        var reservedUSD = 0.0
     }
+
+    /// Retry-After for a refusal caused by reservations: requests in flight end within seconds to
+    /// minutes, and their real usage is usually below what they reserved.
+    static let reservationRetryAfter = 5
 
     let now: @Sendable () -> Date
     private let counters = Mutex<[LimitScope: Counters]>([:])
@@ -50,50 +131,84 @@ package final class UsageLimiter: Sendable {
         self.now = now
     }
 
-    /// Admits the request (counting it) or says which limit it would break.
-    package func admit(_ limits: [LimitScope: AccessPolicy.Limits]) -> LimitRefusal? {
-        guard !limits.isEmpty else { return nil }
+    /// Admits the request (counting it and holding its reservation) or says which limit it would break.
+    package func admit(_ limits: [LimitScope: AccessPolicy.Limits], reserving estimate: LimitEstimate = .zero) -> LimitAdmission {
+        guard !limits.isEmpty else { return .admitted(LimitHold(limiter: self, scopes: [], estimate: .zero)) }
         let now = self.now()
         let windows = Self.windows(at: now)
-        return self.counters.withLock { table in
+        let refusal: LimitRefusal? = self.counters.withLock { table in
             for (scope, limit) in limits.sorted(by: { $0.key.description < $1.key.description }) {
                 let counters = Self.rolled(table[scope] ?? Counters(), to: windows)
-                if let maximum = limit.requestsPerMinute, counters.minuteRequests >= maximum {
-                    return LimitRefusal(
-                        message: "requests-per-minute limit (\(maximum)) reached for \(scope)", retryAfter: windows.secondsToMinuteEnd,
-                        limit: "requests_per_minute"
-                    )
-                }
-                if let maximum = limit.tokensPerMinute, counters.minuteTokens >= maximum {
-                    return LimitRefusal(
-                        message: "tokens-per-minute limit (\(maximum)) reached for \(scope)", retryAfter: windows.secondsToMinuteEnd,
-                        limit: "tokens_per_minute"
-                    )
-                }
-                if let maximum = limit.tokensPerDay, counters.dayTokens >= maximum {
-                    return LimitRefusal(
-                        message: "tokens-per-day limit (\(maximum)) reached for \(scope)", retryAfter: windows.secondsToDayEnd,
-                        limit: "tokens_per_day"
-                    )
-                }
-                if let budget = limit.budgetUSDPerMonth, counters.monthUSD >= budget {
-                    return LimitRefusal(
-                        message: "monthly budget (\(budget) USD) spent for \(scope)", retryAfter: windows.secondsToMonthEnd,
-                        limit: "budget_per_month"
-                    )
+                if let refusal = Self.refusal(scope: scope, limit: limit, counters: counters, estimate: estimate, windows: windows) {
+                    return refusal
                 }
             }
             for scope in limits.keys {
                 var counters = Self.rolled(table[scope] ?? Counters(), to: windows)
                 counters.minuteRequests += 1
+                counters.inFlight += 1
+                counters.reservedTokens += estimate.tokens
+                counters.reservedUSD += estimate.costUSD
                 table[scope] = counters
             }
             return nil
         }
+        if let refusal { return .refused(refusal) }
+        return .admitted(LimitHold(limiter: self, scopes: Array(limits.keys), estimate: estimate))
     }
 
-    /// Charges what a finished request used to each of its scopes.
+    private static func refusal(
+        scope: LimitScope, limit: AccessPolicy.Limits, counters: Counters, estimate: LimitEstimate, windows: Windows
+    ) -> LimitRefusal? {
+        if let maximum = limit.requestsPerMinute, counters.minuteRequests >= maximum {
+            return LimitRefusal(
+                message: "requests-per-minute limit (\(maximum)) reached for \(scope)", retryAfter: windows.secondsToMinuteEnd,
+                limit: "requests_per_minute"
+            )
+        }
+        // Each token and spend limit: spent → refused until the window ends; room left but taken
+        // by requests in flight → refused until they end.
+        let tokenLimits: [(maximum: Int?, used: Int, name: String, label: String, retryAfter: Int)] = [
+            (limit.tokensPerMinute, counters.minuteTokens, "tokens-per-minute limit", "tokens_per_minute", windows.secondsToMinuteEnd),
+            (limit.tokensPerDay, counters.dayTokens, "tokens-per-day limit", "tokens_per_day", windows.secondsToDayEnd),
+        ]
+        for check in tokenLimits {
+            guard let maximum = check.maximum else { continue }
+            if check.used >= maximum {
+                return LimitRefusal(message: "\(check.name) (\(maximum)) reached for \(scope)", retryAfter: check.retryAfter, limit: check.label)
+            }
+            if counters.inFlight > 0, check.used + counters.reservedTokens + estimate.tokens > maximum {
+                return LimitRefusal(
+                    message: "\(check.name) (\(maximum)) for \(scope): \(check.used) used and \(counters.reservedTokens) reserved by "
+                        + "\(counters.inFlight) request(s) in progress leave no room for this one (about \(estimate.tokens) tokens)",
+                    retryAfter: min(Self.reservationRetryAfter, check.retryAfter), limit: check.label
+                )
+            }
+        }
+        if let budget = limit.budgetUSDPerMonth {
+            if counters.monthUSD >= budget {
+                return LimitRefusal(
+                    message: "monthly budget (\(budget) USD) spent for \(scope)", retryAfter: windows.secondsToMonthEnd, limit: "budget_per_month"
+                )
+            }
+            if counters.inFlight > 0, counters.monthUSD + counters.reservedUSD + estimate.costUSD > budget {
+                return LimitRefusal(
+                    message: "monthly budget (\(budget) USD) for \(scope): what is spent and reserved by \(counters.inFlight) request(s) "
+                        + "in progress leaves no room for this one",
+                    retryAfter: min(Self.reservationRetryAfter, windows.secondsToMonthEnd), limit: "budget_per_month"
+                )
+            }
+        }
+        return nil
+    }
+
+    /// Charges what a finished request used to each of its scopes (without a reservation to release).
     package func charge(_ scopes: some Sequence<LimitScope>, tokens: Int, costUSD: Double, at date: Date? = nil) {
+        self.settle(Array(scopes), tokens: tokens, costUSD: costUSD, releasing: nil, at: date)
+    }
+
+    fileprivate func settle(_ scopes: [LimitScope], tokens: Int, costUSD: Double, releasing estimate: LimitEstimate?, at date: Date? = nil) {
+        guard !scopes.isEmpty else { return }
         let windows = Self.windows(at: date ?? self.now())
         self.counters.withLock { table in
             for scope in scopes {
@@ -101,9 +216,21 @@ package final class UsageLimiter: Sendable {
                 counters.minuteTokens += tokens
                 counters.dayTokens += tokens
                 counters.monthUSD += costUSD
+                if let estimate {
+                    counters.inFlight -= 1
+                    counters.reservedTokens -= estimate.tokens
+                    counters.reservedUSD -= estimate.costUSD
+                    // Rounding of summed doubles must not leave a phantom reservation behind.
+                    if counters.inFlight == 0 { counters.reservedUSD = 0 }
+                }
                 table[scope] = counters
             }
         }
+    }
+
+    /// Requests in flight for a scope (for tests and metrics).
+    package func inFlight(_ scope: LimitScope) -> Int {
+        self.counters.withLock { $0[scope]?.inFlight ?? 0 }
     }
 
     /// Loads this day's tokens and this month's spend from the ledger, so a restart does not

@@ -145,6 +145,7 @@ private struct RequestTranslation {
     var stopSequences: [String] = []
     var thinkingBudget: Int?
     var conversation: MessageConversion
+    var messageCount: Int
     var tools: [ConverseToolSpec] = []
     var toolChoice: ToolChoice = .unspecified
     var responseFormatSchema: ParsedJSON?
@@ -179,6 +180,7 @@ private struct RequestTranslation {
         guard let messagesValue = root.present("messages") else { throw .missing("messages") }
         guard let messages = messagesValue.arrayValue else { throw .type("messages", expected: "an array") }
         guard !messages.isEmpty else { throw .value("messages", "at least one message is required.") }
+        messageCount = messages.count
         conversation = try MessageConversion(messages: messages)
 
         try readSampling(root)
@@ -607,6 +609,8 @@ private struct RequestTranslation {
             user: user,
             usesResponseFormatTool: responseFormatSchema != nil,
             isThinkingEnabled: thinkingBudget != nil,
+            messageCount: messageCount,
+            maxTokens: maxTokens,
             body: output.buffer
         )
     }

@@ -21,6 +21,10 @@ package struct ConverseRequest: Sendable {
     package var usesResponseFormatTool: Bool
     /// Extended thinking was requested of an Anthropic model.
     package var isThinkingEnabled: Bool
+    /// How many entries the client's `messages` array held (for the audit line).
+    package var messageCount: Int
+    /// The `maxTokens` sent upstream (thinking budget included), or `nil` when the model's default applies.
+    package var maxTokens: Int?
     /// The Converse request JSON.
     package var body: ByteBuffer
 }

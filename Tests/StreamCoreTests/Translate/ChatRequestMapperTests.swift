@@ -23,6 +23,8 @@ extension TranslateTests {
             #expect(request.user == "alice@example.com")
             #expect(!request.usesResponseFormatTool)
             #expect(!request.isThinkingEnabled)
+            #expect(request.messageCount == 1)
+            #expect(request.maxTokens == nil)
         }
 
         @Test("a model without an alias is used as the Bedrock id; stream defaults to false")
@@ -491,6 +493,7 @@ extension TranslateTests {
                 )
             )
             #expect(request.isThinkingEnabled)
+            #expect(request.maxTokens == expectedMaxTokens)
             let body = try T.object(request.body)
             #expect(try T.isSame(body["additionalModelRequestFields"], #"{"thinking":{"type":"enabled","budget_tokens":\#(budget)}}"#))
             // temperature and top_p are dropped: Anthropic refuses them with thinking.
