@@ -89,7 +89,29 @@ struct StreamChecker {
 
     private static let doneData = "[DONE]"
     private static let errorPrefix: [UInt8] = Array(#"{"error""#.utf8)
-    private static let contentKey: [UInt8] = Array(#""content":""#.utf8)
+    private static let contentKey: [UInt8] = Array(#""content""#.utf8)
+
+    /// Whether the chunk has `"content": "<at least one byte>"` (JSON whitespace allowed around `:`;
+    /// the gateway writes none, other servers may).
+    private static func hasNonEmptyContent(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var from = 0
+        while let key = LatencyStamp.firstIndex(of: Self.contentKey, in: bytes, from: from) {
+            from = key + Self.contentKey.count
+            var index = from
+            func skipWhitespace() {
+                while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D {
+                    index += 1
+                }
+            }
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { continue }
+            index += 1
+            skipWhitespace()
+            guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\"") else { continue }
+            return bytes[index + 1] != UInt8(ascii: "\"")
+        }
+        return false
+    }
 
     private mutating func handleSSE(_ event: SSEEvent, arrival: UInt64, stats: inout LoadStats) {
         if self.sawEnd {
@@ -109,9 +131,7 @@ struct StreamChecker {
             }
             // A text delta is a chunk whose `content` is a non-empty string; the first chunk's
             // `"content":""` (role only) is not one. `reasoning_content` does not match the key.
-            guard let key = LatencyStamp.firstIndex(of: Self.contentKey, in: bytes, from: 0),
-                key + Self.contentKey.count < bytes.count, bytes[key + Self.contentKey.count] != UInt8(ascii: "\"")
-            else { return }
+            guard Self.hasNonEmptyContent(bytes) else { return }
             self.countTextDelta(bytes, arrival: arrival, stats: &stats)
         }
     }
