@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Gateway-added latency, side by side: `sluice-load` drives the Bedrock simulator directly, then the
+# same load through `sluice serve` (Bedrock route /bedrock/…, same bytes; and the OpenAI route), at
+# each concurrency. The difference of the two runs is what the gateway adds. Everything on loopback.
+#
+#   bash Benchmarks/run-load.sh
+#
+# Environment (all optional):
+#   CONCURRENCIES    space-separated stream counts (default "1 100 1000")
+#   DURATION         seconds of new streams per run (default 10)
+#   SCENARIO         simulator scenario per stream (default "chunks=20 gap_ms=50": 1 s streams, so
+#                    100 concurrent streams start 100 new streams/s)
+#   THROUGHPUT_SCENARIO, THROUGHPUT_CONCURRENCY   the relay throughput run (default "chunks=2000 gap_ms=0", 64)
+#   SKIP_BUILD=1     use the binaries already in $SCRATCH/release
+#   SLUICE_BIN, SLUICE_LOAD_BIN   other binaries to run (with SKIP_BUILD=1)
+#   SCRATCH          build folder (default .build-release)
+#   KEEP=1           keep the work folder (JSON reports, server logs)
+#
+# Prints one table row per (concurrency, route): per-chunk latency p50/p99 direct and through the
+# gateway and their difference, time to first byte likewise, chunks/s, failed streams; then the
+# gateway's CPU per run (from /proc/<pid>/stat, 100% = one core), its RSS while streams are open and
+# its peak RSS (VmHWM), and the relay throughput run.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+concurrencies="${CONCURRENCIES:-1 100 1000}"
+duration="${DURATION:-10}"
+scenario="${SCENARIO:-chunks=20 gap_ms=50}"
+throughput_scenario="${THROUGHPUT_SCENARIO:-chunks=2000 gap_ms=0}"
+throughput_concurrency="${THROUGHPUT_CONCURRENCY:-64}"
+scratch="${SCRATCH:-.build-release}"
+
+if [[ "${SKIP_BUILD:-}" != 1 ]]; then
+    echo "== building release binaries in $scratch" >&2
+    swift build -c release --scratch-path "$scratch" --product sluice >&2
+    swift build -c release --scratch-path "$scratch" --product sluice-load >&2
+fi
+sluice="${SLUICE_BIN:-$root/$scratch/release/sluice}"
+load="${SLUICE_LOAD_BIN:-$root/$scratch/release/sluice-load}"
+[[ -x "$sluice" && -x "$load" ]] || { echo "missing $sluice or $load" >&2; exit 2; }
+
+# Every stream is a socket in the load generator, and two in the gateway (client + upstream).
+ulimit -n "$(ulimit -Hn)"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-load.XXXXXX")"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [[ "${KEEP:-}" == 1 ]]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The servers see no AWS credentials and no home config: they can only talk to each other.
+server_env=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE
+    -u AWS_BEARER_TOKEN_BEDROCK HOME="$work" SLUICE_DB="$work/sluice.db")
+
+sim_port="$(free_port)"
+"${server_env[@]}" "$sluice" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
+sim_pid=$!
+pids+=("$sim_pid")
+
+token="$("${server_env[@]}" "$sluice" token create --identity load --group admins --ttl 1d --db "$work/sluice.db" | tail -n 1)"
+
+gw_port="$(free_port)"
+"${server_env[@]}" "$sluice" serve --host 127.0.0.1 --port "$gw_port" --no-simulator \
+    --upstream "http://127.0.0.1:$sim_port" --db "$work/sluice.db" --log-level warning > "$work/gateway.log" 2>&1 &
+gw_pid=$!
+pids+=("$gw_pid")
+
+for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$gw_port/healthz" > /dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$gw_port/healthz" > /dev/null || { cat "$work/gateway.log" >&2; exit 1; }
+
+ticks="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }          # utime + stime
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+# run NAME ARGS…: one load run; writes $work/NAME.json, and for gateway runs $work/NAME.server with
+# the gateway's CPU % and its largest RSS sampled every 0.5 s during the run.
+run() {
+    local name="$1"; shift
+    local before_ticks start rss_before
+    before_ticks="$(cpu_ticks "$gw_pid")"; start="$(now)"; rss_before="$(rss_kib "$gw_pid")"
+    local sampler="$work/$name.rss"
+    ( while kill -0 "$gw_pid" 2>/dev/null; do rss_kib "$gw_pid"; sleep 0.5; done ) > "$sampler" &
+    local sampler_pid=$!
+    local status=0
+    "$load" --json --token "$token" "$@" > "$work/$name.json" || status=$?
+    kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true
+    local after_ticks end
+    after_ticks="$(cpu_ticks "$gw_pid")"; end="$(now)"
+    local peak; peak="$(sort -n "$sampler" | tail -n 1)"
+    echo "$(awk -v a="$after_ticks" -v b="$before_ticks" -v t="$ticks" -v s="$start" -v e="$end" \
+        'BEGIN {printf "%.0f", (a - b) / t / (e - s) * 100}') $rss_before ${peak:-0}" > "$work/$name.server"
+    if [[ $status -ne 0 && $status -ne 2 ]]; then
+        echo "sluice-load failed ($status) for $name" >&2; cat "$work/$name.json" >&2; exit 1
+    fi
+}
+
+for c in $concurrencies; do
+    ramp=$(( c >= 1000 ? 2 : 0 ))
+    common=(--concurrency "$c" --duration "$duration" --ramp-up "$ramp" --scenario "$scenario")
+    echo "== $c concurrent streams: direct, gateway /bedrock, gateway OpenAI ($duration s each)" >&2
+    run "direct-$c" --direct --url "http://127.0.0.1:$sim_port" "${common[@]}"
+    run "bedrock-$c" --url "http://127.0.0.1:$gw_port" --route bedrock "${common[@]}"
+    run "openai-$c" --url "http://127.0.0.1:$gw_port" --route openai "${common[@]}"
+done
+
+echo "== relay throughput: $throughput_concurrency streams of \"$throughput_scenario\"" >&2
+tp=(--concurrency "$throughput_concurrency" --duration "$duration" --scenario "$throughput_scenario")
+run "tp-direct" --direct --url "http://127.0.0.1:$sim_port" "${tp[@]}"
+run "tp-bedrock" --url "http://127.0.0.1:$gw_port" --route bedrock "${tp[@]}"
+run "tp-openai" --url "http://127.0.0.1:$gw_port" --route openai "${tp[@]}"
+
+echo
+echo "Scenario \"$scenario\" (+stamps=1), $duration s per run, $(nproc) cores, loopback; latencies in µs."
+echo "added = gateway − direct (same concurrency, runs taken back to back)."
+python3 - "$work" "$concurrencies" "$ticks" <<'EOF'
+import json, sys
+work, concurrencies = sys.argv[1], sys.argv[2].split()
+def load(name):
+    with open(f"{work}/{name}.json") as f:
+        return json.load(f)
+def server(name):
+    cpu, before, peak = open(f"{work}/{name}.server").read().split()
+    return int(cpu), int(before), int(peak)
+header = (f"{'streams':>7} {'route':<8} {'chunk p50':>9} {'p99':>8} {'+p50':>7} {'+p99':>7} "
+          f"{'ttfb p50':>9} {'p99':>8} {'+p50':>7} {'+p99':>7} {'chunks/s':>9} {'failed':>6} {'gw CPU':>6} {'gw RSS MiB':>10}")
+print(header)
+for c in concurrencies:
+    direct = load(f"direct-{c}")
+    rows = [("direct", direct, None)] + [(r, load(f"{r}-{c}"), server(f"{r}-{c}")) for r in ("bedrock", "openai")]
+    for route, report, srv in rows:
+        chunk, ttfb = report["chunkLatencyMicros"], report["timeToFirstByteMicros"]
+        if srv is None:
+            added = ["", "", "", ""]
+            cpu, rss = "", ""
+        else:
+            added = [f"{chunk['p50'] - direct['chunkLatencyMicros']['p50']:+.0f}",
+                     f"{chunk['p99'] - direct['chunkLatencyMicros']['p99']:+.0f}",
+                     f"{ttfb['p50'] - direct['timeToFirstByteMicros']['p50']:+.0f}",
+                     f"{ttfb['p99'] - direct['timeToFirstByteMicros']['p99']:+.0f}"]
+            cpu, rss = f"{srv[0]}%", f"{srv[2] / 1024:.0f}"
+        print(f"{c:>7} {route:<8} {chunk['p50']:>9.0f} {chunk['p99']:>8.0f} {added[0]:>7} {added[1]:>7} "
+              f"{ttfb['p50']:>9.0f} {ttfb['p99']:>8.0f} {added[2]:>7} {added[3]:>7} "
+              f"{report['chunksPerSecond']:>9.0f} {report['streamsFailed']:>6} {cpu:>6} {rss:>10}")
+        for kind, count in sorted(report["errors"].items()):
+            print(f"{'':>16} error {kind}: {count} ({report['errorSamples'].get(kind, '')[:100]})")
+print()
+print("relay throughput (chunks/s; gap_ms=0):")
+for name in ("tp-direct", "tp-bedrock", "tp-openai"):
+    report = load(name)
+    extra = ""
+    if name != "tp-direct":
+        cpu, _, peak = server(name)
+        extra = f", gateway CPU {cpu}%, RSS {peak / 1024:.0f} MiB"
+    print(f"  {name[3:]:<8} {report['chunksPerSecond']:>10.0f} chunks/s, {report['bytesPerSecond'] / 1048576:.1f} MiB/s, "
+          f"chunk p50 {report['chunkLatencyMicros']['p50']:.0f} µs p99 {report['chunkLatencyMicros']['p99']:.0f} µs, "
+          f"failed {report['streamsFailed']}{extra}")
+last = concurrencies[-1]
+cpu, before, peak = server(f"bedrock-{last}")
+print()
+print(f"gateway memory at {last} open streams (/bedrock run): RSS {before / 1024:.0f} MiB before, "
+      f"{peak / 1024:.0f} MiB peak during → {(peak - before) / int(last):.1f} KiB per open stream")
+EOF
+echo "gateway peak RSS (VmHWM): $(( $(hwm_kib "$gw_pid") / 1024 )) MiB; total CPU $(( $(cpu_ticks "$gw_pid") / ticks )) s; simulator peak RSS $(( $(hwm_kib "$sim_pid") / 1024 )) MiB"
