@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .library(name: "StreamCore", targets: ["StreamCore"]),
         .executable(name: "sluice", targets: ["sluice"]),
+        .executable(name: "sluice-load", targets: ["sluice-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -30,6 +31,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -39,6 +43,11 @@ let package = Package(
         .systemLibrary(
             name: "CISAL",
             providers: [.apt(["libisal-dev"])]
+        ),
+        // libcurl's multi interface, for the load generator: an HTTP stack independent of the server's.
+        .systemLibrary(
+            name: "CCurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(
             name: "StreamCore",
@@ -75,6 +84,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -87,6 +98,17 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sluice-load",
+            dependencies: [
+                "CCurl",
+                "StreamCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -142,6 +164,14 @@ if environment["SLUICE_FUZZ"] != nil {
             swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
         )
     )
+    package.targets.append(
+        .executableTarget(
+            name: "ChatRequestMapperFuzzer",
+            dependencies: ["StreamCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/ChatRequestMapperFuzzer",
+            swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+        )
+    )
 }
 
 // Benchmarks pull in package-benchmark (and jemalloc-free malloc counting); `swift test` never
@@ -193,6 +223,22 @@ if environment["SLUICE_BENCHMARKS"] != nil {
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/TranslateBenchmarks",
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        )
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "GatewayBenchmarks",
+            dependencies: [
+                "BenchmarkFixtures",
+                "BedrockSimulator",
+                "Gateway",
+                "StreamCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/GatewayBenchmarks",
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         )

@@ -68,8 +68,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default SLUICE_LOG_LEVEL, log.level, else info).")
+    var logLevel: String?
 
     @Option(help: "SQLite database for tokens and the usage ledger (default SLUICE_DB, store.path, else ~/.local/share/sluice/sluice.db).")
     var db: String?
@@ -81,20 +81,25 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = Self.makeLogger(label: "sluice", level: self.logLevel)
+        let overrides = GatewayConfiguration.Overrides(
+            host: self.host, port: self.port, upstream: self.upstream, region: self.region, simulator: self.simulator,
+            tlsCertificateFile: self.tlsCert, tlsKeyFile: self.tlsKey, logLevel: self.logLevel
+        )
+        let file = self.config
+        // SIGHUP reads the same file, environment and flags again.
+        let load: @Sendable () throws -> GatewayConfiguration = {
+            try GatewayConfiguration.load(file: file, environment: ProcessInfo.processInfo.environment, overrides: overrides)
+        }
         let configuration: GatewayConfiguration
         do {
-            configuration = try GatewayConfiguration.load(
-                file: self.config,
-                environment: ProcessInfo.processInfo.environment,
-                overrides: .init(
-                    host: self.host, port: self.port, upstream: self.upstream, region: self.region, simulator: self.simulator,
-                    tlsCertificateFile: self.tlsCert, tlsKeyFile: self.tlsKey
-                )
-            )
+            configuration = try load()
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
+        if configuration.log.format == .json {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        }
+        let logger = Self.makeLogger(label: "sluice", level: configuration.log.level)
         let environment = ProcessInfo.processInfo.environment
         let wantsSimulator: Bool
         do {
@@ -103,7 +108,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         guard wantsSimulator else {
-            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger, databasePath: self.db)
+            try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger, databasePath: self.db, reload: load)
             return
         }
         // No credentials: run the simulator in-process on a loopback port, and say so loudly.
@@ -122,7 +127,8 @@ struct Serve: AsyncParsableCommand {
                 metadata: ["simulator.endpoint": "\(endpoint.absoluteString)"]
             )
             try await GatewayServer.run(
-                configuration: configuration, environment: environment, logger: logger, simulatorEndpoint: endpoint, databasePath: self.db
+                configuration: configuration, environment: environment, logger: logger, simulatorEndpoint: endpoint, databasePath: self.db,
+                reload: load
             )
             group.cancelAll()
         }

@@ -32,36 +32,58 @@ struct SluiceProcess {
 
     let process: Process
     let port: Int
+    /// Everything the server wrote to standard error (JSON log and audit lines).
+    let log: LogCapture
+
+    final class LogCapture: Sendable {
+        let text = Mutex("")
+        var lines: [String] { self.text.withLock { $0 }.split(separator: "\n").map(String.init) }
+    }
 
     /// Starts `sluice serve` with the built-in simulator on a free port and waits until it listens.
-    static func serve(database: String) async throws -> SluiceProcess {
+    static func serve(database: String, arguments: [String] = [], environment extra: [String: String] = [:]) async throws -> SluiceProcess {
         let process = Process()
         process.executableURL = Self.binary
-        process.arguments = ["serve", "--port", "0", "--simulator", "--db", database, "--log-level", "notice"]
+        process.arguments = ["serve", "--port", "0", "--simulator", "--db", database, "--log-level", "notice"] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["SLUICE_CONFIG"] = nil
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
-        let log = Mutex("")
+        let log = LogCapture()
         // Keep draining: audit lines go to standard error, and a full pipe would stall the server.
         errors.fileHandleForReading.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
-            log.withLock { $0 += text }
+            log.text.withLock { $0 += text }
         }
         try process.run()
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            let text = log.withLock { $0 }
-            if let range = text.range(of: "server.address=http://127.0.0.1:") {
+            let text = log.text.withLock { $0 }
+            if let range = text.range(of: #""server.address":"http://127.0.0.1:"#) {
                 let digits = text[range.upperBound...].prefix { $0.isNumber }
-                if let port = Int(digits), port > 0 { return SluiceProcess(process: process, port: port) }
+                if let port = Int(digits), port > 0 { return SluiceProcess(process: process, port: port, log: log) }
             }
+            if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         process.terminate()
-        throw CrashTestError(message: "sluice serve did not start: \(log.withLock { $0 })")
+        throw CrashTestError(message: "sluice serve did not start: \(log.text.withLock { $0 })")
+    }
+
+    func signal(_ number: Int32) {
+        Foundation.kill(self.process.processIdentifier, number)
+    }
+
+    /// Waits for the process to exit (at most `timeout`); its exit status, or nil if it did not.
+    func waitForExit(timeout: Duration) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return self.process.isRunning ? nil : self.process.terminationStatus
     }
 
     func kill() {

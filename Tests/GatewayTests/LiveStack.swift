@@ -93,7 +93,7 @@ struct LiveStack {
                     timeouts: configuration.timeouts
                 )
                 let access = GatewayAccess(configuration: configuration, store: store, audit: audit.sink, now: now)
-                let server = try makeServerBuilder(tls: configuration.server.tls)
+                let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
                 let gatewayApp = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, server: server, logger: logger) { port in
                     gatewayPort.yield(port)
                 }

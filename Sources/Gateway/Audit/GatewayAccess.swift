@@ -13,8 +13,9 @@ package struct AuditSink: Sendable {
         self.write = write
     }
 
+    /// Standard error, in the same stream (and the same envelope) as the JSON log lines.
     package static let standardError = AuditSink { line in
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        LogOutput.writeLine(line)
     }
 }
 
@@ -22,12 +23,15 @@ package struct AuditSink: Sendable {
 /// the routes and the ledger behind them.
 package struct GatewayAccess: Sendable {
     package let authenticator: TokenAuthenticator
-    package let policies: PolicySet
+    /// Policies, prices and models: replaced by a reload, read once per request.
+    package let settings: LiveSettings
     package let limiter: UsageLimiter
-    package let prices: PriceTable
     package let store: any Store
     package let audit: AuditSink
-    package let allowAnonymousInferenceProfiles: Bool
+    package let metrics: GatewayMetrics
+    /// Streams open now, bounded in all and per identity.
+    package let streams: StreamSlots
+    package let lifecycle = GatewayLifecycle()
     /// Where upstream requests go, for the audit lines.
     let upstreamRegion: String
     let now: @Sendable () -> Date
@@ -37,14 +41,22 @@ package struct GatewayAccess: Sendable {
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.authenticator = TokenAuthenticator(store: store, now: now)
-        self.policies = PolicySet(policies: configuration.policies, catalog: configuration.models)
+        self.settings = LiveSettings(GatewaySettings(configuration: configuration))
         self.limiter = UsageLimiter(now: now)
-        self.prices = configuration.prices
         self.store = store
         self.audit = audit
-        self.allowAnonymousInferenceProfiles = configuration.inferenceProfilesAllowAnonymous
+        self.metrics = GatewayMetrics()
+        self.streams = StreamSlots(
+            maximum: configuration.server.maxConcurrentStreams, maximumPerIdentity: configuration.server.maxConcurrentStreamsPerIdentity
+        )
         self.upstreamRegion = configuration.upstream.region
         self.now = now
+    }
+
+    /// Puts a reloaded configuration's policies, limits, prices and models in force for the requests
+    /// that start from now on.
+    package func reload(_ configuration: GatewayConfiguration) {
+        self.settings.replace(with: GatewaySettings(configuration: configuration))
     }
 
     /// Loads this month's spend and today's tokens from the ledger into the limiter.
@@ -53,13 +65,13 @@ package struct GatewayAccess: Sendable {
     }
 
     /// The caller, or the 401 to answer (in the shape the route asks for), logged as an audit line.
-    package func authenticate(_ request: HTTPRequest, route: String) async -> Result<Caller, GatewayError> {
+    package func authenticate(_ request: HTTPRequest, route: String, requestID: String? = nil) async -> Result<Caller, GatewayError> {
         switch await self.authenticator.authenticate(request.headerFields) {
         case .success(let caller):
             return .success(caller)
         case .failure(let failure):
             self.writeAudit([
-                "event": "refused", "route": route, "status": 401, "reason": failure.code, "request.id": Self.makeRequestID(),
+                "event": "refused", "route": route, "status": 401, "reason": failure.code, "request.id": requestID ?? Self.makeRequestID(),
             ])
             return .failure(failure.gatewayError)
         }
@@ -74,23 +86,38 @@ package struct GatewayAccess: Sendable {
     ///   recorded in the ledger and the audit log).
     package func admit(
         _ caller: Caller, route: String, requested: String, resolved: String, declared: DeclaredRequest = DeclaredRequest(),
-        countsAgainstLimits: Bool = true
+        countsAgainstLimits: Bool = true, isStream: Bool = false, requestID: String? = nil
     ) async -> Result<RequestAccount, GatewayError> {
+        let settings = self.settings.current
         var account = RequestAccount(
-            access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: resolved, messageCount: declared.messageCount
+            access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: resolved, messageCount: declared.messageCount,
+            prices: settings.prices, requestID: requestID
         )
-        switch self.policies.evaluate(caller, requested: requested, resolved: resolved) {
+        account.bodyBytes = declared.bodyBytes
+        switch settings.policies.evaluate(caller, requested: requested, resolved: resolved) {
         case .denied(let reason):
             await account.finish(status: 403, finishReason: "policy_denied", usage: nil)
             return .failure(GatewayError(status: .forbidden, type: "permission_error", code: "policy_denied", message: reason, bedrockType: "AccessDeniedException"))
         case .allowed(let limits):
             if countsAgainstLimits {
-                switch self.limiter.admit(limits, reserving: self.estimate(declared, model: resolved)) {
+                switch self.limiter.admit(limits, reserving: Self.estimate(declared, model: resolved, prices: settings.prices)) {
                 case .refused(let refusal):
+                    self.metrics.limitRefusal(refusal.limit)
                     await account.finish(status: 429, finishReason: refusal.limit, usage: nil)
                     return .failure(refusal.gatewayError)
                 case .admitted(let hold):
                     account.hold = hold
+                }
+            }
+            if isStream {
+                switch self.streams.acquire(identity: caller.identity) {
+                case .success(let slot):
+                    account.slot = slot
+                case .failure(let refusal):
+                    self.metrics.limitRefusal(refusal.status == .serviceUnavailable ? "gateway_streams" : "concurrent_streams")
+                    account.hold?.settle(tokens: 0, costUSD: 0)
+                    await account.finish(status: Int(refusal.status.code), finishReason: refusal.code, usage: nil)
+                    return .failure(refusal)
                 }
             }
             // The request line: who asked for what, written when the request is admitted; the
@@ -108,19 +135,20 @@ package struct GatewayAccess: Sendable {
 
     /// What the limits reserve for a request until it ends: input estimated from the body's size,
     /// output from its maximum (or a default), priced from the price table.
-    func estimate(_ declared: DeclaredRequest, model: String) -> LimitEstimate {
+    static func estimate(_ declared: DeclaredRequest, model: String, prices: PriceTable) -> LimitEstimate {
         let usage = TokenUsage(
-            inputTokens: LimitEstimate.inputTokens(bodyBytes: declared.bodyBytes),
+            inputTokens: LimitEstimate.tokens(bytes: declared.bodyBytes),
             outputTokens: declared.maxTokens ?? LimitEstimate.defaultOutputTokens
         )
-        return LimitEstimate(tokens: usage.totalTokens, costUSD: self.prices.cost(of: usage, model: model))
+        return LimitEstimate(tokens: usage.totalTokens, costUSD: prices.cost(of: usage, model: model))
     }
 
     /// Records a request refused after authentication but before any policy applies (a body too
     /// large, a malformed request): a ledger row and an audit line, like every other request.
-    package func recordRejected(_ caller: Caller, route: String, requested: String, status: Int, reason: String) async {
+    package func recordRejected(_ caller: Caller, route: String, requested: String, status: Int, reason: String, requestID: String? = nil) async {
         let account = RequestAccount(
-            access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested, messageCount: nil
+            access: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested, messageCount: nil,
+            prices: PriceTable(), requestID: requestID
         )
         await account.finish(status: status, finishReason: reason, usage: nil)
     }
@@ -192,6 +220,12 @@ package struct GatewayAccess: Sendable {
     }
 
     func writeAudit(_ fields: [String: Any]) {
+        // The envelope of every log line (JSONLogHandler), so one parser reads the whole stream.
+        var fields = fields
+        fields["ts"] = LogOutput.timestamp()
+        fields["level"] = "info"
+        fields["logger"] = "sluice.audit"
+        fields["msg"] = "audit"
         guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         self.audit.write(String(decoding: data, as: UTF8.self))
     }
@@ -221,15 +255,26 @@ package struct RequestAccount: Sendable {
     package let route: String
     package let requestedModel: String
     package let resolvedModel: String
-    package let requestID = GatewayAccess.makeRequestID()
+    package let requestID: String
     /// Entries in the request's `messages`, when it has them.
     let messageCount: Int?
     let startedAt: Date
     let started = ContinuousClock.now
     /// The request's place in the limits (its reservation), settled by ``finish(status:finishReason:usage:firstByte:)``.
     var hold: LimitHold?
+    /// The prices in force when the request was admitted (a reload does not reprice it).
+    let prices: PriceTable
+    /// The request body's size, for estimating the input of a stream cut before its usage event.
+    var bodyBytes = 0
+    /// A streaming request's place among the open streams, released by ``finish(status:finishReason:usage:firstByte:)``.
+    var slot: StreamSlot?
 
-    init(access: GatewayAccess, caller: Caller, route: String, requestedModel: String, resolvedModel: String, messageCount: Int?) {
+    init(
+        access: GatewayAccess, caller: Caller, route: String, requestedModel: String, resolvedModel: String, messageCount: Int?,
+        prices: PriceTable, requestID: String?
+    ) {
+        self.prices = prices
+        self.requestID = requestID ?? GatewayAccess.makeRequestID()
         self.access = access
         self.caller = caller
         self.route = route
@@ -239,14 +284,28 @@ package struct RequestAccount: Sendable {
         self.startedAt = access.now()
     }
 
+    /// The usage to charge for a stream: what the upstream reported when the stream got that far;
+    /// otherwise (cut by an error, a disconnect or shutdown) an estimate of what was produced, so
+    /// that cutting a stream is not a way around the limits: input from the upstream's partial
+    /// count or the request's size, output from the generated bytes the client received (about four
+    /// bytes per token, as for the reservation).
+    func usage(of outcome: StreamOutcome) -> TokenUsage {
+        if outcome.isUsageComplete, let usage = outcome.usage { return usage }
+        var usage = outcome.usage ?? TokenUsage()
+        if usage.inputTokens == 0 { usage.inputTokens = LimitEstimate.tokens(bytes: self.bodyBytes) }
+        usage.outputTokens = max(usage.outputTokens, LimitEstimate.tokens(bytes: outcome.producedBytes))
+        return usage
+    }
+
     /// Charges the usage to the limits, writes the ledger row (durable when this returns) and the
     /// audit line. Call once, before the response's last bytes, so a request the client saw
     /// complete is always in the ledger.
     package func finish(status: Int, finishReason: String?, usage: TokenUsage?, firstByte: ContinuousClock.Instant? = nil) async {
         let end = ContinuousClock.now
         let usage = usage ?? TokenUsage()
-        let cost = self.access.prices.cost(of: usage, model: self.resolvedModel)
+        let cost = self.prices.cost(of: usage, model: self.resolvedModel)
         self.hold?.settle(tokens: usage.totalTokens, costUSD: cost)
+        self.slot?.release()
         func milliseconds(_ duration: Duration) -> Double {
             Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         }
@@ -279,6 +338,10 @@ package struct RequestAccount: Sendable {
         if let messageCount = self.messageCount { fields["messages"] = messageCount }
         if let firstByte = record.firstByteMilliseconds { fields["first_byte.ms"] = firstByte }
         if let stored { fields["ledger.error"] = "\(type(of: stored))" }
+        self.access.metrics.requestFinished(
+            route: self.route, model: self.resolvedModel, identity: self.caller.identity, status: status, usage: usage,
+            firstByte: firstByte.map { $0 - self.started }
+        )
         self.access.writeAudit(fields)
     }
 }

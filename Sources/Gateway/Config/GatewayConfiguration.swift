@@ -13,6 +13,10 @@ package import Foundation
 /// | `server.host` | string | `127.0.0.1` | `SLUICE_HOST` |
 /// | `server.port` | int | `8080` | `SLUICE_PORT` |
 /// | `server.maxBodyBytes` | int | 33554432 (32 MiB) | `SLUICE_MAX_BODY_BYTES` |
+/// | `server.maxMessages` | int | 10000 | |
+/// | `server.maxConcurrentStreams` | int | 16384 (beyond it: 503) | `SLUICE_MAX_STREAMS` |
+/// | `server.maxConcurrentStreamsPerIdentity` | int | none (beyond it: 429) | |
+/// | `server.drainSeconds` | number | 30: on SIGTERM, open streams get this long to finish | `SLUICE_DRAIN_SECONDS` |
 /// | `server.tls.certificateFile`, `server.tls.keyFile` | PEM paths | none (plain HTTP/1.1) | `--tls-cert`, `--tls-key` |
 /// | `upstream.endpoint` | URL | `https://bedrock-runtime.<region>.amazonaws.com` | `SLUICE_UPSTREAM` |
 /// | `upstream.region` | string | `us-east-1` | `AWS_REGION`, `AWS_DEFAULT_REGION` |
@@ -26,6 +30,11 @@ package import Foundation
 /// | `timeouts.firstByteSeconds` | number | 60 | `SLUICE_FIRST_BYTE_TIMEOUT` |
 /// | `timeouts.idleSeconds` | number | 60 | `SLUICE_IDLE_TIMEOUT` |
 /// | `timeouts.requestSeconds` | number | 900 | |
+/// | `timeouts.clientIdleSeconds` | number | 30: a client connection that sends nothing (headers or body) this long is closed (slowloris) | |
+/// | `timeouts.requestBodySeconds` | number | 60: the most a client may take to send a whole request body (a trickle), else 408 | |
+/// | `metrics.token` | secret string | none: `GET /metrics` answers 404 | `SLUICE_METRICS_TOKEN` |
+/// | `log.level` | string | `info` | `SLUICE_LOG_LEVEL`, `--log-level` |
+/// | `log.format` | `json` or `text` | `json` | `SLUICE_LOG_FORMAT` |
 /// | `inferenceProfiles.allowAnonymous` | bool | false | |
 /// | `store.path` | string | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both) |
 /// | `policies` | [{`source`, `provider`, `models`, `limits`}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
@@ -41,6 +50,14 @@ package struct GatewayConfiguration: Sendable {
         package var port = 8080
         /// Largest request body accepted. 32 MiB covers image-heavy prompts.
         package var maxBodyBytes = 32 * 1024 * 1024
+        /// Most entries accepted in an OpenAI request's `messages`.
+        package var maxMessages = 10_000
+        /// Streams open at once, all callers together; beyond it new ones get a 503.
+        package var maxConcurrentStreams = 16_384
+        /// Streams open at once per identity; beyond it new ones get a 429. `nil`: no bound.
+        package var maxConcurrentStreamsPerIdentity: Int?
+        /// How long open streams may run on after SIGTERM before they are ended with an error.
+        package var drain: Duration = .seconds(30)
         /// TLS termination (and HTTP/2 by ALPN) when set; plain HTTP/1.1 otherwise.
         package var tls: TLSFiles?
     }
@@ -65,6 +82,16 @@ package struct GatewayConfiguration: Sendable {
         package var firstByte: Duration = .seconds(60)
         package var idle: Duration = .seconds(60)
         package var request: Duration = .seconds(900)
+        /// A client connection idle this long (no bytes of a request arriving) is closed.
+        package var clientIdle: Duration = .seconds(30)
+        /// The most a client may take to send a request body, however steadily it trickles.
+        package var requestBody: Duration = .seconds(60)
+    }
+
+    package struct Log: Sendable {
+        package enum Format: String, Sendable { case json, text }
+        package var level = "info"
+        package var format = Format.json
     }
 
     package var server = Server()
@@ -80,6 +107,9 @@ package struct GatewayConfiguration: Sendable {
     /// `admins` use every model, so a first run works with one admin token.
     package var policies: [AccessPolicy] = AccessPolicy.builtIn
     package var prices = PriceTable()
+    /// The bearer token that may read `GET /metrics`; without one the route does not exist. Never logged.
+    package var metricsToken: String?
+    package var log = Log()
 
     package init() {}
 }
@@ -112,6 +142,8 @@ extension GatewayConfiguration {
         return configuration
     }
 
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
     /// Command-line flags that override the file and the environment.
     package struct Overrides: Sendable {
         package var host: String?
@@ -121,11 +153,13 @@ extension GatewayConfiguration {
         package var simulator: Bool?
         package var tlsCertificateFile: String?
         package var tlsKeyFile: String?
+        package var logLevel: String?
 
         package init(
             host: String? = nil, port: Int? = nil, upstream: String? = nil, region: String? = nil, simulator: Bool? = nil,
-            tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil
+            tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil, logLevel: String? = nil
         ) {
+            self.logLevel = logLevel
             self.host = host
             self.port = port
             self.upstream = upstream
@@ -148,9 +182,27 @@ extension GatewayConfiguration {
         }
         let reader = JSONConfigReader(source: path)
         let object = try reader.object(root, key: "")
-        try reader.only(object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices"], key: "")
+        try reader.only(
+            object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log"], key: ""
+        )
         if let server = try reader.optionalObject(object["server"], key: "server") {
-            try reader.only(server, allowed: ["host", "port", "maxBodyBytes", "tls"], key: "server")
+            try reader.only(
+                server,
+                allowed: ["host", "port", "maxBodyBytes", "maxMessages", "maxConcurrentStreams", "maxConcurrentStreamsPerIdentity", "drainSeconds", "tls"],
+                key: "server"
+            )
+            if let count = try reader.optionalInt(server["maxMessages"], key: "server.maxMessages", range: 1...1_000_000) {
+                self.server.maxMessages = count
+            }
+            if let count = try reader.optionalInt(server["maxConcurrentStreams"], key: "server.maxConcurrentStreams", range: 1...1_000_000) {
+                self.server.maxConcurrentStreams = count
+            }
+            if let count = try reader.optionalInt(
+                server["maxConcurrentStreamsPerIdentity"], key: "server.maxConcurrentStreamsPerIdentity", range: 1...1_000_000
+            ) {
+                self.server.maxConcurrentStreamsPerIdentity = count
+            }
+            if let value = try reader.optionalSeconds(server["drainSeconds"], key: "server.drainSeconds") { self.server.drain = value }
             if let tls = try reader.optionalObject(server["tls"], key: "server.tls") {
                 try reader.only(tls, allowed: ["certificateFile", "keyFile"], key: "server.tls")
                 guard let certificate = try reader.optionalString(tls["certificateFile"], key: "server.tls.certificateFile"),
@@ -192,7 +244,12 @@ extension GatewayConfiguration {
             if let allowed = try reader.optionalStringArray(models["allowed"], key: "models.allowed") { self.models.allowed = allowed }
         }
         if let timeouts = try reader.optionalObject(object["timeouts"], key: "timeouts") {
-            try reader.only(timeouts, allowed: ["connectSeconds", "firstByteSeconds", "idleSeconds", "requestSeconds"], key: "timeouts")
+            try reader.only(
+                timeouts, allowed: ["connectSeconds", "firstByteSeconds", "idleSeconds", "requestSeconds", "clientIdleSeconds", "requestBodySeconds"],
+                key: "timeouts"
+            )
+            if let value = try reader.optionalSeconds(timeouts["requestBodySeconds"], key: "timeouts.requestBodySeconds") { self.timeouts.requestBody = value }
+            if let value = try reader.optionalSeconds(timeouts["clientIdleSeconds"], key: "timeouts.clientIdleSeconds") { self.timeouts.clientIdle = value }
             if let value = try reader.optionalSeconds(timeouts["connectSeconds"], key: "timeouts.connectSeconds") { self.timeouts.connect = value }
             if let value = try reader.optionalSeconds(timeouts["firstByteSeconds"], key: "timeouts.firstByteSeconds") { self.timeouts.firstByte = value }
             if let value = try reader.optionalSeconds(timeouts["idleSeconds"], key: "timeouts.idleSeconds") { self.timeouts.idle = value }
@@ -205,6 +262,24 @@ extension GatewayConfiguration {
             }
         }
 
+        if let metrics = try reader.optionalObject(object["metrics"], key: "metrics") {
+            try reader.only(metrics, allowed: ["token"], key: "metrics")
+            if let token = try reader.optionalString(metrics["token"], key: "metrics.token") {
+                guard token.count >= 16 else { throw reader.fail("metrics.token", "must be at least 16 characters") }
+                self.metricsToken = token
+            }
+        }
+        if let log = try reader.optionalObject(object["log"], key: "log") {
+            try reader.only(log, allowed: ["level", "format"], key: "log")
+            if let level = try reader.optionalString(log["level"], key: "log.level") {
+                guard Self.logLevels.contains(level) else { throw reader.fail("log.level", "must be one of \(Self.logLevels.joined(separator: ", "))") }
+                self.log.level = level
+            }
+            if let text = try reader.optionalString(log["format"], key: "log.format") {
+                guard let format = Log.Format(rawValue: text) else { throw reader.fail("log.format", "must be 'json' or 'text'") }
+                self.log.format = format
+            }
+        }
         if let store = try reader.optionalObject(object["store"], key: "store") {
             try reader.only(store, allowed: ["path"], key: "store")
             if let path = try reader.optionalString(store["path"], key: "store.path") { self.storePath = path }
@@ -282,6 +357,26 @@ extension GatewayConfiguration {
         if let host = value("SLUICE_HOST") { self.server.host = host }
         if let port = try int("SLUICE_PORT", range: 0...65535) { self.server.port = port }
         if let size = try int("SLUICE_MAX_BODY_BYTES", range: 1024...(1 << 30)) { self.server.maxBodyBytes = size }
+        if let count = try int("SLUICE_MAX_STREAMS", range: 1...1_000_000) { self.server.maxConcurrentStreams = count }
+        if let drain = try seconds("SLUICE_DRAIN_SECONDS") { self.server.drain = drain }
+        if let token = value("SLUICE_METRICS_TOKEN") {
+            guard token.count >= 16 else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_METRICS_TOKEN", problem: "must be at least 16 characters")
+            }
+            self.metricsToken = token
+        }
+        if let level = value("SLUICE_LOG_LEVEL") {
+            guard Self.logLevels.contains(level) else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_LOG_LEVEL", problem: "must be one of \(Self.logLevels.joined(separator: ", "))")
+            }
+            self.log.level = level
+        }
+        if let text = value("SLUICE_LOG_FORMAT") {
+            guard let format = Log.Format(rawValue: text) else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_LOG_FORMAT", problem: "must be 'json' or 'text'")
+            }
+            self.log.format = format
+        }
         if let endpoint = value("SLUICE_UPSTREAM") {
             self.upstream.endpoint = try Self.endpoint(endpoint, source: "environment", key: "SLUICE_UPSTREAM")
         }
@@ -314,6 +409,12 @@ extension GatewayConfiguration {
         }
         if let region = overrides.region { self.upstream.region = region }
         if let simulator = overrides.simulator { self.upstream.useSimulator = simulator }
+        if let level = overrides.logLevel {
+            guard Self.logLevels.contains(level) else {
+                throw ConfigurationError(source: "command line", key: "--log-level", problem: "must be one of \(Self.logLevels.joined(separator: ", "))")
+            }
+            self.log.level = level
+        }
         switch (overrides.tlsCertificateFile, overrides.tlsKeyFile) {
         case (let certificate?, let key?):
             self.server.tls = TLSFiles(certificateChainPath: certificate, privateKeyPath: key)

@@ -13,8 +13,9 @@ import StreamCore
 /// from its checks: a corrupt frame is never forwarded.
 struct BedrockRoutes: Sendable {
     let upstream: UpstreamClient
-    let catalog: ModelCatalog
     let maxBodyBytes: Int
+    /// How long a client may take to send its body.
+    let bodyTimeout: Duration
     let requestTimeout: Duration
     let access: GatewayAccess
 
@@ -89,20 +90,22 @@ struct BedrockRoutes: Sendable {
     ) async throws -> Response {
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: self.maxBodyBytes)
+            body = try await request.collectBody(upTo: self.maxBodyBytes, timeout: self.bodyTimeout)
         } catch {
+            let refusal = error.gatewayError(limit: self.maxBodyBytes, timeout: self.bodyTimeout)
             await self.access.recordRejected(
-                caller, route: "/bedrock/model/\(operation.name)", requested: modelID, status: 413, reason: "request_too_large"
+                caller, route: "/bedrock/model/\(operation.name)", requested: modelID, status: Int(refusal.status.code), reason: error.code,
+                requestID: context.requestID
             )
-            return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).bedrockResponse()
+            return refusal.bedrockResponse()
         }
-        let resolved = self.catalog.resolve(modelID)
+        let resolved = self.access.settings.current.catalog.resolve(modelID)
         let summary = BedrockRequestSummary(body: body)
         let account: RequestAccount
         switch await self.access.admit(
             caller, route: "/bedrock/model/\(operation.name)", requested: modelID, resolved: resolved,
             declared: DeclaredRequest(messageCount: summary.messageCount, bodyBytes: body.readableBytes, maxTokens: summary.maxTokens),
-            countsAgainstLimits: operation != .countTokens
+            countsAgainstLimits: operation != .countTokens, isStream: operation.isStreaming, requestID: context.requestID
         ) {
         case .success(let admitted): account = admitted
         case .failure(let refusal): return refusal.bedrockResponse()
@@ -122,13 +125,16 @@ struct BedrockRoutes: Sendable {
         } catch {
             let failure = UpstreamResponse.describe(error)
             context.logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.code)"])
+            self.access.metrics.upstreamError(failure.code)
             let error = failure.code.hasSuffix("timeout") ? GatewayError.upstreamTimeout(failure.message) : GatewayError.upstreamUnreachable(failure.message)
             await account.finish(status: error.status.code, finishReason: failure.code, usage: nil)
             return error.bedrockResponse()
         }
         guard response.status == .ok else {
             let passed = await Self.passErrorThrough(response)
-            await account.finish(status: passed.status.code, finishReason: passed.headers[.amazonErrorType].map { String($0.prefix { $0 != ":" }) }, usage: nil)
+            let errorType = passed.headers[.amazonErrorType].map { String($0.prefix { $0 != ":" }) }
+            self.access.metrics.upstreamError(errorType ?? "status_\(response.status.code)")
+            await account.finish(status: passed.status.code, finishReason: errorType, usage: nil)
             return passed
         }
         guard operation.isStreaming else {
@@ -143,9 +149,12 @@ struct BedrockRoutes: Sendable {
         }
         let deadline = started + self.requestTimeout
         let logger = context.logger
+        let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: "/bedrock/model")
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await Self.relay(upstream: response.body, operation: operation, deadline: deadline, writer: &writer, logger: logger) { outcome in
-                await account.finish(status: 200, finishReason: outcome.finishReason, usage: outcome.usage, firstByte: outcome.firstByte)
+            try await Self.relay(
+                upstream: response.body, operation: operation, deadline: deadline, writer: &writer, logger: logger, observer: observer
+            ) { outcome in
+                await account.finish(status: 200, finishReason: outcome.finishReason, usage: account.usage(of: outcome), firstByte: outcome.firstByte)
             }
         })
     }
@@ -161,6 +170,7 @@ struct BedrockRoutes: Sendable {
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,
         logger: Logger,
+        observer: StreamObserver? = nil,
         onEnd: @Sendable (StreamOutcome) async -> Void = { _ in }
     ) async throws {
         var decoder = EventStreamDecoder()
@@ -174,6 +184,7 @@ struct BedrockRoutes: Sendable {
         var disconnected = false
         do {
             for try await read in body {
+                let arrived = ContinuousClock.now
                 if pending.readableBytes == 0 { pending = read } else { pending.writeImmutableBuffer(read) }
                 try decoder.feed(read)
                 while let message = try decoder.next() {
@@ -185,10 +196,12 @@ struct BedrockRoutes: Sendable {
                     }
                 }
                 if verified > 0 {
-                    if firstByte == nil { firstByte = .now }
+                    let handed = ContinuousClock.now
+                    if firstByte == nil { firstByte = handed }
+                    observer?.metrics.chunkProcessed(route: "/bedrock/model", duration: handed - arrived)
                     try await Self.forward(&pending, count: &verified, to: &writer)
                 }
-                if ContinuousClock.now > deadline {
+                if arrived > deadline {
                     failure = ("request_timeout", "the request exceeded the gateway's time limit")
                     break
                 }
@@ -201,11 +214,17 @@ struct BedrockRoutes: Sendable {
             disconnected = true
         } catch let error as EventStreamError {
             logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
+            observer?.metrics.decoderError("\(error.code)")
             failure = ("upstream_corrupt_stream", "upstream sent a corrupt event stream (\(error.code))")
         } catch {
-            failure = UpstreamResponse.describe(error, duringBody: true)
-            logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure?.code ?? "")"])
+            if observer?.lifecycle.isDrainExpired == true {
+                failure = ("server_shutting_down", "the gateway is shutting down; this stream was cut at the end of its drain time")
+            } else {
+                failure = UpstreamResponse.describe(error, duringBody: true)
+                logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure?.code ?? "")"])
+            }
         }
+        if let code = failure?.code, code != "server_shutting_down" { observer?.metrics.upstreamError(code) }
         if !disconnected {
             do {
                 // Frames verified before the failure still go out; the broken rest never does.
@@ -221,15 +240,23 @@ struct BedrockRoutes: Sendable {
         }
         let usage: TokenUsage?
         let stopReason: String?
+        let isComplete: Bool
+        let produced: Int
         if operation == .invokeWithResponseStream {
             usage = invokeMeter.usage
             stopReason = invokeMeter.stopReason
+            isComplete = invokeMeter.isComplete
+            produced = invokeMeter.producedBytes
         } else {
             usage = converseMeter.usage
             stopReason = converseMeter.stopReason
+            isComplete = converseMeter.usage != nil
+            produced = converseMeter.producedBytes
         }
         let finishReason = disconnected ? "client_disconnected" : failure?.code ?? stopReason
-        await onEnd(StreamOutcome(usage: usage, finishReason: finishReason, firstByte: firstByte))
+        await onEnd(
+            StreamOutcome(usage: usage, isUsageComplete: isComplete, producedBytes: produced, finishReason: finishReason, firstByte: firstByte)
+        )
         if disconnected { throw CancellationError() }
         try await writer.finish(nil)
     }
@@ -324,7 +351,7 @@ struct BedrockRoutes: Sendable {
         var body = ByteBuffer()
         body.writeStaticString("{\"inferenceProfileSummaries\":[")
         var first = true
-        for id in self.catalog.advertisedModelIDs where ModelCatalog.foundationModelID(id) != id {
+        for id in self.access.settings.current.catalog.advertisedModelIDs where ModelCatalog.foundationModelID(id) != id {
             if !first { body.writeStaticString(",") }
             first = false
             self.writeProfile(id: id, into: &body)
@@ -335,7 +362,7 @@ struct BedrockRoutes: Sendable {
 
     /// `GetInferenceProfile` for a system profile id this gateway advertises.
     func inferenceProfile(id: String) -> Response {
-        guard self.catalog.advertisedModelIDs.contains(id), ModelCatalog.foundationModelID(id) != id else {
+        guard self.access.settings.current.catalog.advertisedModelIDs.contains(id), ModelCatalog.foundationModelID(id) != id else {
             return GatewayError.notFound("inference profile \(id) is not available through this gateway").bedrockResponse()
         }
         var body = ByteBuffer()

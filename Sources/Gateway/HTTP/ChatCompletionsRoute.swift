@@ -10,8 +10,9 @@ import StreamCore
 /// `POST /v1/chat/completions`: OpenAI in, Bedrock Converse/ConverseStream upstream, OpenAI out.
 struct ChatCompletionsRoute: Sendable {
     let upstream: UpstreamClient
-    let mapper: ChatRequestMapper
     let maxBodyBytes: Int
+    /// How long a client may take to send its body.
+    let bodyTimeout: Duration
     let requestTimeout: Duration
     let access: GatewayAccess
 
@@ -20,21 +21,29 @@ struct ChatCompletionsRoute: Sendable {
     func respond(to request: Request, context: some RequestContext, caller: Caller) async throws -> Response {
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: self.maxBodyBytes)
+            body = try await request.collectBody(upTo: self.maxBodyBytes, timeout: self.bodyTimeout)
         } catch {
-            await self.access.recordRejected(caller, route: Self.route, requested: "", status: 413, reason: "request_too_large")
-            return GatewayError.payloadTooLarge(limit: self.maxBodyBytes).openAIResponse()
+            let refusal = error.gatewayError(limit: self.maxBodyBytes, timeout: self.bodyTimeout)
+            await self.access.recordRejected(
+                caller, route: Self.route, requested: "", status: Int(refusal.status.code), reason: error.code, requestID: context.requestID
+            )
+            return refusal.openAIResponse()
         }
         let converse: ConverseRequest
         do {
-            converse = try self.mapper.map(body)
+            converse = try self.access.settings.current.mapper.map(body)
         } catch {
-            await self.access.recordRejected(caller, route: Self.route, requested: "", status: 400, reason: error.code.description)
+            await self.access.recordRejected(
+                caller, route: Self.route, requested: "", status: 400, reason: error.code.description, requestID: context.requestID
+            )
             return GatewayError.badRequest(error.message, param: error.param, code: error.code.description).openAIResponse()
         }
         let account: RequestAccount
         let declared = DeclaredRequest(messageCount: converse.messageCount, bodyBytes: body.readableBytes, maxTokens: converse.maxTokens)
-        switch await self.access.admit(caller, route: Self.route, requested: converse.requestedModel, resolved: converse.modelID, declared: declared) {
+        switch await self.access.admit(
+            caller, route: Self.route, requested: converse.requestedModel, resolved: converse.modelID, declared: declared,
+            isStream: converse.isStreaming, requestID: context.requestID
+        ) {
         case .success(let admitted): account = admitted
         case .failure(let refusal): return refusal.openAIResponse()
         }
@@ -49,6 +58,7 @@ struct ChatCompletionsRoute: Sendable {
         } catch {
             let failure = UpstreamResponse.describe(error)
             context.logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.code)"])
+            self.access.metrics.upstreamError(failure.code)
             let status: HTTPResponse.Status = failure.code.hasSuffix("timeout") ? .gatewayTimeout : .badGateway
             await account.finish(status: status.code, finishReason: failure.code, usage: nil)
             return GatewayError(status: status, type: "api_error", code: failure.code, message: failure.message, bedrockType: "InternalServerException")
@@ -56,6 +66,7 @@ struct ChatCompletionsRoute: Sendable {
         }
         guard response.status == .ok else {
             let error = await UpstreamResponse.error(from: response)
+            self.access.metrics.upstreamError(error.bedrockType)
             await account.finish(status: error.status.code, finishReason: error.code, usage: nil)
             return error.openAIResponse()
         }
@@ -70,14 +81,17 @@ struct ChatCompletionsRoute: Sendable {
         )
         let deadline = started + self.requestTimeout
         let logger = context.logger
+        let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: Self.route)
         let headers: HTTPFields = [
             .contentType: "text/event-stream",
             .cacheControl: "no-cache",
             .accelBuffering: "no",
         ]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await Self.stream(upstream: response.body, options: options, deadline: deadline, writer: &writer, logger: logger) { outcome in
-                await account.finish(status: 200, finishReason: outcome.finishReason, usage: outcome.usage, firstByte: outcome.firstByte)
+            try await Self.stream(
+                upstream: response.body, options: options, deadline: deadline, writer: &writer, logger: logger, observer: observer
+            ) { outcome in
+                await account.finish(status: 200, finishReason: outcome.finishReason, usage: account.usage(of: outcome), firstByte: outcome.firstByte)
             }
         })
     }
@@ -94,6 +108,7 @@ struct ChatCompletionsRoute: Sendable {
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,
         logger: Logger,
+        observer: StreamObserver? = nil,
         onEnd: @Sendable (StreamOutcome) async -> Void = { _ in }
     ) async throws {
         var decoder = EventStreamDecoder()
@@ -103,15 +118,18 @@ struct ChatCompletionsRoute: Sendable {
         var disconnected = false
         do {
             for try await read in body {
+                let arrived = ContinuousClock.now
                 try decoder.feed(read)
                 while let message = try decoder.next() {
                     translator.translate(message, into: &out)
                 }
-                if ContinuousClock.now > deadline, translator.ending == nil {
+                if arrived > deadline, translator.ending == nil {
                     translator.fail(code: "request_timeout", message: "the request exceeded the gateway's time limit", into: &out)
                 }
                 if out.readableBytes > 0 {
-                    if firstByte == nil { firstByte = .now }
+                    let handed = ContinuousClock.now
+                    if firstByte == nil { firstByte = handed }
+                    observer?.metrics.chunkProcessed(route: ChatCompletionsRoute.route, duration: handed - arrived)
                     try await Self.write(&out, to: &writer)
                 }
                 if translator.ending != nil { break }
@@ -125,13 +143,18 @@ struct ChatCompletionsRoute: Sendable {
             disconnected = true
         } catch let error as EventStreamError {
             logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
+            observer?.metrics.decoderError("\(error.code)")
             translator.fail(code: "upstream_corrupt_stream", message: "upstream sent a corrupt event stream (\(error.code))", into: &out)
         } catch is CancellationError {
             disconnected = true
         } catch {
-            let failure = UpstreamResponse.describe(error, duringBody: true)
-            logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
-            translator.fail(code: failure.code, message: failure.message, into: &out)
+            if observer?.lifecycle.isDrainExpired == true {
+                translator.fail(code: "server_shutting_down", message: "the gateway is shutting down; this stream was cut at the end of its drain time", into: &out)
+            } else {
+                let failure = UpstreamResponse.describe(error, duringBody: true)
+                logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
+                translator.fail(code: failure.code, message: failure.message, into: &out)
+            }
         }
         if !disconnected, out.readableBytes > 0 {
             if firstByte == nil { firstByte = .now }
@@ -146,10 +169,16 @@ struct ChatCompletionsRoute: Sendable {
             finishReason = "client_disconnected"
         } else if case .failed(let code) = translator.ending {
             finishReason = code
+            if code != "server_shutting_down" { observer?.metrics.upstreamError(code) }
         } else {
             finishReason = translator.finishReason.map { String(describing: $0.openAIValue) }
         }
-        await onEnd(StreamOutcome(usage: translator.usage, finishReason: finishReason, firstByte: firstByte))
+        await onEnd(
+            StreamOutcome(
+                usage: translator.usage, isUsageComplete: translator.usage != nil, producedBytes: translator.producedBytes, finishReason: finishReason,
+                firstByte: firstByte
+            )
+        )
         if disconnected { throw CancellationError() }
         try await writer.finish(nil)
     }
@@ -207,6 +236,10 @@ struct ChatCompletionsRoute: Sendable {
 struct StreamOutcome: Sendable {
     /// What the upstream reported; `nil` when the stream ended before its usage event.
     var usage: TokenUsage?
+    /// Whether `usage` is the stream's final count (it may be partial: input only, from `message_start`).
+    var isUsageComplete: Bool
+    /// Bytes of generated content the client received, for an estimate when the usage is not complete.
+    var producedBytes: Int
     /// The finish reason, an error code, or `client_disconnected`.
     var finishReason: String?
     /// When the first bytes were written to the client.

@@ -20,31 +20,31 @@ package func buildGatewayApplication(
     configuration: GatewayConfiguration,
     upstream: UpstreamClient,
     access: GatewayAccess,
-    server: HTTPServerBuilder = .http1(),
+    server: HTTPServerBuilder? = nil,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router(context: BasicRequestContext.self)
-    let mapper = ChatRequestMapper(configuration: .init(modelAliases: configuration.models.aliases))
+    router.add(middleware: RequestIDMiddleware())
     let chat = ChatCompletionsRoute(
-        upstream: upstream, mapper: mapper, maxBodyBytes: configuration.server.maxBodyBytes, requestTimeout: configuration.timeouts.request,
-        access: access
-    )
-    let bedrock = BedrockRoutes(
-        upstream: upstream, catalog: configuration.models, maxBodyBytes: configuration.server.maxBodyBytes,
+        upstream: upstream, maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
         requestTimeout: configuration.timeouts.request, access: access
     )
-    let catalog = configuration.models
+    let bedrock = BedrockRoutes(
+        upstream: upstream, maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
+        requestTimeout: configuration.timeouts.request, access: access
+    )
+    let metricsToken = configuration.metricsToken
 
     router.post("/v1/chat/completions") { request, context in
-        switch await access.authenticate(request.head, route: ChatCompletionsRoute.route) {
+        switch await access.authenticate(request.head, route: ChatCompletionsRoute.route, requestID: context.requestID) {
         case .success(let caller): return try await chat.respond(to: request, context: context, caller: caller)
         case .failure(let error): return error.openAIResponse()
         }
     }
-    router.get("/v1/models") { request, _ in
-        switch await access.authenticate(request.head, route: "/v1/models") {
-        case .success: return ModelsRoute.list(catalog)
+    router.get("/v1/models") { request, context in
+        switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
+        case .success: return ModelsRoute.list(access.settings.current.catalog)
         case .failure(let error): return error.openAIResponse()
         }
     }
@@ -53,7 +53,7 @@ package func buildGatewayApplication(
     }
     // The Bedrock routes parse their own paths: model ids hold `%2F`, and clients send `//`.
     router.post("/bedrock/**") { request, context in
-        switch await access.authenticate(request.head, route: "/bedrock/model") {
+        switch await access.authenticate(request.head, route: "/bedrock/model", requestID: context.requestID) {
         case .success(let caller): return try await bedrock.respond(to: request, context: context, caller: caller)
         case .failure(let error): return error.bedrockResponse()
         }
@@ -67,19 +67,28 @@ package func buildGatewayApplication(
         case .listInferenceProfiles, .inferenceProfile: isProfileListing = true
         default: isProfileListing = false
         }
-        if isProfileListing, access.allowAnonymousInferenceProfiles,
+        if isProfileListing, access.settings.current.allowAnonymousInferenceProfiles,
             case .failure(.missing) = TokenAuthenticator.credential(in: request.headers)
         {
             return try await bedrock.respond(to: request, context: context, caller: nil)
         }
-        switch await access.authenticate(request.head, route: "/bedrock/inference-profiles") {
+        switch await access.authenticate(request.head, route: "/bedrock/inference-profiles", requestID: context.requestID) {
         case .success(let caller): return try await bedrock.respond(to: request, context: context, caller: caller)
         case .failure(let error): return error.bedrockResponse()
         }
     }
+    // Prometheus scrapes with its own token (`metrics.token`); without one configured the route
+    // does not exist, so metrics are never public by accident.
+    router.get("/metrics") { request, _ in
+        guard let metricsToken else { return GatewayError.notFound("no route at /metrics").openAIResponse() }
+        guard MetricsRoute.isAuthorized(request.headers, token: metricsToken) else {
+            return AuthenticationFailure.unknown.gatewayError.openAIResponse()
+        }
+        return MetricsRoute.render(access)
+    }
     return Application(
         router: router,
-        server: server,
+        server: server ?? .http1(configuration: makeHTTP1Configuration(clientIdle: configuration.timeouts.clientIdle)),
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice"),
         services: [TokenCacheRefresher(authenticator: access.authenticator, logger: logger)],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },

@@ -3,16 +3,23 @@ package import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// Runs the gateway until SIGTERM or SIGINT: the upstream client, then the HTTP server.
+/// Runs the gateway until SIGTERM or SIGINT, reloading its policies, limits, prices and models on
+/// SIGHUP.
+///
+/// Shutdown drains: on SIGTERM (or SIGINT) the server stops accepting connections and lets the
+/// open streams run on for `server.drainSeconds`; streams still open then are ended with an error
+/// event (the upstream client is shut down under them), and each one's usage is recorded as it
+/// ends. A second signal ends the drain at once.
 package enum GatewayServer {
     /// - Parameters:
     ///   - simulatorEndpoint: when the caller started a simulator, its URL; used when the
     ///     configuration asks for the simulator or has no credentials and no endpoint.
     ///   - databasePath: the `--db` flag; `nil` resolves `SLUICE_DB`, `store.path`, then the per-user
     ///     default (see ``StoreLocation``).
+    ///   - reload: reads the configuration again (the same file, environment and flags), for SIGHUP.
     package static func run(
         configuration: GatewayConfiguration, environment: [String: String], logger: Logger, simulatorEndpoint: URL? = nil,
-        databasePath: String? = nil
+        databasePath: String? = nil, reload: (@Sendable () throws -> GatewayConfiguration)? = nil
     ) async throws {
         let plan = try UpstreamPlan(configuration: configuration, environment: environment, simulatorEndpoint: simulatorEndpoint)
         let databasePath = StoreLocation.resolve(flag: databasePath, environment: environment, configuredPath: configuration.storePath)
@@ -27,23 +34,86 @@ package enum GatewayServer {
         }
         let upstream = UpstreamClient(endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts)
         logger.info("upstream", metadata: ["upstream.endpoint": "\(plan.endpoint.absoluteString)", "upstream.auth": "\(plan.authentication)"])
-        let server = try makeServerBuilder(tls: configuration.server.tls)
+        let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
         let scheme = configuration.server.tls == nil ? "http" : "https"
         let application = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, server: server, logger: logger) { port in
             logger.notice("sluice is listening", metadata: ["server.address": "\(scheme)://\(configuration.server.host):\(port)"])
         }
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: application)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
+        // Signals are handled here rather than by the service group, so that shutdown can drain
+        // streams and SIGHUP can reload.
+        let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+        let drain = configuration.server.drain
         do {
-            try await group.run()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                tasks.addTask {
+                    var draining = false
+                    for await signal in signals {
+                        if signal == .sighup {
+                            Self.reload(access: access, using: reload, logger: logger)
+                        } else if draining {
+                            logger.notice("second shutdown signal: ending the drain now", metadata: ["signal": "\(signal)"])
+                            await Self.endOpenStreams(access: access, upstream: upstream, logger: logger)
+                        } else {
+                            draining = true
+                            logger.notice(
+                                "shutting down: no new connections; open streams may finish",
+                                metadata: ["signal": "\(signal)", "streams.open": "\(access.streams.open)", "drain.seconds": "\(drain.components.seconds)"]
+                            )
+                            await group.triggerGracefulShutdown()
+                            let deadline = ContinuousClock.now + drain
+                            // The signal loop goes on, so a second signal can cut the drain short.
+                            Task {
+                                while access.streams.open > 0, ContinuousClock.now < deadline, !access.lifecycle.isDrainExpired {
+                                    try? await Task.sleep(for: .milliseconds(50))
+                                }
+                                if access.streams.open > 0, !access.lifecycle.isDrainExpired {
+                                    await Self.endOpenStreams(access: access, upstream: upstream, logger: logger)
+                                }
+                            }
+                        }
+                    }
+                }
+                // The server has stopped (every connection closed): stop listening for signals.
+                try await tasks.next()
+                tasks.cancelAll()
+            }
         } catch {
             try? await upstream.shutdown()
             try? await store.close()
             throw error
         }
-        try await upstream.shutdown()
+        try? await upstream.shutdown()
         try await store.close()
+        logger.notice("sluice stopped")
+    }
+
+    /// The drain time is over: ends the streams still open with an error event by shutting the
+    /// upstream client down under them (each records its usage as it ends).
+    static func endOpenStreams(access: GatewayAccess, upstream: UpstreamClient, logger: Logger) async {
+        guard !access.lifecycle.isDrainExpired else { return }
+        access.lifecycle.markDrainExpired()
+        logger.warning("drain time over: ending open streams", metadata: ["streams.open": "\(access.streams.open)"])
+        try? await upstream.shutdown()
+    }
+
+    /// Re-reads the configuration; an invalid one is refused and the running one stays.
+    static func reload(access: GatewayAccess, using reload: (@Sendable () throws -> GatewayConfiguration)?, logger: Logger) {
+        guard let reload else {
+            logger.warning("SIGHUP: nothing to reload from")
+            return
+        }
+        do {
+            let configuration = try reload()
+            access.reload(configuration)
+            logger.notice(
+                "configuration reloaded",
+                metadata: ["policies": "\(configuration.policies.count)", "aliases": "\(configuration.models.aliases.count)", "prices": "\(configuration.prices.entries.count)"]
+            )
+        } catch {
+            logger.error("configuration reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -36,10 +36,11 @@ package struct LimitEstimate: Sendable, Hashable {
     /// own, which can be far larger: such a request's reservation is an estimate, not a bound).
     package static let defaultOutputTokens = 4096
 
-    /// Input tokens estimated from a request body's size: about four bytes per token for text and
-    /// code; JSON punctuation and base64 images make it an overestimate, which errs on the safe side.
-    package static func inputTokens(bodyBytes: Int) -> Int {
-        (bodyBytes + 3) / 4
+    /// Tokens estimated from a size in bytes: about four bytes per token for text and code. For a
+    /// request body, JSON punctuation and base64 images make it an overestimate, which errs on the
+    /// safe side.
+    package static func tokens(bytes: Int) -> Int {
+        (bytes + 3) / 4
     }
 }
 

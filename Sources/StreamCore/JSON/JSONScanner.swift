@@ -251,6 +251,41 @@ package struct JSONScanner {
         } while try self.consumeCommaOrClose(UInt8(ascii: "}"))
     }
 
+    /// In a ConverseStream `contentBlockDelta` payload, the length of the generated content in its
+    /// `delta` (text, reasoning text, tool input), summed over its string values but signatures.
+    package mutating func generatedBytes() throws(Failure) -> Int {
+        var total = 0
+        try self.forEachMember { scanner, key throws(Failure) in
+            if scanner.bytes(in: key, equal: "delta") {
+                total += try scanner.stringBytes(depth: 0)
+            } else {
+                try scanner.skipValue()
+            }
+        }
+        return total
+    }
+
+    private mutating func stringBytes(depth: Int) throws(Failure) -> Int {
+        guard depth < Self.maximumSkipDepth else { throw self.failure() }
+        switch self.peek() {
+        case UInt8(ascii: "\""):
+            return try self.readString().count
+        case UInt8(ascii: "{"):
+            var total = 0
+            try self.forEachMember { scanner, key throws(Failure) in
+                if scanner.bytes(in: key, equal: "signature") {
+                    try scanner.skipValue()
+                } else {
+                    total += try scanner.stringBytes(depth: depth + 1)
+                }
+            }
+            return total
+        default:
+            try self.skipValue()
+            return 0
+        }
+    }
+
     /// Whether the raw bytes in `range` are exactly `name` (keys we look for have no escapes).
     @inline(__always)
     package func bytes(in range: Range<Int>, equal name: StaticString) -> Bool {

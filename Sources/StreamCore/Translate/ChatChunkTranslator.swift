@@ -59,6 +59,9 @@ public struct ChatChunkTranslator {
 
     /// The usage the `metadata` event reported, if it came.
     public private(set) var usage: TokenUsage?
+    /// Bytes of generated text, reasoning and tool arguments so far (escaped as they arrived): what
+    /// the output is estimated from when a stream ends before its usage event.
+    public private(set) var producedBytes = 0
     /// Bedrock's stop reason mapped to OpenAI's `finish_reason`, once `messageStop` came.
     package private(set) var finishReason: FinishReason?
     /// Set once the stream has ended; later input is ignored.
@@ -172,6 +175,7 @@ public struct ChatChunkTranslator {
             scanner.rewind()
             try self.scanDelta(&scanner, block: &block, kind: &kind, value: &value)
         }
+        self.producedBytes &+= value.count
         try self.writeDelta(kind, UnsafeRawBufferPointer(rebasing: scanner.bytes[value]), block: block, into: &out)
     }
 

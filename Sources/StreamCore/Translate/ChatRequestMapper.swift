@@ -55,21 +55,27 @@ package struct ChatRequestMapper: Sendable {
     /// - `addsAutomaticCachePoints` (`Bool`, default `false`): add a cache point after the system
     ///   prompt and after the tool list (see ``ChatRequestMapper`` "Prompt caching").
     /// - `maximumNestingDepth` (`Int`, default 128): deepest JSON nesting accepted in the body.
+    /// - `maximumMessages` (`Int`, default 10,000): most entries accepted in `messages`.
     package struct Configuration: Sendable {
         package var modelAliases: [String: String]
         package var addsAutomaticCachePoints: Bool
         /// 128 levels fit any real tool schema; the bound keeps a hostile body from exhausting the
         /// stack of the recursive parser and writer.
         package var maximumNestingDepth: Int
+        /// The longest agent sessions hold a few thousand turns; far beyond that is a hostile or
+        /// broken client, refused before the conversation is converted.
+        package var maximumMessages: Int
 
         package init(
             modelAliases: [String: String] = [:],
             addsAutomaticCachePoints: Bool = false,
-            maximumNestingDepth: Int = 128
+            maximumNestingDepth: Int = 128,
+            maximumMessages: Int = 10_000
         ) {
             self.modelAliases = modelAliases
             self.addsAutomaticCachePoints = addsAutomaticCachePoints
             self.maximumNestingDepth = maximumNestingDepth
+            self.maximumMessages = maximumMessages
         }
     }
 
@@ -180,6 +186,9 @@ private struct RequestTranslation {
         guard let messagesValue = root.present("messages") else { throw .missing("messages") }
         guard let messages = messagesValue.arrayValue else { throw .type("messages", expected: "an array") }
         guard !messages.isEmpty else { throw .value("messages", "at least one message is required.") }
+        guard messages.count <= configuration.maximumMessages else {
+            throw .value("messages", "\(messages.count) messages is more than this gateway accepts (\(configuration.maximumMessages)).")
+        }
         messageCount = messages.count
         conversation = try MessageConversion(messages: messages)
 

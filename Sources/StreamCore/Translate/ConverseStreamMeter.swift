@@ -8,6 +8,8 @@ package struct ConverseStreamMeter {
     package private(set) var stopReason: String?
     /// The exception or error that ended the stream, if one did.
     package private(set) var failure: String?
+    /// Bytes of generated content so far (see ``ChatChunkTranslator/producedBytes``).
+    package private(set) var producedBytes = 0
 
     package init() {}
 
@@ -28,6 +30,13 @@ package struct ConverseStreamMeter {
             return
         case .event?, nil:
             break
+        }
+        if event == .contentBlockDelta {
+            self.producedBytes &+= message.payload.withUnsafeReadableBytes { payload in
+                var scanner = JSONScanner(payload)
+                return (try? scanner.generatedBytes()) ?? 0
+            }
+            return
         }
         guard event == .messageStop || event == .metadata else { return }
         message.payload.withUnsafeReadableBytes { payload in

@@ -30,6 +30,8 @@ package struct InvokeStreamTranslator {
     package private(set) var isComplete = false
     /// Anthropic's `stop_reason` from `message_delta`, as Bedrock/Anthropic spell it (`end_turn`, …).
     package private(set) var stopReason: String?
+    /// Bytes of generated content so far (see ``ChatChunkTranslator/producedBytes``).
+    package private(set) var producedBytes = 0
     /// The decoded event of the last ``Observation/event`` frame.
     package private(set) var decodedEvent = ByteBuffer()
 
@@ -151,7 +153,11 @@ package struct InvokeStreamTranslator {
                 try self.readAnthropicUsage(&scanner)
             } else if scanner.bytes(in: key, equal: "delta"), scanner.peek() == UInt8(ascii: "{") {
                 try scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
-                    if scanner.bytes(in: key, equal: "stop_reason"), scanner.peek() == UInt8(ascii: "\"") {
+                    if scanner.bytes(in: key, equal: "text") || scanner.bytes(in: key, equal: "partial_json")
+                        || scanner.bytes(in: key, equal: "thinking"), scanner.peek() == UInt8(ascii: "\"")
+                    {
+                        self.producedBytes &+= try scanner.readString().count
+                    } else if scanner.bytes(in: key, equal: "stop_reason"), scanner.peek() == UInt8(ascii: "\"") {
                         let range = try scanner.readString()
                         self.stopReason = String(decoding: UnsafeRawBufferPointer(rebasing: scanner.bytes[range]), as: UTF8.self)
                     } else {

@@ -1,0 +1,25 @@
+import Synchronization
+
+/// Where a stream loop reports what it sees (metrics) and learns that the gateway is shutting
+/// down (so a stream cut by the end of the drain is reported as that, not as an upstream fault).
+struct StreamObserver: Sendable {
+    let metrics: GatewayMetrics
+    let lifecycle: GatewayLifecycle
+    let route: String
+}
+
+/// The gateway's shutdown state, shared by the server and the routes.
+package final class GatewayLifecycle: Sendable {
+    private let drainExpired = Atomic<Bool>(false)
+
+    package init() {}
+
+    /// The drain time after SIGTERM has passed: streams still open are being ended.
+    package var isDrainExpired: Bool {
+        self.drainExpired.load(ordering: .acquiring)
+    }
+
+    package func markDrainExpired() {
+        self.drainExpired.store(true, ordering: .releasing)
+    }
+}

@@ -1,0 +1,137 @@
+import CoreMetrics
+import Foundation
+import Metrics
+import Prometheus
+import StreamCore
+import Synchronization
+
+/// The gateway's Prometheus metrics, served at `GET /metrics`.
+///
+/// Recorded through swift-metrics with a factory of this gateway's own (no global bootstrap: a
+/// process may run several gateways, as the tests do), into a swift-prometheus registry. Every
+/// label set is bounded: routes and statuses are ours, models and identities are capped at
+/// ``maximumLabelValues`` distinct values each (the rest are counted as `other`), error kinds are
+/// our own codes.
+package final class GatewayMetrics: Sendable {
+    /// Distinct models or identities given their own series before the rest share `other`.
+    static let maximumLabelValues = 200
+
+    private let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let models = BoundedLabels(maximum: GatewayMetrics.maximumLabelValues)
+    private let identities = BoundedLabels(maximum: GatewayMetrics.maximumLabelValues)
+    private let activeStreams: Meter
+    private let chunkTimers: [String: Metrics.Timer]
+    private let firstByteTimers: [String: Metrics.Timer]
+
+    /// The routes streams are counted on (bounded label values).
+    static let streamRoutes = ["/v1/chat/completions", "/bedrock/model"]
+
+    package init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Per-chunk processing is microseconds; the histogram must resolve that range.
+        factory.durationHistogramBuckets["sluice_chunk_processing_seconds"] = [
+            .microseconds(2), .microseconds(5), .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100),
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
+        ]
+        factory.durationHistogramBuckets["sluice_time_to_first_byte_seconds"] = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+        ]
+        self.registry = registry
+        self.factory = factory
+        self.activeStreams = Meter(label: "sluice_active_streams", dimensions: [], factory: factory)
+        var chunks: [String: Metrics.Timer] = [:]
+        var firstBytes: [String: Metrics.Timer] = [:]
+        for route in Self.streamRoutes {
+            chunks[route] = Metrics.Timer(label: "sluice_chunk_processing_seconds", dimensions: [("route", route)], factory: factory)
+            firstBytes[route] = Metrics.Timer(label: "sluice_time_to_first_byte_seconds", dimensions: [("route", route)], factory: factory)
+        }
+        self.chunkTimers = chunks
+        self.firstByteTimers = firstBytes
+    }
+
+    /// The route label for a route path (the Bedrock routes share one).
+    static func routeLabel(_ route: String) -> String {
+        route.hasPrefix("/bedrock/model") ? "/bedrock/model" : route
+    }
+
+    // MARK: Recording
+
+    /// A request ended (however): its status, its tokens, and its time to first byte.
+    func requestFinished(route: String, model: String, identity: String, status: Int, usage: TokenUsage, firstByte: Duration?) {
+        let route = Self.routeLabel(route)
+        let model = self.models.label(model)
+        Counter(label: "sluice_requests_total", dimensions: [("route", route), ("model", model), ("status", String(status))], factory: self.factory)
+            .increment()
+        if usage.totalTokens > 0 {
+            let identity = self.identities.label(identity)
+            for (kind, count) in [
+                ("input", usage.inputTokens), ("output", usage.outputTokens), ("cache_read", usage.cacheReadInputTokens),
+                ("cache_write", usage.cacheWriteInputTokens),
+            ] where count > 0 {
+                Counter(label: "sluice_tokens_total", dimensions: [("kind", kind), ("model", model), ("identity", identity)], factory: self.factory)
+                    .increment(by: count)
+            }
+        }
+        if let firstByte, let timer = self.firstByteTimers[route] {
+            timer.recordNanoseconds(Self.nanoseconds(firstByte))
+        }
+    }
+
+    /// An upstream failure: a connection error, an error status, or an exception in a stream.
+    func upstreamError(_ kind: String) {
+        Counter(label: "sluice_upstream_errors_total", dimensions: [("kind", kind)], factory: self.factory).increment()
+    }
+
+    /// A request refused by a limit (`requests_per_minute`, `concurrent_streams`, …).
+    func limitRefusal(_ limit: String) {
+        Counter(label: "sluice_limit_refusals_total", dimensions: [("limit", limit)], factory: self.factory).increment()
+    }
+
+    /// A corrupt upstream event stream, by ``EventStreamError`` code.
+    func decoderError(_ kind: String) {
+        Counter(label: "sluice_decoder_errors_total", dimensions: [("kind", kind)], factory: self.factory).increment()
+    }
+
+    /// The time from an upstream read's arrival to its translated or verified bytes being handed
+    /// to the client's connection: what the gateway adds to each chunk.
+    func chunkProcessed(route: String, duration: Duration) {
+        self.chunkTimers[Self.routeLabel(route)]?.recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    /// The exposition text (`text/plain; version=0.0.4`), with the gauge of open streams read now.
+    package func render(openStreams: Int) -> [UInt8] {
+        self.activeStreams.set(openStreams)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        self.registry.emit(into: &buffer)
+        return buffer
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Label values admitted first come, first served up to a bound; later ones become `other`, so a
+/// client inventing model names cannot grow the metrics without end.
+final class BoundedLabels: Sendable {
+    private let seen = Mutex<Set<String>>([])
+    let maximum: Int
+
+    init(maximum: Int) {
+        self.maximum = maximum
+    }
+
+    func label(_ value: String) -> String {
+        self.seen.withLock { seen in
+            if seen.contains(value) { return value }
+            guard seen.count < self.maximum else { return "other" }
+            seen.insert(value)
+            return value
+        }
+    }
+}
