@@ -412,14 +412,22 @@ private struct RequestTranslation {
         // (reasoning included, as for OpenAI's reasoning models); when it leaves no room above the
         // budget, the answer keeps the room the client asked for: maxTokens = budget + max_tokens.
         if let requestedMax = maxTokens {
-            if requestedMax <= effective { maxTokens = effective + requestedMax }
+            if requestedMax <= effective { maxTokens = try Self.answerRoom(above: effective, answer: requestedMax) }
         } else {
-            maxTokens = effective + ChatRequestMapper.defaultAnswerTokens
+            maxTokens = try Self.answerRoom(above: effective, answer: ChatRequestMapper.defaultAnswerTokens)
         }
         // Anthropic refuses temperature ≠ 1 and top_p < 0.95 with thinking; dropping both is the
         // only choice that works for every value.
         temperature = nil
         topP = nil
+    }
+
+    /// `budget + answer`. A client-chosen budget near `Int.max` would overflow the sum (a trap,
+    /// reproduced by ChatRequestMapperFuzzer); no model takes such a budget, so it is refused like any bad value.
+    private static func answerRoom(above budget: Int, answer: Int) throws(OpenAIRequestError) -> Int {
+        let (sum, overflow) = budget.addingReportingOverflow(answer)
+        guard !overflow else { throw .value("thinking.budget_tokens", "is too large.") }
+        return sum
     }
 
     // MARK: Writing

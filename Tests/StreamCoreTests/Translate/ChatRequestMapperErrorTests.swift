@@ -93,6 +93,9 @@ extension TranslateTests {
             Case(name: "thinking type unknown", body: T.request(messages: "[\(user)]", extra: #""thinking":{"type":"sometimes"}"#), param: "thinking.type", code: .invalidValue),
             Case(name: "thinking without budget", body: T.request(messages: "[\(user)]", extra: #""thinking":{"type":"enabled"}"#), param: "thinking.budget_tokens", code: .missingRequiredParameter),
             Case(name: "thinking with a negative budget", body: T.request(messages: "[\(user)]", extra: #""thinking":{"type":"enabled","budget_tokens":-5}"#), param: "thinking.budget_tokens", code: .invalidValue),
+            // Reproduced with ChatRequestMapperFuzzer (Fuzz/ChatRequestMapperFuzzer/Regressions/): budget + max_tokens overflowed.
+            Case(name: "thinking budget too large for max_tokens", body: T.request(messages: "[\(user)]", extra: #""thinking":{"type":"enabled","budget_tokens":9223372036854775807},"max_tokens":1"#), param: "thinking.budget_tokens", code: .invalidValue),
+            Case(name: "thinking budget too large for the default answer room", body: T.request(messages: "[\(user)]", extra: #""thinking":{"type":"enabled","budget_tokens":9223372036854775000}"#), param: "thinking.budget_tokens", code: .invalidValue),
         ]
 
         @Test("refuses with OpenAI's 400 naming the parameter", arguments: cases)
