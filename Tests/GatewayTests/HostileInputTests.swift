@@ -200,7 +200,7 @@ struct HostileInputTests {
             for _ in 0..<20 { try await normal() }
             let after = Self.residentBytes(pid)
             print("hostile inputs: RSS baseline \(baseline / 1024) KiB, after \(after / 1024) KiB")
-            #expect(after < baseline + 48 * 1024 * 1024, "RSS grew from \(baseline) to \(after)")
+            #expect(after < baseline + 8 * 1024 * 1024, "RSS grew from \(baseline) to \(after)")
         }
         #expect(server.process.isRunning)
         server.signal(SIGTERM)

@@ -343,5 +343,6 @@ package struct RequestAccount: Sendable {
             firstByte: firstByte.map { $0 - self.started }
         )
         self.access.writeAudit(fields)
+        MemoryRelief.afterRequest(bodyBytes: self.bodyBytes)
     }
 }

@@ -33,6 +33,7 @@ struct ChatCompletionsRoute: Sendable {
         do {
             converse = try self.access.settings.current.mapper.map(body)
         } catch {
+            MemoryRelief.afterRequest(bodyBytes: body.readableBytes)
             await self.access.recordRejected(
                 caller, route: Self.route, requested: "", status: 400, reason: error.code.description, requestID: context.requestID
             )
