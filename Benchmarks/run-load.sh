@@ -15,6 +15,10 @@
 #   SLUICE_BIN, SLUICE_LOAD_BIN   other binaries to run (with SKIP_BUILD=1)
 #   SCRATCH          build folder (default .build-release)
 #   KEEP=1           keep the work folder (JSON reports, server logs)
+#   SOAK_STREAMS=N   instead of the table: N concurrent streams through the gateway for SOAK_SECONDS
+#                    (default 60) on SOAK_ROUTE (default openai) with SOAK_SCENARIO (default
+#                    "chunks=30 gap_ms=1000"), ramped up over SOAK_RAMP s (default 10), sampling the
+#                    gateway's RSS and CPU every 5 s: zero errors and flat memory after warm-up expected
 #
 # Prints one table row per (concurrency, route): per-chunk latency p50/p99 direct and through the
 # gateway and their difference, time to first byte likewise, chunks/s, failed streams; then the
@@ -104,6 +108,26 @@ run() {
         echo "sluice-load failed ($status) for $name" >&2; cat "$work/$name.json" >&2; exit 1
     fi
 }
+
+if [[ -n "${SOAK_STREAMS:-}" ]]; then
+    soak_seconds="${SOAK_SECONDS:-60}"
+    echo "== soak: $SOAK_STREAMS streams for $soak_seconds s through the gateway" >&2
+    ( prev="$(cpu_ticks "$gw_pid")"; t=0
+      while kill -0 "$gw_pid" 2>/dev/null; do
+          sleep 5; t=$((t + 5)); cur="$(cpu_ticks "$gw_pid")"
+          echo "t=${t}s gateway RSS $(( $(rss_kib "$gw_pid") / 1024 )) MiB, CPU $(( (cur - prev) * 100 / ticks / 5 ))%, fds $(ls "/proc/$gw_pid/fd" | wc -l)"
+          prev="$cur"
+      done ) &
+    sampler_pid=$!
+    pids+=("$sampler_pid")
+    status=0
+    "$load" --token "$token" --url "http://127.0.0.1:$gw_port" --route "${SOAK_ROUTE:-openai}" \
+        --concurrency "$SOAK_STREAMS" --duration "$soak_seconds" --ramp-up "${SOAK_RAMP:-10}" \
+        --scenario "${SOAK_SCENARIO:-chunks=30 gap_ms=1000}" || status=$?
+    kill "$sampler_pid" 2>/dev/null || true
+    echo "gateway peak RSS (VmHWM): $(( $(hwm_kib "$gw_pid") / 1024 )) MiB"
+    exit "$status"
+fi
 
 for c in $concurrencies; do
     ramp=$(( c >= 1000 ? 2 : 0 ))

@@ -92,12 +92,12 @@ struct LoadReport: Codable, Sendable {
                 + "\(Self.fixed(Double(self.bytes) / 1_048_576, 1)) MiB (\(Self.fixed(self.bytesPerSecond / 1_048_576, 2)) MiB/s)"
         )
         let columns = ["µs", "p50", "p90", "p99", "p99.9", "max", "mean", "count"]
-        lines.append("  " + Self.pad(columns[0], 12) + columns.dropFirst().map { Self.pad($0, 10, right: true) }.joined())
+        lines.append("  " + Self.pad(columns[0], 12) + columns.dropFirst().map { Self.pad($0, 11, right: true) }.joined())
         for (name, distribution) in [("ttfb", self.timeToFirstByteMicros), ("chunk", self.chunkLatencyMicros)] {
             let values = [distribution.p50, distribution.p90, distribution.p99, distribution.p999, distribution.max, distribution.mean]
             lines.append(
-                "  " + Self.pad(name, 12) + values.map { Self.pad(Self.fixed($0, 1), 10, right: true) }.joined()
-                    + Self.pad(String(distribution.count), 10, right: true)
+                "  " + Self.pad(name, 12) + values.map { Self.pad(Self.fixed($0, 1), 11, right: true) }.joined()
+                    + Self.pad(String(distribution.count), 11, right: true)
             )
         }
         if self.errors.isEmpty {

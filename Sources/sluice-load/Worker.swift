@@ -26,8 +26,9 @@ final class LoadProgress: Sendable {
     }
 }
 
-/// One thread's share of the streams: a curl multi handle with `slots` easy handles, driven by a
-/// `curl_multi_perform` / `curl_multi_poll` loop. Confined to the thread that calls ``run()``.
+/// One thread's share of the streams: a curl multi handle with `slots` easy handles, driven through
+/// `curl_multi_socket_action` over epoll (the C side in CCurl's shim.h), so a wake-up costs the
+/// ready sockets, not every stream. Confined to the thread that calls ``run()``.
 final class Worker {
     let plan: LoadPlan
     let allocator = ByteBufferAllocator()
@@ -37,13 +38,24 @@ final class Worker {
     private let slots: Int
     private let startedAt: UInt64
     private let multi: UnsafeMutableRawPointer
+    private let epoll: Int32
+    /// curl's timer as an absolute CLOCK_MONOTONIC deadline (-1: none), written by the C callback.
+    private let timerDeadline: UnsafeMutablePointer<Int64>
     private var transfers: [Transfer] = []
     private var headerList: UnsafeMutablePointer<curl_slist>?
     /// The request body, owned here because CURLOPT_POSTFIELDS does not copy it.
     private let body: UnsafeMutableRawBufferPointer
 
     init?(plan: LoadPlan, slots: Int, progress: LoadProgress, startedAt: UInt64) {
-        guard let multi = curl_multi_init() else { return nil }
+        let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { return nil }
+        guard let multi = curl_multi_init() else {
+            close(epoll)
+            return nil
+        }
+        self.epoll = epoll
+        self.timerDeadline = .allocate(capacity: 1)
+        self.timerDeadline.initialize(to: -1)
         self.plan = plan
         self.slots = slots
         self.progress = progress
@@ -58,12 +70,15 @@ final class Worker {
         // connection set-up (curl's default cache is 4 × the number of added handles, which a slot
         // between two streams does not count as).
         _ = sluice_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, slots)
+        _ = sluice_multi_use_epoll(multi, epoll, self.timerDeadline)
     }
 
     deinit {
         for transfer in self.transfers { curl_multi_remove_handle(self.multi, transfer.handle) }
         self.transfers.removeAll()
         curl_multi_cleanup(self.multi)
+        close(self.epoll)
+        self.timerDeadline.deallocate()
         curl_slist_free_all(self.headerList)
         self.body.deallocate()
     }
@@ -92,8 +107,7 @@ final class Worker {
                     launched = self.transfers.count
                 }
             }
-            var running: Int32 = 0
-            _ = curl_multi_perform(self.multi, &running)
+            _ = sluice_epoll_drive(self.multi, self.epoll, self.waitMilliseconds(launched: launched), self.timerDeadline)
             var queued: Int32 = 0
             while let message = curl_multi_info_read(self.multi, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
@@ -114,15 +128,24 @@ final class Worker {
             }
             finished.removeAll(keepingCapacity: true)
             if active == 0, launched >= self.transfers.count { break }
-            var timeout: Int32 = 100
-            if launched < self.transfers.count {
-                let wait = self.launchTime(of: launched) &- MonotonicClock.nanoseconds()
-                timeout = Int32(clamping: min(100, Int64(bitPattern: wait) / 1_000_000))
-                timeout = max(timeout, 0)
-            }
-            _ = curl_multi_poll(self.multi, nil, 0, timeout, nil)
         }
         return self.stats
+    }
+
+    /// How long epoll may sleep: until curl's timer, the next slot's first start, or 100 ms.
+    private func waitMilliseconds(launched: Int) -> Int32 {
+        let now = MonotonicClock.nanoseconds()
+        var wait: UInt64 = 100_000_000
+        let deadline = self.timerDeadline.pointee
+        if deadline >= 0 {
+            wait = min(wait, UInt64(deadline) > now ? UInt64(deadline) - now : 0)
+        }
+        if launched < self.transfers.count {
+            let launch = self.launchTime(of: launched)
+            wait = min(wait, launch > now ? launch - now : 0)
+        }
+        // Round up: waking a little early would only spin until the deadline.
+        return Int32((wait + 999_999) / 1_000_000)
     }
 
     private func launchTime(of slot: Int) -> UInt64 {
