@@ -84,6 +84,42 @@ struct OperationsTests {
         #expect(server.log.lines.contains { $0.contains("shutting down") })
     }
 
+    @Test("more concurrent streams than AsyncHTTPClient's default pool (8) all start at once: none waits for another's upstream connection")
+    func upstreamPoolIsNotABottleneck() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.path("pool.db")
+        let token = try Self.token("many", database: database)
+        let server = try await SluiceProcess.serve(database: database)
+        defer { if server.process.isRunning { server.kill() } }
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        try await HTTPClient.withHTTPClient(configuration: configuration) { client in
+            // 24 streams of 10 chunks 150 ms apart (1.5 s each), started together.
+            let started = ContinuousClock.now
+            let firstBytes = try await withThrowingTaskGroup(of: Duration.self) { group in
+                for index in 0..<24 {
+                    group.addTask {
+                        let response = try await client.execute(Self.chat(server.port, token: token, prompt: "p\(index) [[sim chunks=10 gap_ms=150]]"), timeout: .seconds(60))
+                        var iterator = response.body.makeAsyncIterator()
+                        _ = try await iterator.next()
+                        let firstByte = ContinuousClock.now - started
+                        while try await iterator.next() != nil {}
+                        return firstByte
+                    }
+                }
+                var all: [Duration] = []
+                for try await firstByte in group { all.append(firstByte) }
+                return all
+            }
+            // Queued behind a pool of 8, the last streams would start after two whole streams (3 s).
+            #expect(firstBytes.count == 24)
+            #expect(firstBytes.max() ?? .zero < .seconds(1.2), "slowest first byte: \(firstBytes.max() ?? .zero)")
+        }
+        server.signal(SIGTERM)
+        _ = try await server.waitForExit(timeout: .seconds(15))
+    }
+
     @Test("drain time over: streams still open end with an error event (no [DONE]) and their usage so far is recorded")
     func drainExpires() async throws {
         let directory = try TemporaryDirectory()

@@ -70,9 +70,12 @@ package struct GatewayAccess: Sendable {
         case .success(let caller):
             return .success(caller)
         case .failure(let failure):
-            self.writeAudit([
-                "event": "refused", "route": route, "status": 401, "reason": failure.code, "request.id": requestID ?? Self.makeRequestID(),
-            ])
+            var line = AuditLine(event: "refused")
+            line.add("request.id", requestID ?? Self.makeRequestID())
+            line.add("route", route)
+            line.add("status", 401)
+            line.add("reason", failure.code)
+            self.audit.write(line.text)
             return .failure(failure.gatewayError)
         }
     }
@@ -122,13 +125,17 @@ package struct GatewayAccess: Sendable {
             }
             // The request line: who asked for what, written when the request is admitted; the
             // response line follows from `RequestAccount.finish`, with the same request id.
-            var fields: [String: Any] = [
-                "event": "request", "request.id": account.requestID, "identity": caller.identity, "token.prefix": caller.tokenPrefix,
-                "groups": caller.groups, "route": route, "model.requested": requested, "model.resolved": resolved,
-                "upstream.region": self.upstreamRegion,
-            ]
-            if let count = declared.messageCount { fields["messages"] = count }
-            self.writeAudit(fields)
+            var line = AuditLine(event: "request")
+            line.add("request.id", account.requestID)
+            line.add("identity", caller.identity)
+            line.add("token.prefix", caller.tokenPrefix)
+            line.add("groups", caller.groups)
+            line.add("route", route)
+            line.add("model.requested", requested)
+            line.add("model.resolved", resolved)
+            if let count = declared.messageCount { line.add("messages", count) }
+            line.add("upstream.region", self.upstreamRegion)
+            self.audit.write(line.text)
             return .success(account)
         }
     }
@@ -208,10 +215,11 @@ package struct GatewayAccess: Sendable {
         body = out
     }
 
+    /// Bedrock's tag alphabet: `[a-zA-Z0-9\s:_@$#=/+,.-]{0,256}`.
+    private static let tagCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :_@$#=/+,.-")
+
     static func sanitizeTag(_ text: String) -> String {
-        // Bedrock: [a-zA-Z0-9\s:_@$#=/+,.-]{0,256}.
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 :_@$#=/+,.-")
-        return String(String(text.map { allowed.contains($0) ? $0 : "_" }).prefix(256))
+        String(String(text.map { Self.tagCharacters.contains($0) ? $0 : "_" }).prefix(256))
     }
 
     static func makeRequestID() -> String {
@@ -219,16 +227,6 @@ package struct GatewayAccess: Sendable {
         return String(generator.next(), radix: 16) + String(generator.next() & 0xFFFF_FFFF, radix: 16)
     }
 
-    func writeAudit(_ fields: [String: Any]) {
-        // The envelope of every log line (JSONLogHandler), so one parser reads the whole stream.
-        var fields = fields
-        fields["ts"] = LogOutput.timestamp()
-        fields["level"] = "info"
-        fields["logger"] = "sluice.audit"
-        fields["msg"] = "audit"
-        guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
-        self.audit.write(String(decoding: data, as: UTF8.self))
-    }
 }
 
 /// What a request declares about itself before it runs.
@@ -327,22 +325,31 @@ package struct RequestAccount: Sendable {
                 return error
             }
         }.value
-        var fields: [String: Any] = [
-            "event": "response", "request.id": record.requestID, "identity": record.identity, "token.prefix": record.tokenPrefix,
-            "groups": record.groups, "route": record.route, "model.requested": record.requestedModel, "model.resolved": record.resolvedModel,
-            "status": record.status, "usage.input_tokens": usage.inputTokens, "usage.output_tokens": usage.outputTokens,
-            "usage.cache_read_tokens": usage.cacheReadInputTokens, "usage.cache_write_tokens": usage.cacheWriteInputTokens,
-            "cost.usd": cost, "duration.ms": record.durationMilliseconds, "upstream.region": self.access.upstreamRegion,
-        ]
-        if let finishReason { fields["finish_reason"] = finishReason }
-        if let messageCount = self.messageCount { fields["messages"] = messageCount }
-        if let firstByte = record.firstByteMilliseconds { fields["first_byte.ms"] = firstByte }
-        if let stored { fields["ledger.error"] = "\(type(of: stored))" }
+        var line = AuditLine(event: "response")
+        line.add("request.id", record.requestID)
+        line.add("identity", record.identity)
+        line.add("token.prefix", record.tokenPrefix)
+        line.add("groups", record.groups)
+        line.add("route", record.route)
+        line.add("model.requested", record.requestedModel)
+        line.add("model.resolved", record.resolvedModel)
+        if let messageCount = self.messageCount { line.add("messages", messageCount) }
+        line.add("status", record.status)
+        if let finishReason { line.add("finish_reason", finishReason) }
+        line.add("usage.input_tokens", usage.inputTokens)
+        line.add("usage.output_tokens", usage.outputTokens)
+        line.add("usage.cache_read_tokens", usage.cacheReadInputTokens)
+        line.add("usage.cache_write_tokens", usage.cacheWriteInputTokens)
+        line.add("cost.usd", cost)
+        if let firstByte = record.firstByteMilliseconds { line.add("first_byte.ms", firstByte) }
+        line.add("duration.ms", record.durationMilliseconds)
+        line.add("upstream.region", self.access.upstreamRegion)
+        if let stored { line.add("ledger.error", "\(type(of: stored))") }
         self.access.metrics.requestFinished(
             route: self.route, model: self.resolvedModel, identity: self.caller.identity, status: status, usage: usage,
             firstByte: firstByte.map { $0 - self.started }
         )
-        self.access.writeAudit(fields)
+        self.access.audit.write(line.text)
         MemoryRelief.afterRequest(bodyBytes: self.bodyBytes)
     }
 }

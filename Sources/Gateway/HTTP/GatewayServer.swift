@@ -2,6 +2,14 @@ package import Foundation
 package import Logging
 import ServiceLifecycle
 import UnixSignals
+#if canImport(Glibc)
+import Glibc
+// Glibc imports RLIMIT_NOFILE as an enum case on Linux.
+private let RLIMIT_NOFILE_VALUE = Int32(RLIMIT_NOFILE.rawValue)
+#else
+import Darwin
+private let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
+#endif
 
 /// Runs the gateway until SIGTERM or SIGINT, reloading its policies, limits, prices and models on
 /// SIGHUP.
@@ -32,7 +40,11 @@ package enum GatewayServer {
             try? await store.close()
             throw error
         }
-        let upstream = UpstreamClient(endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts)
+        let upstream = UpstreamClient(
+            endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts,
+            maxConnections: configuration.server.maxConcurrentStreams
+        )
+        Self.raiseOpenFileLimit(logger: logger)
         logger.info("upstream", metadata: ["upstream.endpoint": "\(plan.endpoint.absoluteString)", "upstream.auth": "\(plan.authentication)"])
         let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
         let scheme = configuration.server.tls == nil ? "http" : "https"
@@ -87,6 +99,18 @@ package enum GatewayServer {
         try? await upstream.shutdown()
         try await store.close()
         logger.notice("sluice stopped")
+    }
+
+    /// Each open stream holds two descriptors (the client's connection and the upstream one); the
+    /// usual soft limit of 1,024 would cap the gateway near 500 streams. Raised to the hard limit.
+    static func raiseOpenFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let previous = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {
+            logger.info("open-file limit raised", metadata: ["from": "\(previous)", "to": "\(limit.rlim_max)"])
+        }
     }
 
     /// The drain time is over: ends the streams still open with an error event by shutting the

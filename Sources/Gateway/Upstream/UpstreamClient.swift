@@ -35,7 +35,13 @@ package final class UpstreamClient: Sendable {
     package let timeouts: GatewayConfiguration.Timeouts
     let httpClient: HTTPClient
 
-    package init(endpoint: URL, region: String, authentication: UpstreamAuthentication, timeouts: GatewayConfiguration.Timeouts) {
+    /// - Parameter maxConnections: upstream connections kept at once. Over HTTP/1.1 each open stream
+    ///   holds one, so this must be at least the gateway's stream limit: AsyncHTTPClient's default of
+    ///   8 per host queued every request beyond the eighth concurrent stream.
+    package init(
+        endpoint: URL, region: String, authentication: UpstreamAuthentication, timeouts: GatewayConfiguration.Timeouts,
+        maxConnections: Int = 16_384
+    ) {
         self.endpoint = endpoint
         self.region = region
         self.authentication = authentication
@@ -48,7 +54,7 @@ package final class UpstreamClient: Sendable {
         // Redirects would send the credentials elsewhere; Bedrock never redirects.
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
-        configuration.connectionPool = .init(idleTimeout: .seconds(60))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
         self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
