@@ -64,6 +64,9 @@ struct TokenCacheTests {
     func credentials() {
         #expect(TokenAuthenticator.credential(in: [.authorization: "Bearer sk-sluice-x"]) == .success("sk-sluice-x"))
         #expect(TokenAuthenticator.credential(in: [.authorization: "bearer  sk-sluice-x "]) == .success("sk-sluice-x"))
+        #expect(TokenAuthenticator.credential(in: [.authorization: "\tBearer\tsk-sluice-x\t"]) == .failure(.malformed))
+        #expect(TokenAuthenticator.credential(in: [.apiKey: " \tsk-sluice-y\t "]) == .success("sk-sluice-y"))
+        #expect(TokenAuthenticator.credential(in: [.authorization: "Bearer    "]) == .failure(.malformed))
         #expect(TokenAuthenticator.credential(in: [.apiKey: "sk-sluice-y"]) == .success("sk-sluice-y"))
         #expect(TokenAuthenticator.credential(in: [.authorization: "AWS4-HMAC-SHA256 Credential=…"]) == .failure(.sigV4))
         #expect(TokenAuthenticator.credential(in: [.authorization: "Basic abc"]) == .failure(.malformed))
