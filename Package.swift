@@ -173,6 +173,7 @@ if environment["SLUICE_FUZZ"] != nil {
             name: "ChatRequestMapperFuzzer",
             dependencies: ["StreamCore", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/ChatRequestMapperFuzzer",
+            exclude: ["Seeds", "Regressions", "ChatRequestMapperFuzzer.dict"],
             swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
         )
     )
@@ -239,6 +240,8 @@ if environment["SLUICE_BENCHMARKS"] != nil {
                 "BedrockSimulator",
                 "Gateway",
                 "StreamCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],

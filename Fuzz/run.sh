@@ -5,7 +5,7 @@
 #   Fuzz/run.sh ChatRequestMapperFuzzer 60
 # A crash, a hang (-timeout) or any single allocation over 2 MB (the decoder reserves at most 256 KiB
 # ahead of the bytes it has) fails the run; the input that
-# did it is written to fuzz-artifacts/ — turn it into a regression test (Fuzz/README.md).
+# did it is written to fuzz-artifacts/ — turn it into a regression test (README.md, Fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?target name}
