@@ -198,7 +198,7 @@ struct BedrockRoutes: Sendable {
                 if verified > 0 {
                     let handed = ContinuousClock.now
                     if firstByte == nil { firstByte = handed }
-                    observer?.metrics.chunkProcessed(route: "/bedrock/model", duration: handed - arrived)
+                    observer?.chunkProcessed(handed - arrived)
                     try await Self.forward(&pending, count: &verified, to: &writer)
                 }
                 if arrived > deadline {

@@ -130,7 +130,7 @@ struct ChatCompletionsRoute: Sendable {
                 if out.readableBytes > 0 {
                     let handed = ContinuousClock.now
                     if firstByte == nil { firstByte = handed }
-                    observer?.metrics.chunkProcessed(route: ChatCompletionsRoute.route, duration: handed - arrived)
+                    observer?.chunkProcessed(handed - arrived)
                     try await Self.write(&out, to: &writer)
                 }
                 if translator.ending != nil { break }

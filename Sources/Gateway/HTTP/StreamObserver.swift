@@ -1,3 +1,4 @@
+import Metrics
 import Synchronization
 
 /// Where a stream loop reports what it sees (metrics) and learns that the gateway is shutting
@@ -5,7 +6,18 @@ import Synchronization
 struct StreamObserver: Sendable {
     let metrics: GatewayMetrics
     let lifecycle: GatewayLifecycle
-    let route: String
+    private let chunkTimer: Metrics.Timer?
+
+    init(metrics: GatewayMetrics, lifecycle: GatewayLifecycle, route: String) {
+        self.metrics = metrics
+        self.lifecycle = lifecycle
+        self.chunkTimer = metrics.chunkTimer(route: route)
+    }
+
+    /// Records what the gateway added to one chunk (see ``GatewayMetrics/chunkTimer(route:)``).
+    func chunkProcessed(_ duration: Duration) {
+        self.chunkTimer?.recordNanoseconds(GatewayMetrics.nanoseconds(duration))
+    }
 }
 
 /// The gateway's shutdown state, shared by the server and the routes.
