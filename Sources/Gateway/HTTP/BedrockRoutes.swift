@@ -165,7 +165,7 @@ struct BedrockRoutes: Sendable {
     /// `onEnd` runs exactly once, however the stream ends, before the response ends (see
     /// ``ChatCompletionsRoute/stream(upstream:options:deadline:writer:logger:onEnd:)``).
     static func relay(
-        upstream body: HTTPClientResponse.Body,
+        upstream body: some AsyncSequence<ByteBuffer, any Error>,
         operation: BedrockOperation,
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,

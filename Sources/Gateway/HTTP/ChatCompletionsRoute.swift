@@ -104,7 +104,7 @@ struct ChatCompletionsRoute: Sendable {
     /// after the last chunk is written and before the response ends: the usage ledger's row is
     /// durable before the client sees the end of the body.
     static func stream(
-        upstream body: HTTPClientResponse.Body,
+        upstream body: some AsyncSequence<ByteBuffer, any Error>,
         options: ChatChunkTranslator.Options,
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,
@@ -186,7 +186,9 @@ struct ChatCompletionsRoute: Sendable {
 
     private static func write(_ out: inout ByteBuffer, to writer: inout any ResponseBodyWriter) async throws {
         let chunk = out
-        // A fresh buffer per write: the writer may still hold the last one, and reusing it would copy.
+        // A fresh buffer per write: the connection usually still holds the last one when `write`
+        // returns (it is queued for the event loop), so clearing it would allocate anyway, and an idle
+        // stream then holds no buffer at all.
         out = ByteBuffer()
         do {
             try await writer.write(chunk)
