@@ -234,17 +234,41 @@ if environment["SLUICE_BENCHMARKS"] != nil {
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         )
     )
+    // The in-process end-to-end stream, shared by GatewayBenchmarks and GatewayProfile.
+    package.targets.append(
+        .target(
+            name: "RelayFixtures",
+            dependencies: [
+                "BedrockSimulator",
+                "Gateway",
+                "StreamCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/RelayFixtures",
+            swiftSettings: swiftSettings
+        )
+    )
+    // The end-to-end stream as a plain process, for callgrind (Benchmarks/instructions.sh) and perf.
+    package.targets.append(
+        .executableTarget(
+            name: "GatewayProfile",
+            dependencies: ["RelayFixtures"],
+            path: "Tools/GatewayProfile",
+            swiftSettings: swiftSettings
+        )
+    )
     package.targets.append(
         .executableTarget(
             name: "GatewayBenchmarks",
             dependencies: [
                 "BenchmarkFixtures",
-                "BedrockSimulator",
                 "Gateway",
-                "StreamCore",
+                "RelayFixtures",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/GatewayBenchmarks",

@@ -15,7 +15,7 @@ written=$(mktemp -d)
 trap 'rm -rf "$written"' EXIT
 
 SLUICE_BENCHMARKS=1 swift package --scratch-path .build-bench --allow-writing-to-directory "$written" \
-    benchmark thresholds update --target EventStreamBenchmarks --target TranslateBenchmarks \
+    benchmark thresholds update --target EventStreamBenchmarks --target TranslateBenchmarks --target GatewayBenchmarks \
     --metric mallocCountTotal --path "$written" --no-progress
 
 mkdir -p "$destination"
