@@ -17,8 +17,15 @@
 #   KEEP=1           keep the work folder (JSON reports, server logs)
 #   SOAK_STREAMS=N   instead of the table: N concurrent streams through the gateway for SOAK_SECONDS
 #                    (default 60) on SOAK_ROUTE (default openai) with SOAK_SCENARIO (default
-#                    "chunks=30 gap_ms=1000"), ramped up over SOAK_RAMP s (default 10), sampling the
+#                    "chunks=30 gap_ms=1000"), ramped up over SOAK_RAMP s (default 10), each stream
+#                    allowed SOAK_TIMEOUT s (default 300), sampling the
 #                    gateway's RSS and CPU every 5 s: zero errors and flat memory after warm-up expected
+#   SOAK_HTTP2=1     the soak's clients multiplex over HTTP/2: the gateway serves TLS (a throwaway
+#                    self-signed certificate) and offers h2 by ALPN. Over HTTP/1.1 every stream is two
+#                    sockets in the gateway (client + upstream), so a 20,000-descriptor hard limit
+#                    stops near 9,990 streams; over HTTP/2 the client side is one socket per
+#                    SOAK_H2_STREAMS streams (default 50: libcurl 7.88 resets every finished stream,
+#                    and NIOHTTP2 closes a connection after 200 resets in 30 s, README: Load)
 #
 # Prints one table row per (concurrency, route): per-chunk latency p50/p99 direct and through the
 # gateway and their difference, time to first byte likewise, chunks/s, failed streams; then the
@@ -70,16 +77,26 @@ pids+=("$sim_pid")
 token="$("${server_env[@]}" "$sluice" token create --identity load --group admins --ttl 1d --db "$work/sluice.db" | tail -n 1)"
 
 gw_port="$(free_port)"
-"${server_env[@]}" "$sluice" serve --host 127.0.0.1 --port "$gw_port" --no-simulator \
+gw_scheme=http
+tls=()
+curl_tls=()
+if [[ -n "${SOAK_STREAMS:-}" && "${SOAK_HTTP2:-}" == 1 ]]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2> /dev/null
+    gw_scheme=https
+    tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    curl_tls=(--cacert "$work/cert.pem")
+fi
+"${server_env[@]}" "$sluice" serve --host 127.0.0.1 --port "$gw_port" --no-simulator "${tls[@]}" \
     --upstream "http://127.0.0.1:$sim_port" --db "$work/sluice.db" --log-level warning > "$work/gateway.log" 2>&1 &
 gw_pid=$!
 pids+=("$gw_pid")
 
 for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$gw_port/healthz" > /dev/null 2>&1 && break
+    curl -fsS "${curl_tls[@]}" "$gw_scheme://127.0.0.1:$gw_port/healthz" > /dev/null 2>&1 && break
     sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$gw_port/healthz" > /dev/null || { cat "$work/gateway.log" >&2; exit 1; }
+curl -fsS "${curl_tls[@]}" "$gw_scheme://127.0.0.1:$gw_port/healthz" > /dev/null || { cat "$work/gateway.log" >&2; exit 1; }
 
 ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }          # utime + stime
@@ -121,9 +138,11 @@ if [[ -n "${SOAK_STREAMS:-}" ]]; then
     sampler_pid=$!
     pids+=("$sampler_pid")
     status=0
-    "$load" --token "$token" --url "http://127.0.0.1:$gw_port" --route "${SOAK_ROUTE:-openai}" \
+    h2=()
+    [[ "$gw_scheme" == https ]] && h2=(--http2 --streams-per-connection "${SOAK_H2_STREAMS:-50}" "${curl_tls[@]}")
+    "$load" --token "$token" --url "$gw_scheme://127.0.0.1:$gw_port" "${h2[@]}" --route "${SOAK_ROUTE:-openai}" \
         --concurrency "$SOAK_STREAMS" --duration "$soak_seconds" --ramp-up "${SOAK_RAMP:-10}" \
-        --scenario "${SOAK_SCENARIO:-chunks=30 gap_ms=1000}" || status=$?
+        --scenario "${SOAK_SCENARIO:-chunks=30 gap_ms=1000}" --timeout "${SOAK_TIMEOUT:-300}" --connect-timeout 60 || status=$?
     kill "$sampler_pid" 2>/dev/null || true
     echo "gateway peak RSS (VmHWM): $(( $(hwm_kib "$gw_pid") / 1024 )) MiB"
     exit "$status"

@@ -66,6 +66,18 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Seconds to wait for a connection.")
     var connectTimeout: Double = 30
 
+    @Flag(help: "Multiplex the streams over HTTP/2 connections (needs an https URL: the gateway offers h2 by ALPN with server.tls). Each stream is then not a socket of its own, which is how 10,000 streams fit the file limit.")
+    var http2 = false
+
+    @Option(help: ArgumentHelp(
+        "With --http2: at most this many streams per connection (the server's own limit applies too; Sluice's is 100).",
+        discussion: "Fewer streams per connection means fewer stream ends per connection per second. NIOHTTP2 closes a connection that receives more than 200 RST_STREAM frames in 30 s, and libcurl 7.88 sends one after every completed stream, so short streams need this lower (README: Load)."
+    ))
+    var streamsPerConnection = 100
+
+    @Option(help: "PEM file of the certificate authority to trust for an https URL (e.g. the gateway's self-signed certificate).")
+    var cacert: String?
+
     @Flag(help: "Print the report as JSON instead of a table.")
     var json = false
 
@@ -91,6 +103,10 @@ struct LoadCommand: ParsableCommand {
         }
         if LoadPlan.value(of: "echo", in: self.scenario) != nil {
             throw ValidationError("echo= makes the number of text deltas depend on the prompt; use chunks=")
+        }
+        guard self.streamsPerConnection >= 1 else { throw ValidationError("--streams-per-connection must be at least 1") }
+        if self.http2, !(self.url ?? "").hasPrefix("https://") {
+            throw ValidationError("--http2 needs an https:// --url: HTTP/2 is negotiated by TLS ALPN")
         }
         if let chunks = LoadPlan.value(of: "chunks", in: self.scenario), Int(chunks) == nil {
             throw ValidationError("chunks= must be an integer")
@@ -174,7 +190,10 @@ struct LoadCommand: ParsableCommand {
             timeoutMilliseconds: Int(self.timeout * 1000),
             connectTimeoutMilliseconds: Int(self.connectTimeout * 1000),
             model: self.model,
-            scenario: scenario
+            scenario: scenario,
+            usesHTTP2: self.http2,
+            streamsPerConnection: self.streamsPerConnection,
+            certificateAuthorityFile: self.cacert
         )
     }
 }

@@ -28,6 +28,12 @@ struct LoadPlan: Sendable {
     var connectTimeoutMilliseconds: Int
     var model: String
     var scenario: String
+    /// Streams share HTTP/2 connections (h2 by ALPN) instead of one HTTP/1.1 connection each.
+    var usesHTTP2: Bool
+    /// With HTTP/2, at most this many streams share a connection (curl opens another past it).
+    var streamsPerConnection: Int
+    /// A PEM file of CAs to trust for https, instead of the system's.
+    var certificateAuthorityFile: String?
 
     /// The scenario text with `stamps=1` added when it does not mention stamps.
     static func stampedScenario(_ scenario: String) -> String {

@@ -37,6 +37,8 @@ struct LoadReport: Codable, Sendable {
     var elapsedSeconds: Double
     var streamsOK: Int
     var streamsFailed: Int
+    /// New connections opened over the run (HTTP/2 multiplexing shows as far fewer than streams).
+    var connectionsOpened: Int
     /// Failed streams by kind (StreamFailure keys); empty when every stream was good.
     var errors: [String: Int]
     /// The first message seen per kind.
@@ -61,6 +63,7 @@ struct LoadReport: Codable, Sendable {
         self.elapsedSeconds = seconds
         self.streamsOK = stats.streamsOK
         self.streamsFailed = stats.streamsFailed
+        self.connectionsOpened = stats.connectionsOpened
         self.errors = stats.failures
         self.errorSamples = stats.failureSamples
         self.chunks = stats.chunks
@@ -86,7 +89,7 @@ struct LoadReport: Codable, Sendable {
         lines.append(
             "  concurrency \(self.concurrency), threads \(self.threads), elapsed \(Self.fixed(self.elapsedSeconds, 2)) s"
         )
-        lines.append("  streams    ok \(self.streamsOK), failed \(self.streamsFailed)")
+        lines.append("  streams    ok \(self.streamsOK), failed \(self.streamsFailed); connections opened \(self.connectionsOpened)")
         lines.append(
             "  throughput \(self.chunks) chunks (\(Self.fixed(self.chunksPerSecond, 0))/s), "
                 + "\(Self.fixed(Double(self.bytes) / 1_048_576, 1)) MiB (\(Self.fixed(self.bytesPerSecond / 1_048_576, 2)) MiB/s)"

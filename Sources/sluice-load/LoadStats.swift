@@ -16,6 +16,9 @@ struct LoadStats: Sendable {
     var chunks = 0
     /// Response body bytes received.
     var bytes = 0
+    /// New connections the streams had to open (curl's CURLINFO_NUM_CONNECTS): one per stream's
+    /// first use of a slot over HTTP/1.1 keep-alive, a few for many streams over HTTP/2.
+    var connectionsOpened = 0
 
     /// Up to 10 minutes in nanoseconds at 3 significant digits: any latency a run can see fits,
     /// and the histogram stays a few hundred KiB.
@@ -36,6 +39,7 @@ struct LoadStats: Sendable {
         self.timeToFirstByte.add(other.timeToFirstByte)
         self.streamsOK += other.streamsOK
         self.streamsFailed += other.streamsFailed
+        self.connectionsOpened += other.connectionsOpened
         self.failures.merge(other.failures, uniquingKeysWith: +)
         self.failureSamples.merge(other.failureSamples) { mine, _ in mine }
         self.chunks += other.chunks

@@ -74,6 +74,9 @@ final class Transfer {
     /// Records the stream's verdict once curl reports it done with `result`.
     func complete(result: CURLcode) {
         if self.status == 0 { self.status = self.responseCode() }
+        var connects = 0
+        _ = sluice_easy_getinfo_long(self.handle, CURLINFO_NUM_CONNECTS, &connects)
+        self.worker.stats.connectionsOpened += connects
         let verdict = self.verdict(result: result)
         if let (failure, detail) = verdict {
             self.worker.stats.recordFailure(failure, sample: detail)

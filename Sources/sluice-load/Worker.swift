@@ -70,6 +70,12 @@ final class Worker {
         // connection set-up (curl's default cache is 4 × the number of added handles, which a slot
         // between two streams does not count as).
         _ = sluice_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, slots)
+        // HTTP/2: new streams go onto open connections up to the server's concurrent-stream limit
+        // (curl opens another connection past it); without this curl uses one connection a stream.
+        if plan.usesHTTP2 {
+            _ = sluice_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+            _ = sluice_multi_setopt_long(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, plan.streamsPerConnection)
+        }
         _ = sluice_multi_use_epoll(multi, epoll, self.timerDeadline)
     }
 
@@ -171,7 +177,17 @@ final class Worker {
         _ = sluice_easy_setopt_long(handle, CURLOPT_POSTFIELDSIZE, self.plan.body.count)
         _ = sluice_easy_setopt_pointer(handle, CURLOPT_POSTFIELDS, self.body.baseAddress)
         _ = sluice_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, self.headerList)
-        _ = sluice_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
+        if self.plan.usesHTTP2 {
+            _ = sluice_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+            // Wait for a connection that is still negotiating to say whether it multiplexes, rather
+            // than open one connection per stream while the first handshake is in flight.
+            _ = sluice_easy_setopt_long(handle, CURLOPT_PIPEWAIT, 1)
+        } else {
+            _ = sluice_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
+        }
+        if let file = self.plan.certificateAuthorityFile {
+            _ = sluice_easy_setopt_string(handle, CURLOPT_CAINFO, file)
+        }
         // Loopback measurement: a proxy from the environment would measure the proxy.
         _ = sluice_easy_setopt_string(handle, CURLOPT_NOPROXY, "*")
         // Worker threads: curl must not use signals for its timeouts.

@@ -126,6 +126,28 @@ def test_gateway_upstream_drop_is_an_error_event(sluice, token, route):
     assert_all_failed(status, report, 4, "error_event")
 
 
+def test_gateway_http2_streams_share_connections(https_sluice, token):
+    # Sluice serving TLS offers h2 by ALPN; --http2 multiplexes: 40 streams, 20 at a time, at most 10 a
+    # connection, share connections, where HTTP/1.1 keep-alive opens one per slot. (curl waits for the
+    # first connection, fills it, then opens one for each stream still waiting: 11 here, every run.)
+    status, report = run_load("--url", https_sluice.url, "--http2", "--cacert", https_sluice.ca_file,
+                              "--streams-per-connection", "10", "--concurrency", "20", "--requests", "40",
+                              "--scenario", "chunks=5 gap_ms=20", token=token)
+    assert_all_good(status, report, 40, 5)
+    assert 2 <= report["connectionsOpened"] < 20, report
+    status, report = run_load("--url", https_sluice.url, "--cacert", https_sluice.ca_file, "--concurrency", "20",
+                              "--requests", "40", "--scenario", "chunks=5 gap_ms=20", token=token)
+    assert_all_good(status, report, 40, 5)
+    assert report["connectionsOpened"] == 20, report
+
+
+def test_http2_needs_an_https_url(sluice, token):
+    completed = subprocess.run([str(load_binary()), "--url", sluice.url, "--http2", "--requests", "1"],
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 1 or completed.returncode == 64, completed
+    assert "--http2 needs an https://" in completed.stderr
+
+
 def test_gateway_refusal_is_an_http_error(sluice, token):
     status, report = run_load("--url", sluice.url, "--requests", "2", "--scenario", "chunks=4 status=429",
                               token=token)
