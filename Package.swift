@@ -234,10 +234,10 @@ if environment["SLUICE_BENCHMARKS"] != nil {
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         )
     )
-    // The in-process end-to-end stream, shared by GatewayBenchmarks and GatewayProfile.
+    // The in-process end-to-end stream and the token check, shared by GatewayBenchmarks and GatewayProfile.
     package.targets.append(
         .target(
-            name: "RelayFixtures",
+            name: "GatewayFixtures",
             dependencies: [
                 "BedrockSimulator",
                 "Gateway",
@@ -247,15 +247,15 @@ if environment["SLUICE_BENCHMARKS"] != nil {
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            path: "Benchmarks/RelayFixtures",
+            path: "Benchmarks/GatewayFixtures",
             swiftSettings: swiftSettings
         )
     )
-    // The end-to-end stream as a plain process, for callgrind (Benchmarks/instructions.sh) and perf.
+    // The same as a plain process, for callgrind (Benchmarks/instructions.sh) and perf.
     package.targets.append(
         .executableTarget(
             name: "GatewayProfile",
-            dependencies: ["RelayFixtures"],
+            dependencies: ["GatewayFixtures"],
             path: "Tools/GatewayProfile",
             swiftSettings: swiftSettings
         )
@@ -264,11 +264,7 @@ if environment["SLUICE_BENCHMARKS"] != nil {
         .executableTarget(
             name: "GatewayBenchmarks",
             dependencies: [
-                "BenchmarkFixtures",
-                "Gateway",
-                "RelayFixtures",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
+                "GatewayFixtures",
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/GatewayBenchmarks",

@@ -12,9 +12,10 @@
 #   decode     decode + both CRCs of one ~206-byte text-delta frame (the codec's hot path)
 #   translate  decode + CRCs + translation into an OpenAI SSE chunk of the same frame
 #   map        mapping the 200 KB coding-tool request (OpenAI → Converse)
-#   relay      the in-process end-to-end stream (Benchmarks/RelayFixtures): the simulator's frames
+#   relay      the in-process end-to-end stream (Benchmarks/GatewayFixtures): the simulator's frames
 #              through `POST /v1/chat/completions`'s stream loop, per text delta of a 1,000-delta
 #              stream (decode, CRCs, translate, the per-chunk metric, the write, the async loop)
+#   token      one check of a known client token (header, SHA-256, the in-memory lookup, last use)
 # A check fails when a count is more than 5% above its threshold, and also when it is more than 5%
 # below it: an improvement must be recorded, or a later regression back to the old count would pass.
 # Needs valgrind and binutils (strip); builds EventStreamProfile and GatewayProfile in release in .build-bench.
@@ -58,6 +59,7 @@ measured="$work/measured.tsv"
     printf 'translate\t%s\n' "$(per_unit EventStreamProfile translate 10 30 1000)"
     printf 'map\t%s\n' "$(per_unit EventStreamProfile map 2 6 1)"
     printf 'relay\t%s\n' "$(per_unit GatewayProfile chat 4 12 1000)"
+    printf 'token\t%s\n' "$(per_unit GatewayProfile token 2000 6000 1)"
 } > "$measured"
 
 if [[ "$mode" == update ]]; then

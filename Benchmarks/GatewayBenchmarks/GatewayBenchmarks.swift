@@ -1,17 +1,13 @@
 import Benchmark
-import Foundation
-import Gateway
-import HTTPTypes
-import Logging
+import GatewayFixtures
 import Synchronization
 
 // Per-request cost of the gateway's own work on the request path, beside the StreamCore suites.
 //
-// Token check (issue 5: "adds no database round-trip for a known token"): a real temporary SQLite
-// store, a token created as `sluice token create` does, one authentication to warm the
-// authenticator's in-memory copy, then `authenticate(headers)` per request: header parsing,
-// SHA-256, one dictionary lookup and the last-use note. The miss path (a well-formed token the store
-// does not know) asks the store every time, so it shows what a database round trip would cost.
+// Token check (issue 5: "adds no database round-trip for a known token", Benchmarks/GatewayFixtures):
+// `authenticate(headers)` per request: header parsing, SHA-256, one dictionary lookup and the
+// last-use note. The miss path (a well-formed token the store does not know) asks the store every
+// time, so it shows what a database round trip would cost.
 let benchmarks: @Sendable () -> Void = {
     let perRequest = Benchmark.Configuration(
         metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .instructions, .throughput],
@@ -25,16 +21,15 @@ let benchmarks: @Sendable () -> Void = {
         "token check, known token (cached)",
         configuration: perRequest,
         closure: { benchmark in
-            guard let fixture = TokenFixture.current else { return benchmark.error("no token fixture") }
-            let headers = fixture.knownHeaders
+            guard let fixture = CurrentTokenFixture.value else { return benchmark.error("no token fixture") }
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
-                blackHole(await fixture.authenticator.authenticate(headers))
+                try await fixture.checkKnown()
             }
             benchmark.stopMeasurement()
         },
-        setup: { try await TokenFixture.start() },
-        teardown: { try await TokenFixture.stop() }
+        setup: { try await CurrentTokenFixture.start() },
+        teardown: { try await CurrentTokenFixture.stop() }
     )
 
     Benchmark(
@@ -50,71 +45,34 @@ let benchmarks: @Sendable () -> Void = {
             thresholds: [.mallocCountTotal: .init(absolute: [.p90: 3])]
         ),
         closure: { benchmark in
-            guard let fixture = TokenFixture.current else { return benchmark.error("no token fixture") }
-            let headers = fixture.unknownHeaders
+            guard let fixture = CurrentTokenFixture.value else { return benchmark.error("no token fixture") }
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
-                blackHole(await fixture.authenticator.authenticate(headers))
+                try await fixture.checkUnknown()
             }
             benchmark.stopMeasurement()
         },
-        setup: { try await TokenFixture.start() },
-        teardown: { try await TokenFixture.stop() }
+        setup: { try await CurrentTokenFixture.start() },
+        teardown: { try await CurrentTokenFixture.stop() }
     )
 
     relayBenchmarks()
 }
 
-/// A temporary SQLite store with one token, and an authenticator that has seen it once.
-private final class TokenFixture: Sendable {
-    let directory: URL
-    let store: SQLiteStore
-    let authenticator: TokenAuthenticator
-    let knownHeaders: HTTPFields
-    let unknownHeaders: HTTPFields
-
-    /// The fixture of the benchmark running now; setup and teardown hooks take no state, so a lock
-    /// hands it to the measured closure.
+/// The token fixture of the benchmark running now: setup and teardown hooks take no state, so a lock
+/// hands it to the measured closure.
+private enum CurrentTokenFixture {
     private static let shared = Mutex<TokenFixture?>(nil)
 
-    static var current: TokenFixture? { shared.withLock { $0 } }
-
-    private init(directory: URL, store: SQLiteStore, authenticator: TokenAuthenticator, known: String, unknown: String) {
-        self.directory = directory
-        self.store = store
-        self.authenticator = authenticator
-        self.knownHeaders = [.authorization: "Bearer \(known)", .contentType: "application/json"]
-        self.unknownHeaders = [.authorization: "Bearer \(unknown)", .contentType: "application/json"]
-    }
+    static var value: TokenFixture? { shared.withLock { $0 } }
 
     static func start() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-bench-\(UUID().uuidString)")
-        var logger = Logger(label: "sluice-bench")
-        logger.logLevel = .error
-        let store = try await SQLiteStore.open(path: directory.appendingPathComponent("sluice.db").path, logger: logger)
-        // As `sluice token create --identity bench@corp --group engineering --ttl 30d` does.
-        let made = ClientToken.make(
-            identity: "bench@corp", groups: ["engineering"], label: "benchmark", ttl: ClientToken.parseDuration("30d"), now: Date()
-        )
-        try await store.insertToken(made.record)
-        let unknown = ClientToken.make(identity: "nobody", groups: [], label: nil, ttl: nil, now: Date()).token
-        let authenticator = TokenAuthenticator(store: store)
-        let fixture = TokenFixture(directory: directory, store: store, authenticator: authenticator, known: made.token, unknown: unknown)
-        // The first request for a token created after the cache was loaded reads it from the store;
-        // every later one is served from memory, which is what the benchmark measures.
-        guard case .success = await authenticator.authenticate(fixture.knownHeaders) else {
-            throw BenchmarkSetupError(message: "the new token did not authenticate")
-        }
+        let fixture = try await TokenFixture.open()
         shared.withLock { $0 = fixture }
     }
 
     static func stop() async throws {
         guard let fixture = shared.withLock({ state in defer { state = nil }; return state }) else { return }
-        try await fixture.store.close()
-        try? FileManager.default.removeItem(at: fixture.directory)
+        try await fixture.close()
     }
-}
-
-private struct BenchmarkSetupError: Error {
-    var message: String
 }

@@ -1,7 +1,7 @@
 import Benchmark
-import RelayFixtures
+import GatewayFixtures
 
-// The in-process end-to-end stream (Benchmarks/RelayFixtures): one iteration is one whole 1,000-delta
+// The in-process end-to-end stream (Benchmarks/GatewayFixtures): one iteration is one whole 1,000-delta
 // stream of the simulator's frames through the gateway's stream loop, checked.
 func relayBenchmarks() {
     let perStream = Benchmark.Configuration(
