@@ -11,7 +11,7 @@ import Glibc
 #endif
 
 /// A plain TCP connection, for what no HTTP client will send: ten thousand headers, a trickle.
-final class RawConnection {
+final class RawConnection: Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
@@ -45,7 +45,18 @@ final class RawConnection {
     func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
 
     /// Reads what arrives within `timeout`: the bytes and whether the peer closed.
-    func receive(for timeout: Duration) -> (text: String, closed: Bool) {
+    ///
+    /// The blocking reads run on a Dispatch thread. Swift Testing runs suites in parallel on the
+    /// cooperative pool, which has one thread per core (two here). Seconds of blocking `recv` on one
+    /// of them stalled every other test by ~20 s, long enough for the tests that need a stream still
+    /// open to miss it.
+    func receive(for timeout: Duration) async -> (text: String, closed: Bool) {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: self.receiveBlocking(for: timeout)) }
+        }
+    }
+
+    private func receiveBlocking(for timeout: Duration) -> (text: String, closed: Bool) {
         var received: [UInt8] = []
         let deadline = ContinuousClock.now + timeout
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -154,7 +165,7 @@ struct HostileInputTests {
             for index in 0..<10_000 { head += "x-h\(index): v\r\n" }
             head += "\r\n"
             _ = flood.send(head)
-            let floodAnswer = flood.receive(for: .seconds(5))
+            let floodAnswer = await flood.receive(for: .seconds(5))
             #expect(floodAnswer.closed || floodAnswer.text.hasPrefix("HTTP/1.1 4"), "\(floodAnswer.text.prefix(200))")
             #expect(!floodAnswer.text.hasPrefix("HTTP/1.1 2"))
 
@@ -163,7 +174,11 @@ struct HostileInputTests {
             let started = ContinuousClock.now
             var closed = false
             for byte in Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 200) {
-                if !slow.send([byte]) || slow.receive(for: .milliseconds(100)).closed {
+                if !slow.send([byte]) {
+                    closed = true
+                    break
+                }
+                if await slow.receive(for: .milliseconds(100)).closed {
                     closed = true
                     break
                 }
@@ -177,7 +192,7 @@ struct HostileInputTests {
             _ = stalled.send(
                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"model\":"
             )
-            #expect(stalled.receive(for: .seconds(6)).closed)
+            #expect(await stalled.receive(for: .seconds(6)).closed)
             #expect(ContinuousClock.now - stalledAt < .seconds(5))
 
             // A trickled body (a byte every 150 ms keeps the connection from idling): 408 once the
@@ -189,7 +204,7 @@ struct HostileInputTests {
             var trickleAnswer = ""
             for _ in 0..<60 {
                 guard trickle.send(" ") else { break }
-                let (text, closed) = trickle.receive(for: .milliseconds(150))
+                let (text, closed) = await trickle.receive(for: .milliseconds(150))
                 trickleAnswer += text
                 if closed || !trickleAnswer.isEmpty { break }
             }

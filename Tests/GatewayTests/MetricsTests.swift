@@ -98,12 +98,14 @@ struct MetricsTests {
             $0.server.maxConcurrentStreams = 3
             $0.server.maxConcurrentStreamsPerIdentity = 2
         }) { stack in
+            // The open streams last 30 s: Swift Testing's parallel CPU-heavy suites can hold the
+            // cooperative threads for ~20 s early in a run, and the refusals need these still open.
             var open: [HTTPClientResponse] = []
             for _ in 0..<2 {
                 var request = HTTPClientRequest(url: stack.gateway + "/v1/chat/completions")
                 request.method = .POST
                 stack.authorize(&request.headers, unless: [])
-                request.body = .bytes(ByteBuffer(string: chatRequest("slow [[sim chunks=20 gap_ms=100]]")))
+                request.body = .bytes(ByteBuffer(string: chatRequest("slow [[sim chunks=20 gap_ms=1500]]")))
                 open.append(try await stack.client.execute(request, timeout: .seconds(30)))
             }
             let third = try await stack.post("/v1/chat/completions", json: chatRequest("third [[sim chunks=1]]"))
@@ -114,7 +116,7 @@ struct MetricsTests {
             var request = HTTPClientRequest(url: stack.gateway + "/v1/chat/completions")
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(other)")
-            request.body = .bytes(ByteBuffer(string: chatRequest("slow [[sim chunks=20 gap_ms=100]]")))
+            request.body = .bytes(ByteBuffer(string: chatRequest("slow [[sim chunks=20 gap_ms=1500]]")))
             open.append(try await stack.client.execute(request, timeout: .seconds(30)))
             let full = try await stack.post("/v1/chat/completions", json: chatRequest("x"), headers: [("Authorization", "Bearer \(other)")])
             #expect(full.0 == .serviceUnavailable)

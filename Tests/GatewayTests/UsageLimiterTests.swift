@@ -142,7 +142,9 @@ struct UsageLimiterTests {
             slow.method = .POST
             slow.headers.add(name: "Content-Type", value: "application/json")
             stack.authorize(&slow.headers, unless: [])
-            slow.body = .bytes(ByteBuffer(string: chatRequest("first [[sim chunks=10 gap_ms=100]]", extra: #","max_tokens":60"#)))
+            // 30 s long: Swift Testing's parallel CPU-heavy suites can hold the cooperative threads
+            // for ~20 s early in a run, and the second request must still find this one open.
+            slow.body = .bytes(ByteBuffer(string: chatRequest("first [[sim chunks=10 gap_ms=3000]]", extra: #","max_tokens":60"#)))
             let response = try await stack.client.execute(slow, timeout: .seconds(30))
             #expect(response.status == .ok)
             let second = try await stack.post("/v1/chat/completions", json: chatRequest("second [[sim chunks=2]]", extra: #","max_tokens":60"#))
