@@ -41,7 +41,7 @@ let benchmarks: @Sendable () -> Void = {
             maxDuration: .seconds(2),
             maxIterations: 10_000,
             // SQLite's own allocations per lookup vary by a couple (page cache, statement state):
-            // 46–48 seen run to run. The CI gate allows that much and no more.
+            // 22–24 seen run to run. The CI gate allows that much and no more.
             thresholds: [.mallocCountTotal: .init(absolute: [.p90: 3])]
         ),
         closure: { benchmark in

@@ -6,6 +6,10 @@ import Hummingbird
 import Logging
 import StreamCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // The in-process end-to-end stream (issue 6), shared by GatewayBenchmarks and Tools/GatewayProfile
 // (callgrind's instruction counts): the simulator's own frames for a 1,000-delta answer, fed read by
 // read to the gateway's stream loops (`StreamRelay`, the code the routes run: decode, both CRCs,
@@ -52,28 +56,28 @@ public struct RelayFixture: Sendable {
 
     /// One whole stream through `POST /v1/chat/completions`'s loop, checked.
     public func relayChatCompletion() async throws {
-        let log = WriteLog()
+        let log = WriteLog(expectedEnd: "data: [DONE]\n\n")
         var writer: any ResponseBodyWriter = CheckingWriter(log: log)
         let ending = try await StreamRelay.chatCompletions(
             upstream: FrameReads(frames: self.frames), options: self.options, metrics: self.metrics, writer: &writer, logger: self.logger
         )
-        try self.check(ending, log, lastBytes: "data: [DONE]\n\n")
+        try self.check(ending, log)
     }
 
     /// One whole stream through the `/bedrock` streaming routes' loop (`invoke` for the frames of
     /// ``invoke()``), checked.
     public func relayBedrock(invoke: Bool) async throws {
-        let log = WriteLog()
+        let log = WriteLog(expectedEnd: nil)
         var writer: any ResponseBodyWriter = CheckingWriter(log: log)
         let ending = try await StreamRelay.bedrock(
             upstream: FrameReads(frames: self.frames), operation: invoke ? .invokeWithResponseStream : .converseStream,
             metrics: self.metrics, writer: &writer, logger: self.logger
         )
-        try self.check(ending, log, lastBytes: nil)
+        try self.check(ending, log)
     }
 
     /// The stream completed, its usage came through, and the last write is what it should be.
-    private func check(_ ending: StreamRelay.Ending, _ log: WriteLog, lastBytes: StaticString?) throws {
+    private func check(_ ending: StreamRelay.Ending, _ log: WriteLog) throws {
         guard log.finished, log.writes > 0 else {
             throw RelayCheckFailure(description: "the stream did not finish")
         }
@@ -81,7 +85,7 @@ public struct RelayFixture: Sendable {
         else {
             throw RelayCheckFailure(description: "finish reason \(ending.finishReason ?? "none"), usage \(String(describing: ending.usage))")
         }
-        if let lastBytes, !log.lastEnds(with: lastBytes) {
+        if log.expectedEnd != nil, !log.lastWriteEndsRight {
             throw RelayCheckFailure(description: "the last write does not end with the stream's end")
         }
     }
@@ -110,36 +114,26 @@ private struct FrameReads: AsyncSequence {
     }
 }
 
-/// What the loop wrote: counts and the last bytes of the last write. It keeps no buffer, as a socket
-/// writer lets each go once written.
+/// What the loop wrote: how many writes, whether it finished, and whether the last write ended with
+/// the expected end. It keeps no buffer, as a socket writer lets each go once written.
 private final class WriteLog {
+    let expectedEnd: StaticString?
     var writes = 0
-    var bytes = 0
     var finished = false
-    private var tail: (UInt64, UInt64) = (0, 0)
-    private var tailCount = 0
+    var lastWriteEndsRight = false
+
+    init(expectedEnd: StaticString?) {
+        self.expectedEnd = expectedEnd
+    }
 
     func record(_ buffer: ByteBuffer) {
         self.writes += 1
-        self.bytes += buffer.readableBytes
-        buffer.withUnsafeReadableBytes { bytes in
-            let count = min(16, bytes.count)
-            var tail = (UInt64(0), UInt64(0))
-            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - count)...])) }
-            self.tail = tail
-            self.tailCount = count
-        }
-    }
-
-    func lastEnds(with expected: StaticString) -> Bool {
-        let count = expected.utf8CodeUnitCount
-        guard count <= self.tailCount else { return false }
-        var tail = self.tail
-        let tailCount = self.tailCount
-        return withUnsafeBytes(of: &tail) { bytes in
-            UnsafeRawBufferPointer(rebasing: bytes[(tailCount - count)..<tailCount]).elementsEqual(
-                UnsafeRawBufferPointer(start: expected.utf8Start, count: count)
-            )
+        guard let end = self.expectedEnd else { return }
+        let count = end.utf8CodeUnitCount
+        // memcmp, not a collection comparison: this runs per write, inside the measured loop.
+        self.lastWriteEndsRight = buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress, bytes.count >= count else { return false }
+            return memcmp(base + (bytes.count - count), end.utf8Start, count) == 0
         }
     }
 }

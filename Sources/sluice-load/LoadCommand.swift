@@ -20,7 +20,7 @@ struct LoadCommand: ParsableCommand {
               sluice-load --url http://127.0.0.1:8080 --route bedrock ...   # gateway, /bedrock/... route
               sluice-load --direct --url http://127.0.0.1:9000 ...          # the simulator itself
 
-            Exit status: 0 when every stream was good, 2 when any failed, 1 on a usage error.
+            Exit status: 0 when every stream was good, 2 when any failed, 64 on a usage error.
             """
     )
 
