@@ -188,7 +188,7 @@ struct BedrockRoutes: Sendable {
                 if pending.readableBytes == 0 { pending = read } else { pending.writeImmutableBuffer(read) }
                 try decoder.feed(read)
                 while let message = try decoder.next() {
-                    verified += 16 + message.headers.section.readableBytes + message.payload.readableBytes
+                    verified += 16 + message.bodyLength
                     if operation == .invokeWithResponseStream {
                         _ = invokeMeter.observe(message)
                     } else {

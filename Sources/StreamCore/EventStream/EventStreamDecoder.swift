@@ -72,6 +72,10 @@ public struct EventStreamDecoder {
     private var messageOffset = 0
     /// Bytes fed so far.
     private var bytesFed = 0
+    /// The last header section that passed its checks: a frame with the same section bytes passes
+    /// them too, so it is compared instead of checked again (Bedrock repeats its headers frame after
+    /// frame).
+    private var checkedHeaders = HeaderSectionMemo()
 
     /// Reuse `partial`'s storage for the next split message only up to this size, so one large
     /// message does not pin its memory for the rest of the stream.
@@ -163,7 +167,9 @@ public struct EventStreamDecoder {
                 case .failure(let failure):
                     return .failed(failure)
                 case .success(let prelude) where bytes.count >= prelude.totalLength:
-                    if let failure = Self.checkMessage(bytes, prelude: prelude) { return .failed(failure) }
+                    if let failure = Self.checkMessage(bytes, prelude: prelude, checkedHeaders: &self.checkedHeaders) {
+                        return .failed(failure)
+                    }
                     return .complete(prelude)
                 case .success(let prelude):
                     return .incomplete(prelude)
@@ -200,7 +206,9 @@ public struct EventStreamDecoder {
         case .collectingMessage(let prelude):
             self.fillPartial(upTo: prelude.totalLength)
             if self.partial.readableBytes < prelude.totalLength { return nil }
-            if let failure = self.partial.withUnsafeReadableBytes({ Self.checkMessage($0, prelude: prelude) }) {
+            if let failure = self.partial.withUnsafeReadableBytes({
+                Self.checkMessage($0, prelude: prelude, checkedHeaders: &self.checkedHeaders)
+            }) {
                 throw self.error(failure)
             }
             let message = self.partial.sliceMessage(prelude: prelude)
@@ -279,8 +287,11 @@ public struct EventStreamDecoder {
         return .success(Prelude(totalLength: totalLength, headersLength: headersLength))
     }
 
-    /// Verifies the message CRC of the complete frame at the start of `bytes`, then every header record.
-    private static func checkMessage(_ bytes: UnsafeRawBufferPointer, prelude: Prelude) -> Failure? {
+    /// Verifies the message CRC of the complete frame at the start of `bytes`, then every header record
+    /// (unless the section is the last one that passed).
+    private static func checkMessage(
+        _ bytes: UnsafeRawBufferPointer, prelude: Prelude, checkedHeaders: inout HeaderSectionMemo
+    ) -> Failure? {
         let total = prelude.totalLength
         // The message CRC covers bytes 0..<total-4; resume from the prelude CRC (the CRC of bytes
         // 0..<8, already checked) so each byte is hashed once.
@@ -290,9 +301,11 @@ public struct EventStreamDecoder {
             return Failure(code: .messageChecksum, offset: total - 4)
         }
         let section = UnsafeRawBufferPointer(rebasing: bytes[12..<12 + prelude.headersLength])
+        if checkedHeaders.matches(section) { return nil }
         if let bad = Self.firstMalformedHeader(in: section) {
             return Failure(code: .headerMalformed, offset: 12 + bad)
         }
+        checkedHeaders.remember(section)
         return nil
     }
 
@@ -351,13 +364,11 @@ public struct EventStreamDecoder {
 extension EventStreamDecoder: Sendable {}
 
 extension ByteBuffer {
-    /// The message at the start of the readable bytes, whose frame has passed its checks, as slices.
+    /// The message at the start of the readable bytes, whose frame has passed its checks, as a slice.
     fileprivate func sliceMessage(prelude: EventStreamDecoder.Prelude) -> EventStreamMessage {
-        let start = self.readerIndex
-        // Safe to force unwrap: both ranges lie inside the checked frame (headers ≤ total − 16).
-        let section = self.getSlice(at: start + 12, length: prelude.headersLength)!
-        let payload = self.getSlice(at: start + 12 + prelude.headersLength, length: prelude.totalLength - 16 - prelude.headersLength)!
-        return EventStreamMessage(headers: EventStreamHeaders(validatedSection: section), payload: payload)
+        // Safe to force unwrap: the range lies inside the checked frame (headers ≤ total − 16).
+        let body = self.getSlice(at: self.readerIndex + 12, length: prelude.totalLength - 16)!
+        return EventStreamMessage(body: body, headersLength: prelude.headersLength)
     }
 }
 

@@ -77,6 +77,7 @@ public struct ChatChunkTranslator {
     /// response-format tool, whose input goes to `content`. A handful per stream: linear search.
     private var toolBlocks: [(block: Int, tool: Int)] = []
     private var nextToolIndex = 0
+    private var dispatch = ConverseStreamDispatch()
 
     public init(options: Options) {
         self.options = options
@@ -98,9 +99,7 @@ public struct ChatChunkTranslator {
     /// Translates one decoded message, appending zero or more SSE events to `out`.
     public mutating func translate(_ message: EventStreamMessage, into out: inout ByteBuffer) {
         guard self.ending == nil else { return }
-        let (messageType, event) = message.headers.withMessageType { type, name in
-            (type, name.map(ConverseStreamEvent.init))
-        }
+        let (messageType, event) = self.dispatch.kind(of: message)
         switch messageType {
         case .event?, nil:
             break
@@ -118,7 +117,7 @@ public struct ChatChunkTranslator {
             self.writeError(code: "upstream_protocol_error", message: "upstream sent an event without :event-type", into: &out)
             return
         }
-        let handled: Bool = message.payload.withUnsafeReadableBytes { payload in
+        let handled: Bool = message.withUnsafePayload { payload in
             var scanner = JSONScanner(payload)
             do {
                 switch event {
@@ -404,7 +403,7 @@ public struct ChatChunkTranslator {
 
     private mutating func writeException(_ message: EventStreamMessage, into out: inout ByteBuffer) {
         let type = message.headers.exceptionType ?? ByteBuffer(string: "exception")
-        message.payload.withUnsafeReadableBytes { payload in
+        message.withUnsafePayload { payload in
             var scanner = JSONScanner(payload)
             var text: Range<Int>?
             try? scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
@@ -479,6 +478,27 @@ public struct ChatChunkTranslator {
 
 @available(*, unavailable)
 extension ChatChunkTranslator: Sendable {}
+
+/// The message and event type of ConverseStream frames, looked up once per distinct header section:
+/// consecutive frames of one kind repeat their headers byte for byte (see `HeaderSectionMemo`).
+struct ConverseStreamDispatch {
+    private var section = HeaderSectionMemo()
+    private var messageType: EventStreamHeaders.MessageType?
+    private var event: ConverseStreamEvent?
+
+    @inline(__always)
+    mutating func kind(of message: EventStreamMessage) -> (EventStreamHeaders.MessageType?, ConverseStreamEvent?) {
+        message.withUnsafeHeaderSection { bytes in
+            if !self.section.matches(bytes) {
+                (self.messageType, self.event) = message.headers.withMessageType { type, name in
+                    (type, name.map(ConverseStreamEvent.init))
+                }
+                self.section.remember(bytes)
+            }
+            return (self.messageType, self.event)
+        }
+    }
+}
 
 /// The ConverseStream event names, recognised by their bytes.
 enum ConverseStreamEvent {

@@ -10,6 +10,7 @@ package struct ConverseStreamMeter {
     package private(set) var failure: String?
     /// Bytes of generated content so far (see ``ChatChunkTranslator/producedBytes``).
     package private(set) var producedBytes = 0
+    private var dispatch = ConverseStreamDispatch()
 
     package init() {}
 
@@ -17,7 +18,7 @@ package struct ConverseStreamMeter {
     package var isComplete: Bool { self.stopReason != nil && self.usage != nil }
 
     package mutating func observe(_ message: EventStreamMessage) {
-        let (messageType, event) = message.headers.withMessageType { type, name in (type, name.map(ConverseStreamEvent.init)) }
+        let (messageType, event) = self.dispatch.kind(of: message)
         switch messageType {
         case .exception?:
             self.failure = message.headers.exceptionType.map { String(buffer: $0) } ?? "exception"
@@ -32,14 +33,14 @@ package struct ConverseStreamMeter {
             break
         }
         if event == .contentBlockDelta {
-            self.producedBytes &+= message.payload.withUnsafeReadableBytes { payload in
+            self.producedBytes &+= message.withUnsafePayload { payload in
                 var scanner = JSONScanner(payload)
                 return (try? scanner.generatedBytes()) ?? 0
             }
             return
         }
         guard event == .messageStop || event == .metadata else { return }
-        message.payload.withUnsafeReadableBytes { payload in
+        message.withUnsafePayload { payload in
             var scanner = JSONScanner(payload)
             var usage = TokenUsage()
             var sawUsage = false

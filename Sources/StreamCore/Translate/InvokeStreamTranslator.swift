@@ -58,7 +58,7 @@ package struct InvokeStreamTranslator {
             guard message.headers.isEvent("chunk") else { return .skipped }
         }
         self.decodedEvent.clear()
-        let decoded: Bool = message.payload.withUnsafeReadableBytes { payload in
+        let decoded: Bool = message.withUnsafePayload { payload in
             var scanner = JSONScanner(payload)
             var bytes: Range<Int>?
             do {

@@ -211,6 +211,30 @@ struct EventStreamDecoderTests {
         #expect(count == 3)
     }
 
+    @Test("a message built from parts equals the decoded one, and its parts can be replaced")
+    func messageFromParts() throws {
+        let headers = [EventStreamHeader(name: ":event-type", value: .init(string: "chunk")), EventStreamHeader(name: "n", value: .integer(7))]
+        let frame = try EventStreamEncoder.encode(headers: headers, payload: ByteBuffer(string: #"{"bytes":"e30="}"#))
+        var decoder = EventStreamDecoder()
+        try decoder.feed(frame)
+        let decoded = try #require(try decoder.next())
+        let built = EventStreamMessage(headers: decoded.headers, payload: ByteBuffer(string: #"{"bytes":"e30="}"#))
+        #expect(built == decoded)
+        #expect(built.hashValue == decoded.hashValue)
+        #expect(Array(built.headers) == headers)
+        #expect(built.withUnsafePayload { Array($0) } == Array(#"{"bytes":"e30="}"#.utf8))
+        #expect(built.withUnsafeHeaderSection { $0.count } == decoded.headers.section.readableBytes)
+
+        var changed = built
+        changed.payload = ByteBuffer(string: "other")
+        #expect(changed.payload == ByteBuffer(string: "other"))
+        #expect(Array(changed.headers) == headers)
+        changed.headers = EventStreamHeaders()
+        #expect(changed.headers.count == 0)
+        #expect(changed.payload == ByteBuffer(string: "other"))
+        #expect(changed.bodyLength == 5)
+    }
+
     @Test("a split message is accumulated into one buffer sized from its prelude")
     func splitMessageAccumulatedOnce() throws {
         let payload = ByteBuffer(bytes: Array(repeating: 0x61, count: 10_000))
@@ -296,6 +320,30 @@ struct EventStreamHeaderCountTests {
         // Each bool record before the duplicate is 1 + name + 1 bytes; the error points at the duplicate.
         let offset = 12 + (0..<position).reduce(0) { $0 + 2 + "n\($1)".utf8.count }
         #expect(error.streamOffset == offset)
+    }
+
+    @Test("a header section is checked whenever its bytes differ from the last one that passed", arguments: [1, 2, 4])
+    func repeatedSectionsAreStillChecked(at position: Int) throws {
+        // n0…n4 and n0,…,n0,… have header sections of the same length that differ in one name: the
+        // decoder, which skips the checks for a section equal to the last good one, must see it.
+        let good = try EventStreamEncoder.encode(headers: self.headers(count: 5), payload: ByteBuffer(string: "{}"))
+        let bad = try EventStreamEncoder.encode(headers: self.headers(count: 5, duplicateAt: position), payload: ByteBuffer(string: "{}"))
+        #expect(good.readableBytes == bad.readableBytes)
+        let stream = Array(repeating: Array(good.readableBytesView), count: 6).joined() + Array(bad.readableBytesView)
+        for readSize in [1, 7, Int.max] {
+            let outcome = decodeStream(Array(stream), readSizes: repeatElement(readSize, count: .max))
+            #expect(outcome.messages.count == 6)
+            #expect(outcome.messages.allSatisfy { $0.headers.count == 5 })
+            let error = try #require(outcome.error)
+            #expect(error.code == .headerMalformed)
+            #expect(error.messageOffset == 6 * good.readableBytes)
+        }
+        // After a good frame, a different good section passes, and the first one again after it.
+        let other = try EventStreamEncoder.encode(headers: self.headers(count: 3), payload: ByteBuffer())
+        let mixed = Array(good.readableBytesView) + Array(other.readableBytesView) + Array(good.readableBytesView)
+        let outcome = decodeStream(mixed)
+        #expect(outcome.error == nil)
+        #expect(outcome.messages.map(\.headers.count) == [5, 3, 5])
     }
 
     @Test("a 128 KiB header section of 2-byte names decodes (the duplicate check is not quadratic)")
