@@ -44,6 +44,8 @@ let package = Package(
             name: "CISAL",
             providers: [.apt(["libisal-dev"])]
         ),
+        // Header-only: the SSE2 scan for a JSON string's special bytes (see its shim.h).
+        .systemLibrary(name: "CJSONScan"),
         // libcurl's multi interface, for the load generator: an HTTP stack independent of the server's.
         .systemLibrary(
             name: "CCurl",
@@ -54,6 +56,7 @@ let package = Package(
             dependencies: [
                 "CZlib",
                 "CISAL",
+                "CJSONScan",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             // The per-chunk path touches ByteBuffer storage (a class) a few times per frame; in
@@ -212,6 +215,7 @@ if environment["SLUICE_BENCHMARKS"] != nil {
                 "StreamCore",
                 "CZlib",
                 "CISAL",
+                "CJSONScan",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
