@@ -45,6 +45,37 @@ extension TranslateTests {
             #expect(try Self.parse(#""\ud83d\u0041""#) == .string("\u{FFFD}A"))
         }
 
+        @Test("invalid UTF-8 is refused in plain and in escaped strings", arguments: [
+            [0x80], [0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xFF],
+            // Three bytes of a four-byte sequence then ASCII: the standard library's repair turns
+            // them into U+FFFD, also three bytes, so only the bytes (not the length) show it.
+            [0xF0, 0x9F, 0x9A], [0xE2, 0x86],
+        ])
+        func invalidUTF8(sequence: [UInt8]) {
+            for (before, after) in [("", ""), ("ok ", " ok"), ("a\\n", "\\\"")] {
+                let document = [UInt8(ascii: "\"")] + Array(before.utf8) + sequence + Array(after.utf8) + [UInt8(ascii: "\"")]
+                let result: Result<ParsedJSON, JSONParseError> = document.withUnsafeBytes { bytes in
+                    Result { () throws(JSONParseError) -> ParsedJSON in try JSONParser.parse(bytes, maximumNestingDepth: 4) }
+                }
+                #expect(throws: JSONParseError.self, "\(document)") { try result.get() }
+            }
+        }
+
+        @Test("random text comes back exactly, escaped by Foundation, by our writer, or entirely as \\u escapes", arguments: 0..<8)
+        func randomText(seed: UInt64) throws {
+            var rng = SeededGenerator(seed: 0x7E47 &+ seed)
+            let pieces = ["a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "→", "日本", "🚀", "\u{FFFD}", "\u{2028}"]
+            for _ in 0..<50 {
+                let count = Int(rng.next() % 200)
+                let text = (0..<count).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] }.joined()
+                let foundation = String(decoding: try JSONSerialization.data(withJSONObject: [text]), as: UTF8.self)
+                #expect(try Self.parse(foundation) == .array([.string(text)]))
+                #expect(try Self.parse(Self.write(.string(text))) == .string(text))
+                let allEscaped = "\"" + text.utf16.map { String(format: "\\u%04x", $0) }.joined() + "\""
+                #expect(try Self.parse(allEscaped) == .string(text))
+            }
+        }
+
         @Test("the writer escapes quotes, backslashes and control characters, and keeps UTF-8 as is")
         func writerEscapes() throws {
             let original = "q\" b\\ \u{01}\u{1F}\n\t é 🚀 </script>"
