@@ -77,7 +77,7 @@ public struct ChatChunkTranslator {
     /// response-format tool, whose input goes to `content`. A handful per stream: linear search.
     private var toolBlocks: [(block: Int, tool: Int)] = []
     private var nextToolIndex = 0
-    private var dispatch = ConverseStreamDispatch()
+    private var dispatch = FrameDispatch<ConverseStreamEvent>()
 
     public init(options: Options) {
         self.options = options
@@ -479,32 +479,11 @@ public struct ChatChunkTranslator {
 @available(*, unavailable)
 extension ChatChunkTranslator: Sendable {}
 
-/// The message and event type of ConverseStream frames, looked up once per distinct header section:
-/// consecutive frames of one kind repeat their headers byte for byte (see `HeaderSectionMemo`).
-struct ConverseStreamDispatch {
-    private var section = HeaderSectionMemo()
-    private var messageType: EventStreamHeaders.MessageType?
-    private var event: ConverseStreamEvent?
-
-    @inline(__always)
-    mutating func kind(of message: EventStreamMessage) -> (EventStreamHeaders.MessageType?, ConverseStreamEvent?) {
-        message.withUnsafeHeaderSection { bytes in
-            if !self.section.matches(bytes) {
-                (self.messageType, self.event) = message.headers.withMessageType { type, name in
-                    (type, name.map(ConverseStreamEvent.init))
-                }
-                self.section.remember(bytes)
-            }
-            return (self.messageType, self.event)
-        }
-    }
-}
-
 /// The ConverseStream event names, recognised by their bytes.
-enum ConverseStreamEvent {
+enum ConverseStreamEvent: FrameEventKind {
     case messageStart, contentBlockStart, contentBlockDelta, contentBlockStop, messageStop, metadata, unknown
 
-    init(_ name: UnsafeRawBufferPointer) {
+    init(eventType name: UnsafeRawBufferPointer) {
         // Deltas are nearly every frame: test for them first.
         if name.elementsEqual("contentBlockDelta") {
             self = .contentBlockDelta

@@ -10,7 +10,7 @@ package struct ConverseStreamMeter {
     package private(set) var failure: String?
     /// Bytes of generated content so far (see ``ChatChunkTranslator/producedBytes``).
     package private(set) var producedBytes = 0
-    private var dispatch = ConverseStreamDispatch()
+    private var dispatch = FrameDispatch<ConverseStreamEvent>()
 
     package init() {}
 

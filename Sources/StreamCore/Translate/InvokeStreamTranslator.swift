@@ -36,12 +36,14 @@ package struct InvokeStreamTranslator {
     package private(set) var decodedEvent = ByteBuffer()
 
     private var sawInvocationMetrics = false
+    private var dispatch = FrameDispatch<InvokeStreamEvent>()
 
     package init() {}
 
     /// Decodes and meters one frame.
     package mutating func observe(_ message: EventStreamMessage) -> Observation {
-        switch message.headers.messageType {
+        let (messageType, event) = self.dispatch.kind(of: message)
+        switch messageType {
         case .exception?:
             return .failed(
                 type: message.headers.exceptionType.map { String(buffer: $0) } ?? "exception",
@@ -55,7 +57,7 @@ package struct InvokeStreamTranslator {
         case .unknown?:
             return .malformed
         case .event?, nil:
-            guard message.headers.isEvent("chunk") else { return .skipped }
+            guard event == .chunk else { return .skipped }
         }
         self.decodedEvent.clear()
         let decoded: Bool = message.withUnsafePayload { payload in
@@ -234,3 +236,12 @@ package struct InvokeStreamTranslator {
 
 @available(*, unavailable)
 extension InvokeStreamTranslator: Sendable {}
+
+/// InvokeModelWithResponseStream's one event: `chunk`; anything else is skipped.
+enum InvokeStreamEvent: FrameEventKind {
+    case chunk, other
+
+    init(eventType name: UnsafeRawBufferPointer) {
+        self = name.elementsEqual("chunk") ? .chunk : .other
+    }
+}
