@@ -78,6 +78,24 @@ struct InvokeStreamTranslatorTests {
         #expect(InvokeStreamTranslator.anthropicErrorType(forBedrockException: "throttlingException") == "rate_limit_error")
     }
 
+    @Test("events other than chunk are skipped, between chunks and after them (`chnuk` has chunk's length)")
+    func otherEventsSkipped() throws {
+        let frames = [
+            InvokeFrames.chunk(InvokeFrames.messageStart), ConverseFrames.event("chnuk", #"{"bytes":"e30="}"#),
+            InvokeFrames.chunk(InvokeFrames.delta), InvokeFrames.chunk(InvokeFrames.delta), ConverseFrames.event("ping", "{}"),
+            InvokeFrames.chunk(InvokeFrames.messageStop),
+        ]
+        var decoder = EventStreamDecoder()
+        var translator = InvokeStreamTranslator()
+        try decoder.feed(ConverseFrames.stream(frames))
+        var observations: [InvokeStreamTranslator.Observation] = []
+        while let message = try decoder.next() {
+            observations.append(translator.observe(message))
+        }
+        #expect(observations == [.event, .skipped, .event, .event, .skipped, .event])
+        #expect(translator.isComplete)
+    }
+
     @Test("malformed chunks are reported", arguments: [
         #"{"bytes":"not base64!"}"#, #"{"bytes":"YWJj"}"#, #"{"nobytes":1}"#, #"{"bytes":"e30="}"#,
     ])
