@@ -234,10 +234,7 @@ package struct JSONScanner {
                 == expected.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
             else { return false }
         } else {
-            for offset in 0..<count
-            where here.load(fromByteOffset: offset, as: UInt8.self) != expected.load(fromByteOffset: offset, as: UInt8.self) {
-                return false
-            }
+            guard UnsafeRawBufferPointer(start: here, count: count).elementsEqual(literal) else { return false }
         }
         self.index &+= count
         return true
@@ -315,7 +312,7 @@ package struct JSONScanner {
 }
 
 extension UInt8 {
-    fileprivate var isHexDigit: Bool {
+    var isHexDigit: Bool {
         switch self {
         case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"):
             true
