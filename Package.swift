@@ -46,6 +46,8 @@ let package = Package(
         ),
         // Header-only: the SSE2 scan for a JSON string's special bytes (see its shim.h).
         .systemLibrary(name: "CJSONScan"),
+        // Header-only: C library calls the platform modules do not export (malloc_trim).
+        .systemLibrary(name: "CSystemShims"),
         // libcurl's multi interface, for the load generator: an HTTP stack independent of the server's.
         .systemLibrary(
             name: "CCurl",
@@ -79,6 +81,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "StreamCore",
+                "CSystemShims",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -92,6 +95,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings

@@ -139,8 +139,7 @@ struct ConverseStreamSource: FrameSource {
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Int {
-        let elapsed = ContinuousClock.now - start
-        return Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
+        Int((ContinuousClock.now - start).totalMilliseconds)
     }
 }
 

@@ -99,18 +99,18 @@ struct BedrockPathTests {
         ("/bedrock/model/m/converse", "m", .converse),
     ])
     func modelPaths(path: String, id: String, operation: BedrockOperation) {
-        #expect(BedrockRoutes.target(path: path) == .model(id: id, operation: operation))
+        #expect(BedrockTarget(path: path) == .model(id: id, operation: operation))
     }
 
     @Test("control-plane paths and refusals")
     func otherPaths() {
-        #expect(BedrockRoutes.target(path: "/bedrock/inference-profiles") == .listInferenceProfiles)
-        #expect(BedrockRoutes.target(path: "/bedrock//inference-profiles") == .listInferenceProfiles)
-        #expect(BedrockRoutes.target(path: "/bedrock/inference-profiles/arn%3Aaws%3Abedrock%3Aeu-west-1%3A1%3Aapplication-inference-profile%2Fabc") == .inferenceProfile(id: "arn:aws:bedrock:eu-west-1:1:application-inference-profile/abc"))
-        #expect(BedrockRoutes.target(path: "/bedrock/model/m/delete") == nil)
-        #expect(BedrockRoutes.target(path: "/bedrock/model//invoke") == nil)
-        #expect(BedrockRoutes.target(path: "/bedrock/model/bad%zz/invoke") == nil)
-        #expect(BedrockRoutes.target(path: "/bedrock/other") == nil)
+        #expect(BedrockTarget(path: "/bedrock/inference-profiles") == .listInferenceProfiles)
+        #expect(BedrockTarget(path: "/bedrock//inference-profiles") == .listInferenceProfiles)
+        #expect(BedrockTarget(path: "/bedrock/inference-profiles/arn%3Aaws%3Abedrock%3Aeu-west-1%3A1%3Aapplication-inference-profile%2Fabc") == .inferenceProfile(id: "arn:aws:bedrock:eu-west-1:1:application-inference-profile/abc"))
+        #expect(BedrockTarget(path: "/bedrock/model/m/delete") == nil)
+        #expect(BedrockTarget(path: "/bedrock/model//invoke") == nil)
+        #expect(BedrockTarget(path: "/bedrock/model/bad%zz/invoke") == nil)
+        #expect(BedrockTarget(path: "/bedrock/other") == nil)
     }
 
     @Test("path segments are encoded as AWS SDKs send them")

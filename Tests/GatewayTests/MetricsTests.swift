@@ -58,7 +58,7 @@ struct MetricsTests {
             #expect(output > Double(3 * 4 + 3) && output < 40)
             #expect(Self.value(text, #"sluice_tokens_total{kind="output",model="\#(model)",identity="limited"}"#) == 1)
             #expect(Self.value(text, #"sluice_limit_refusals_total{limit="requests_per_minute"}"#) == 1)
-            #expect(Self.value(text, #"sluice_upstream_errors_total{kind="InternalServerException"}"#) == 1)
+            #expect(Self.value(text, #"sluice_upstream_errors_total{kind="upstream_error"}"#) == 1)
             #expect(Self.value(text, #"sluice_upstream_errors_total{kind="upstream_corrupt_stream"}"#) == 1)
             #expect(text.split(separator: "\n").contains { $0.hasPrefix("sluice_decoder_errors_total{kind=") && $0.hasSuffix(" 1") })
             #expect(Self.value(text, #"sluice_time_to_first_byte_seconds_count{route="/v1/chat/completions"}"#) ?? 0 >= 5)

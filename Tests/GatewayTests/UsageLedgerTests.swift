@@ -106,7 +106,7 @@ struct UsageLedgerTests {
             }
             let rows = try await self.waitForRows(stack, count: 2)
             #expect(rows.count == 2)
-            #expect(rows.contains { $0.status == 429 && $0.finishReason == "rate_limit_exceeded" })
+            #expect(rows.contains { $0.status == 429 && $0.finishReason == "upstream_throttled" })
             let cut = try #require(rows.first { $0.finishReason == "client_disconnected" })
             #expect(cut.status == 200)
             #expect(cut.firstByteMilliseconds != nil)

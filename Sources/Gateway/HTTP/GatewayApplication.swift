@@ -24,28 +24,24 @@ package func buildGatewayApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
-    let chat = ChatCompletionsRoute(
-        upstream: upstream, maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
-        requestTimeout: configuration.timeouts.request, access: access
+    let limits = ExchangeLimits(
+        maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
+        requestTimeout: configuration.timeouts.request
     )
-    let bedrock = BedrockRoutes(
-        upstream: upstream, maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
-        requestTimeout: configuration.timeouts.request, access: access
-    )
+    let chat = Exchange(shape: OpenAIChatShape(), access: access, upstream: upstream, limits: limits)
+    let bedrock = Exchange(shape: BedrockShape(), access: access, upstream: upstream, limits: limits)
+    let controlPlane = BedrockControlPlane(region: upstream.region)
     let metricsToken = configuration.metricsToken
 
     router.post("/v1/chat/completions") { request, context in
-        switch await access.authenticate(request.head, route: ChatCompletionsRoute.route, requestID: context.requestID) {
-        case .success(let caller): return try await chat.respond(to: request, context: context, caller: caller)
-        case .failure(let error): return error.openAIResponse()
-        }
+        await chat.respond(to: request, context: context)
     }
     router.get("/v1/models") { request, context in
         switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
         case .success: return ModelsRoute.list(access.settings.current.catalog)
-        case .failure(let error): return error.openAIResponse()
+        case .failure(let error): return ErrorShape.openAI.response(error)
         }
     }
     router.get("/healthz") { _, _ in
@@ -53,36 +49,30 @@ package func buildGatewayApplication(
     }
     // The Bedrock routes parse their own paths: model ids hold `%2F`, and clients send `//`.
     router.post("/bedrock/**") { request, context in
-        switch await access.authenticate(request.head, route: "/bedrock/model", requestID: context.requestID) {
-        case .success(let caller): return try await bedrock.respond(to: request, context: context, caller: caller)
-        case .failure(let error): return error.bedrockResponse()
-        }
+        await bedrock.respond(to: request, context: context)
     }
     router.get("/bedrock/**") { request, context in
+        guard let target = BedrockTarget(path: request.uri.path) else {
+            return ErrorShape.bedrock.response(.notFound("no Bedrock operation at \(request.uri.path)"))
+        }
         // Claude Code with CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 lists inference profiles without any
         // credential (CLAUDE_CODE.md §6); answer it only when the configuration says so. A request
         // that does carry a credential is checked as usual.
-        let isProfileListing: Bool
-        switch BedrockRoutes.target(path: request.uri.path) {
-        case .listInferenceProfiles, .inferenceProfile: isProfileListing = true
-        default: isProfileListing = false
-        }
-        if isProfileListing, access.settings.current.allowAnonymousInferenceProfiles,
-            case .failure(.missing) = TokenAuthenticator.credential(in: request.headers)
-        {
-            return try await bedrock.respond(to: request, context: context, caller: nil)
+        let settings = access.settings.current
+        if settings.allowAnonymousInferenceProfiles, case .failure(.missing) = TokenAuthenticator.credential(in: request.headers) {
+            return controlPlane.respond(to: target, catalog: settings.catalog)
         }
         switch await access.authenticate(request.head, route: "/bedrock/inference-profiles", requestID: context.requestID) {
-        case .success(let caller): return try await bedrock.respond(to: request, context: context, caller: caller)
-        case .failure(let error): return error.bedrockResponse()
+        case .success: return controlPlane.respond(to: target, catalog: settings.catalog)
+        case .failure(let error): return ErrorShape.bedrock.response(error)
         }
     }
     // Prometheus scrapes with its own token (`metrics.token`); without one configured the route
     // does not exist, so metrics are never public by accident.
     router.get("/metrics") { request, _ in
-        guard let metricsToken else { return GatewayError.notFound("no route at /metrics").openAIResponse() }
+        guard let metricsToken else { return ErrorShape.openAI.response(.notFound("no route at /metrics")) }
         guard MetricsRoute.isAuthorized(request.headers, token: metricsToken) else {
-            return AuthenticationFailure.unknown.gatewayError.openAIResponse()
+            return ErrorShape.openAI.response(AuthenticationFailure.unknown.gatewayError)
         }
         return MetricsRoute.render(access)
     }

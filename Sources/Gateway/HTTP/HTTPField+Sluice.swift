@@ -7,6 +7,9 @@ extension HTTPField.Name {
     package static let bedrockContentType = HTTPField.Name("X-Amzn-Bedrock-Content-Type")!
     package static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
     package static let apiKey = HTTPField.Name("x-api-key")!
+    package static let claudeCodeSessionID = HTTPField.Name("X-Claude-Code-Session-Id")!
+    package static let anthropicBeta = HTTPField.Name("anthropic-beta")!
+    package static let anthropicVersion = HTTPField.Name("anthropic-version")!
     /// Cost-allocation tags for Bedrock's own usage reports (identity and group of the caller).
     package static let bedrockRequestMetadata = HTTPField.Name("X-Amzn-Bedrock-Request-Metadata")!
 }

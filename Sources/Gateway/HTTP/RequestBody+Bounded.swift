@@ -12,10 +12,7 @@ enum BodyFailure: Error {
         case .tooLarge:
             return .payloadTooLarge(limit: limit)
         case .timedOut:
-            return GatewayError(
-                status: .requestTimeout, type: "invalid_request_error", code: "request_body_timeout",
-                message: "the request body did not arrive within \(timeout.components.seconds) s", bedrockType: "ValidationException"
-            )
+            return GatewayError(.requestBodyTimeout, "the request body did not arrive within \(timeout.components.seconds) s")
         }
     }
 
@@ -31,16 +28,36 @@ enum BodyFailure: Error {
 extension Request {
     /// The whole body, at most `limit` bytes, within `timeout`: a client may neither send too much
     /// nor hold a connection and its buffers by sending slowly.
-    func collectBody(upTo limit: Int, timeout: Duration) async throws(BodyFailure) -> ByteBuffer {
+    ///
+    /// A body over the limit is still read to its end, up to `drain` more bytes, and dropped: a
+    /// client that sends its whole body before it reads anything (Python's urllib, which also asks
+    /// for `Connection: close`) then reads the 413 instead of a reset, and does not wait for the
+    /// idle timeout. Past the drain allowance the connection is closed.
+    func collectBody(upTo limit: Int, timeout: Duration, drain: Int) async throws(BodyFailure) -> ByteBuffer {
         let body = self.body
         let result = await withTaskGroup(of: Result<ByteBuffer, BodyFailure>?.self) { group in
             group.addTask {
+                var collected = ByteBuffer()
+                var overBy = -1
                 do {
-                    return .success(try await body.collect(upTo: limit))
+                    // The body can be iterated once: the same loop collects, then drains.
+                    for try await part in body {
+                        if overBy < 0 {
+                            if collected.readableBytes + part.readableBytes <= limit {
+                                collected.writeImmutableBuffer(part)
+                                continue
+                            }
+                            overBy = 0
+                            collected = ByteBuffer()
+                        }
+                        overBy += part.readableBytes
+                        if overBy > drain { break }
+                    }
                 } catch {
                     // Cancelled by the timeout: the other child reports it.
-                    return Task.isCancelled ? nil : .failure(.tooLarge)
+                    return Task.isCancelled ? nil : .failure(overBy >= 0 ? .tooLarge : .timedOut)
                 }
+                return overBy >= 0 ? .failure(.tooLarge) : .success(collected)
             }
             group.addTask {
                 do {

@@ -11,7 +11,9 @@ extension HTTPField.Name {
 /// Gives every request an id: the client's `x-request-id` when it sent a usable one (so a trace
 /// can follow a request across proxies), else a fresh one. It is on every log line of the request
 /// (`request.id`), in its audit lines, and returned in the response's `x-request-id`.
-struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
     /// Longer ids, or ids with characters outside this set, are replaced: they end up in logs.
     static func isUsable(_ id: Substring) -> Bool {
         (1...128).contains(id.utf8.count)
@@ -31,21 +33,15 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         if let sent = request.headers[.requestID], Self.isUsable(sent[...]) {
             id = sent
         } else {
-            id = GatewayAccess.makeRequestID()
+            id = Ledger.makeRequestID()
         }
         var context = context
+        context.requestID = id
+        // On every log line of the request too.
         context.logger[metadataKey: "request.id"] = .string(id)
         var response = try await next(request, context)
         response.headers[.requestID] = id
         return response
-    }
-}
-
-extension RequestContext {
-    /// The id ``RequestIDMiddleware`` gave this request.
-    var requestID: String? {
-        if case .string(let id) = self.logger[metadataKey: "request.id"] { return id }
-        return nil
     }
 }
 

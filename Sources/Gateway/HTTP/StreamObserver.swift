@@ -1,14 +1,15 @@
 import Metrics
+import StreamCore
 import Synchronization
 
 /// Where a stream loop reports what it sees (metrics) and learns that the gateway is shutting
 /// down (so a stream cut by the end of the drain is reported as that, not as an upstream fault).
-struct StreamObserver: Sendable {
+package struct StreamObserver: Sendable {
     let metrics: GatewayMetrics
     let lifecycle: GatewayLifecycle
     private let chunkTimer: Metrics.Timer?
 
-    init(metrics: GatewayMetrics, lifecycle: GatewayLifecycle, route: String) {
+    package init(metrics: GatewayMetrics, lifecycle: GatewayLifecycle, route: String) {
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.chunkTimer = metrics.chunkTimer(route: route)
@@ -16,7 +17,7 @@ struct StreamObserver: Sendable {
 
     /// Records what the gateway added to one chunk (see ``GatewayMetrics/chunkTimer(route:)``).
     func chunkProcessed(_ duration: Duration) {
-        self.chunkTimer?.recordNanoseconds(GatewayMetrics.nanoseconds(duration))
+        self.chunkTimer?.recordNanoseconds(duration.totalNanoseconds)
     }
 }
 

@@ -25,7 +25,7 @@ package final class GatewayMetrics: Sendable {
     private let firstByteTimers: [String: Metrics.Timer]
 
     /// The routes streams are counted on (bounded label values).
-    static let streamRoutes = ["/v1/chat/completions", "/bedrock/model"]
+    static let streamRoutes = ["/v1/chat/completions", "/v1/messages", "/v1/responses", "/bedrock/model"]
 
     package init() {
         let registry = PrometheusCollectorRegistry()
@@ -76,7 +76,7 @@ package final class GatewayMetrics: Sendable {
             }
         }
         if let firstByte, let timer = self.firstByteTimers[route] {
-            timer.recordNanoseconds(Self.nanoseconds(firstByte))
+            timer.recordNanoseconds(firstByte.totalNanoseconds)
         }
     }
 
@@ -109,11 +109,6 @@ package final class GatewayMetrics: Sendable {
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)
         return buffer
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 

@@ -2,6 +2,7 @@ package import AsyncHTTPClient
 package import Foundation
 package import NIOCore
 import NIOHTTP1
+import StreamCore
 package import Logging
 
 /// How Sluice authenticates to Bedrock. The secret never leaves this type except in the
@@ -48,8 +49,8 @@ package final class UpstreamClient: Sendable {
         self.timeouts = timeouts
         var configuration = HTTPClient.Configuration()
         configuration.timeout = HTTPClient.Configuration.Timeout(
-            connect: .nanoseconds(Int64(timeouts.connect.nanoseconds)),
-            read: .nanoseconds(Int64(timeouts.idle.nanoseconds))
+            connect: .nanoseconds(Int64(timeouts.connect.totalNanoseconds)),
+            read: .nanoseconds(Int64(timeouts.idle.totalNanoseconds))
         )
         // Redirects would send the credentials elsewhere; Bedrock never redirects.
         configuration.redirectConfiguration = .disallow
@@ -119,16 +120,7 @@ package final class UpstreamClient: Sendable {
             break
         }
         request.body = .bytes(body)
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(self.timeouts.firstByte.nanoseconds))
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(self.timeouts.firstByte.totalNanoseconds))
         return try await self.httpClient.execute(request, deadline: deadline, logger: logger)
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, saturating.
-    package var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : product + attoseconds / 1_000_000_000
     }
 }

@@ -56,31 +56,6 @@ package struct OpenAIRequestError: Error, Sendable, Hashable, CustomStringConver
     package var description: String {
         "OpenAIRequestError(\(code), param: \(param ?? "nil")): \(message)"
     }
-
-    /// Writes `{"error":{"message","type":"invalid_request_error","param","code"}}`.
-    package func write(into buffer: inout ByteBuffer) {
-        var output = JSONOutput(buffer: buffer)
-        buffer = ByteBuffer()  // hand the storage to `output` so appending does not copy it
-        output.raw("{\"error\":{\"message\":")
-        output.string(message)
-        output.raw(",\"type\":\"invalid_request_error\",\"param\":")
-        if let param {
-            output.string(param)
-        } else {
-            output.raw("null")
-        }
-        output.raw(",\"code\":")
-        output.string(code.description)
-        output.raw("}}")
-        buffer = output.buffer
-    }
-
-    /// The OpenAI error body as a fresh buffer.
-    package func makeResponseBody(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 128 + message.utf8.count + (param?.utf8.count ?? 0))
-        write(into: &buffer)
-        return buffer
-    }
 }
 
 extension OpenAIRequestError {

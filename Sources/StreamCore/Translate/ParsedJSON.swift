@@ -7,7 +7,7 @@
 // request must give the same bytes) and number literals (no `1` → `1.0`) are preserved here.
 
 /// An order-preserving JSON value.
-enum ParsedJSON: Sendable, Equatable {
+package enum ParsedJSON: Sendable, Equatable {
     case null
     case bool(Bool)
     /// The number exactly as written (already checked against the JSON number grammar).
@@ -16,38 +16,38 @@ enum ParsedJSON: Sendable, Equatable {
     case array([ParsedJSON])
     case object(JSONObject)
 
-    var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
     }
 
-    var objectValue: JSONObject? {
+    package var objectValue: JSONObject? {
         if case .object(let value) = self { return value }
         return nil
     }
 
-    var arrayValue: [ParsedJSON]? {
+    package var arrayValue: [ParsedJSON]? {
         if case .array(let value) = self { return value }
         return nil
     }
 
-    var boolValue: Bool? {
+    package var boolValue: Bool? {
         if case .bool(let value) = self { return value }
         return nil
     }
 
-    var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
-    var doubleValue: Double? {
+    package var doubleValue: Double? {
         if case .number(let literal) = self { return Double(literal) }
         return nil
     }
 
     /// The value as an integer; `2.0` and `2e3` count, `2.5` does not.
-    var intValue: Int? {
+    package var intValue: Int? {
         guard case .number(let literal) = self else { return nil }
         if let value = Int(literal) { return value }
         guard let double = Double(literal), double.rounded() == double,
@@ -58,15 +58,15 @@ enum ParsedJSON: Sendable, Equatable {
 }
 
 /// A JSON object with its members in document order.
-struct JSONObject: Sendable, Equatable {
-    var members: [(key: String, value: ParsedJSON)]
+package struct JSONObject: Sendable, Equatable {
+    package var members: [(key: String, value: ParsedJSON)]
 
-    init(members: [(key: String, value: ParsedJSON)] = []) {
+    package init(members: [(key: String, value: ParsedJSON)] = []) {
         self.members = members
     }
 
     /// The last member with this key (later duplicates win, as in JavaScript's `JSON.parse`).
-    subscript(key: String) -> ParsedJSON? {
+    package subscript(key: String) -> ParsedJSON? {
         var index = members.endIndex
         while index > members.startIndex {
             index -= 1
@@ -76,25 +76,25 @@ struct JSONObject: Sendable, Equatable {
     }
 
     /// The member, treating an explicit `null` like an absent key (OpenAI clients send both).
-    func present(_ key: String) -> ParsedJSON? {
+    package func present(_ key: String) -> ParsedJSON? {
         guard let value = self[key], !value.isNull else { return nil }
         return value
     }
 
-    static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+    package static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.members.elementsEqual(rhs.members) { $0.key == $1.key && $0.value == $1.value }
     }
 }
 
 /// Why a document is not JSON; `offset` is the byte offset where parsing stopped.
-struct JSONParseError: Error, Sendable {
-    var offset: Int
-    var reason: String
+package struct JSONParseError: Error, Sendable {
+    package var offset: Int
+    package var reason: String
 }
 
 /// A strict RFC 8259 parser over borrowed bytes: UTF-8 validated, control characters in strings
 /// rejected, nesting depth bounded (DESIGN.md: bounded JSON nesting depth).
-struct JSONParser: ~Copyable {
+package struct JSONParser: ~Copyable {
     private let bytes: UnsafeRawBufferPointer
     private var index: Int
     private var depth = 0
@@ -107,7 +107,7 @@ struct JSONParser: ~Copyable {
     }
 
     /// Parses one complete document; trailing non-whitespace is an error.
-    static func parse(
+    package static func parse(
         _ bytes: UnsafeRawBufferPointer,
         maximumNestingDepth: Int
     ) throws(JSONParseError) -> ParsedJSON {
@@ -121,7 +121,7 @@ struct JSONParser: ~Copyable {
         return value
     }
 
-    static func parse(_ text: String, maximumNestingDepth: Int) throws(JSONParseError) -> ParsedJSON {
+    package static func parse(_ text: String, maximumNestingDepth: Int) throws(JSONParseError) -> ParsedJSON {
         var text = text
         // `withUTF8` borrows native storage (it only copies for bridged or non-contiguous strings).
         let result: Result<ParsedJSON, JSONParseError> = text.withUTF8 { utf8 in

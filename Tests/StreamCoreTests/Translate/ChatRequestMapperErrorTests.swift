@@ -142,30 +142,6 @@ extension TranslateTests {
     }
 
     struct OpenAIRequestErrorTests {
-        @Test("writes OpenAI's error object with message, type, param and code")
-        func writesErrorShape() throws {
-            let error = OpenAIRequestError(code: .invalidValue, param: "messages[3].content[1].image_url", message: "Say \"no\" \\ twice.")
-            let body = try T.object(error.makeResponseBody())
-            #expect(
-                try T.isSame(
-                    body,
-                    #"{"error":{"message":"Say \"no\" \\ twice.","type":"invalid_request_error","param":"messages[3].content[1].image_url","code":"invalid_value"}}"#
-                )
-            )
-        }
-
-        @Test("a missing param is written as null; write(into:) appends to existing bytes")
-        func nullParamAndAppend() throws {
-            let error = OpenAIRequestError(code: .invalidJSON, param: nil, message: "bad")
-            var buffer = ByteBuffer(string: "data: ")
-            error.write(into: &buffer)
-            let text = String(buffer: buffer)
-            #expect(text.hasPrefix("data: {"))
-            let body = try T.object(ByteBuffer(string: String(text.dropFirst(6))))
-            #expect(body.object("error")?["param"] is NSNull)
-            #expect(body.object("error")?["code"] as? String == "invalid_json")
-        }
-
         @Test("codes are the bounded strings OpenAI uses")
         func codeStrings() {
             #expect(OpenAIRequestError.Code.invalidJSON.description == "invalid_json")

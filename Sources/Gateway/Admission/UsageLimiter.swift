@@ -1,6 +1,5 @@
 package import Foundation
 package import StreamCore
-import HTTPTypes
 import Synchronization
 
 /// Why a request was refused by a limit, and when to try again.
@@ -12,10 +11,7 @@ package struct LimitRefusal: Error, Sendable, Hashable {
     package var limit: String
 
     package var gatewayError: GatewayError {
-        GatewayError(
-            status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded", message: self.message,
-            bedrockType: "ThrottlingException", retryAfter: self.retryAfter
-        )
+        GatewayError(.rateLimited, self.message, retryAfter: self.retryAfter, reason: self.limit)
     }
 }
 

@@ -1,13 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CSystemShims
 import Synchronization
-
-#if os(Linux)
-// glibc's `int malloc_trim(size_t pad)` from <malloc.h>, which the Glibc module does not export.
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
 
 /// Gives memory back to the system after a large request.
 ///
@@ -22,12 +14,10 @@ enum MemoryRelief {
     private static let lastTrim = Atomic<Int64>(-1)
 
     static func afterRequest(bodyBytes: Int) {
-        #if os(Linux)
         guard bodyBytes >= Self.threshold else { return }
         let second = Self.origin.duration(to: .now).components.seconds
         let last = Self.lastTrim.load(ordering: .relaxed)
         guard second > last, Self.lastTrim.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged else { return }
-        _ = glibcMallocTrim(0)
-        #endif
+        _ = sluice_malloc_trim(0)
     }
 }

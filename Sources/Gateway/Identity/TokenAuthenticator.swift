@@ -1,6 +1,5 @@
 import Crypto
 package import Foundation
-package import HTTPTypes
 package import Logging
 import ServiceLifecycle
 import Synchronization
@@ -31,7 +30,7 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
 
     package var gatewayError: GatewayError {
         let message: String
-        var bedrockType = "UnrecognizedClientException"
+        var code = GatewayError.Code.unauthenticated
         switch self {
         case .missing:
             message = "no API token: send your Sluice token as 'Authorization: Bearer sk-sluice-…' or 'x-api-key'"
@@ -46,11 +45,11 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
             message = "the API token is not valid"
         case .expired:
             message = "the API token has expired: ask for a new one"
-            bedrockType = "ExpiredTokenException"
+            code = .tokenExpired
         case .revoked:
             message = "the API token has been revoked"
         }
-        return GatewayError(status: .unauthorized, type: "authentication_error", code: "invalid_api_key", message: message, bedrockType: bedrockType)
+        return GatewayError(code, message)
     }
 
     /// A bounded label for logs and the audit line.
@@ -102,29 +101,8 @@ package final class TokenAuthenticator: Sendable {
         return Substring(utf8[first...last])
     }
 
-    /// The token a request carries: `Authorization: Bearer …`, else `x-api-key`.
-    package static func credential(in headers: HTTPFields) -> Result<String, AuthenticationFailure> {
-        if let authorization = headers[.authorization] {
-            let trimmed = Self.trimmingBlanks(authorization[...])
-            if trimmed.hasPrefix("AWS4-HMAC-SHA256") { return .failure(.sigV4) }
-            if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
-                let token = Self.trimmingBlanks(trimmed.dropFirst(7))
-                if !token.isEmpty { return .success(String(token)) }
-            }
-            if headers[.apiKey] == nil { return .failure(.malformed) }
-        }
-        if let key = headers[.apiKey].map({ Self.trimmingBlanks($0[...]) }), !key.isEmpty {
-            return .success(String(key))
-        }
-        return .failure(.missing)
-    }
-
-    package func authenticate(_ headers: HTTPFields) async -> Result<Caller, AuthenticationFailure> {
-        let token: String
-        switch Self.credential(in: headers) {
-        case .success(let value): token = value
-        case .failure(let failure): return .failure(failure)
-        }
+    /// The caller a token stands for, or why it stands for none.
+    package func authenticate(token: String) async -> Result<Caller, AuthenticationFailure> {
         guard ClientToken.prefix(of: token) != nil else { return .failure(.malformed) }
         let digest = ClientToken.digest(token)
         let key = Array(digest)

@@ -1,4 +1,3 @@
-import HTTPTypes
 import Synchronization
 
 /// Bounds the streams open at once, in all and per identity, and knows how many are open (for
@@ -31,17 +30,12 @@ package final class StreamSlots: Sendable {
     func acquire(identity: String) -> Result<StreamSlot, GatewayError> {
         let refusal: GatewayError? = self.state.withLock { state in
             if state.total >= self.maximum {
-                return GatewayError(
-                    status: .serviceUnavailable, type: "api_error", code: "gateway_busy",
-                    message: "the gateway has \(self.maximum) streams open, its maximum; retry shortly", bedrockType: "ServiceUnavailableException",
-                    retryAfter: 1
-                )
+                return GatewayError(.gatewayBusy, "the gateway has \(self.maximum) streams open, its maximum; retry shortly", retryAfter: 1)
             }
             if let perIdentity = self.maximumPerIdentity, state.perIdentity[identity, default: 0] >= perIdentity {
                 return GatewayError(
-                    status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
-                    message: "concurrent-streams limit (\(perIdentity)) reached for identity \(identity); retry when one ends",
-                    bedrockType: "ThrottlingException", retryAfter: 1
+                    .rateLimited, "concurrent-streams limit (\(perIdentity)) reached for identity \(identity); retry when one ends", retryAfter: 1,
+                    reason: "concurrent_streams"
                 )
             }
             state.total += 1

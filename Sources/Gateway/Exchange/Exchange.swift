@@ -1,0 +1,219 @@
+import AsyncHTTPClient
+package import HTTPTypes
+package import Hummingbird
+import Logging
+package import NIOCore
+package import NIOHTTP1
+package import StreamCore
+
+/// One client API on the exchange pipeline: how its requests map onto a Bedrock call, how Bedrock's
+/// answer is turned into its own, and how its errors look. Nothing else is per API.
+package protocol APIShape: Sendable {
+    /// What the mapper learned about a request that the answer needs (ids, options).
+    associatedtype Mapped: Sendable
+    associatedtype Processor: StreamProcessor
+
+    /// The errors' shape before the response head.
+    var errors: ErrorShape { get }
+    /// The route label for the ledger, audit lines and metrics (bounded).
+    func route(for head: HTTPRequest) -> String
+    /// Reads the client's request body: the Bedrock call to make, or why not (a 4xx).
+    func map(_ body: ByteBuffer, head: HTTPRequest, caller: Caller, settings: GatewaySettings) throws(GatewayError) -> MappedRequest<Mapped>
+    /// The head of a streamed answer.
+    func streamHead(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders) -> HTTPFields
+    /// The processor of a streamed answer (made where the stream runs: processors are not `Sendable`).
+    func makeProcessor(_ request: MappedRequest<Mapped>) -> Processor
+    /// A whole answer, from Bedrock's whole answer.
+    func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError>
+}
+
+/// A request as an API shape mapped it.
+package struct MappedRequest<Mapped: Sendable>: Sendable {
+    /// The model as the client named it.
+    package var requestedModel: String
+    /// The Bedrock id the policies judge.
+    package var resolvedModel: String
+    /// The Bedrock operation and the model id in its path.
+    package var operation: BedrockOperation
+    package var modelID: String
+    /// What goes upstream: the body, and headers from an allowlist (never the client's credentials).
+    package var body: ByteBuffer
+    package var headers: [(String, String)] = []
+    /// What the request declares, for the audit line and the limits' reservation.
+    package var declared: DeclaredRequest
+    /// Whether the request counts against the token and spend limits (CountTokens does not).
+    package var countsAgainstLimits = true
+    /// The client's session (Claude Code's `X-Claude-Code-Session-Id`), for the audit lines and
+    /// upstream affinity.
+    package var session: String?
+    /// The shape's own data.
+    package var mapped: Mapped
+
+    package init(
+        requestedModel: String, resolvedModel: String, operation: BedrockOperation, modelID: String, body: ByteBuffer,
+        declared: DeclaredRequest, mapped: Mapped
+    ) {
+        self.requestedModel = requestedModel
+        self.resolvedModel = resolvedModel
+        self.operation = operation
+        self.modelID = modelID
+        self.body = body
+        self.declared = declared
+        self.mapped = mapped
+    }
+}
+
+/// A whole (not streamed) answer and what it used.
+package struct Completion: Sendable {
+    package var response: Response
+    package var usage: TokenUsage?
+    package var finishReason: String?
+
+    package init(response: Response, usage: TokenUsage?, finishReason: String?) {
+        self.response = response
+        self.usage = usage
+        self.finishReason = finishReason
+    }
+}
+
+/// The limits every exchange runs under.
+package struct ExchangeLimits: Sendable {
+    package var maxBodyBytes: Int
+    /// How long a client may take to send its body.
+    package var bodyTimeout: Duration
+    /// The whole request, first byte to last.
+    package var requestTimeout: Duration
+}
+
+/// The exchange pipeline of DESIGN.md, the same for every route: collect the body (bounded) →
+/// authenticate → map (per API shape) → admit → upstream call → relay → account.
+///
+/// However a request ends, its ledger entry is closed exactly once, before the response's last
+/// byte: refused requests by ``Ledger/recordRefused(_:route:requested:error:requestID:)``, admitted ones by
+/// ``RequestAccount/finish(_:)``.
+package struct Exchange<Shape: APIShape>: Sendable {
+    package let shape: Shape
+    package let access: GatewayAccess
+    package let upstream: UpstreamClient
+    package let limits: ExchangeLimits
+
+    package init(shape: Shape, access: GatewayAccess, upstream: UpstreamClient, limits: ExchangeLimits) {
+        self.shape = shape
+        self.access = access
+        self.upstream = upstream
+        self.limits = limits
+    }
+
+    package func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+        let route = self.shape.route(for: request.head)
+        switch await self.access.authenticate(request.head, route: route, requestID: context.requestID) {
+        case .success(let caller):
+            return await self.respond(to: request, context: context, caller: caller, route: route)
+        case .failure(let error):
+            return self.shape.errors.response(error)
+        }
+    }
+
+    private func respond(to request: Request, context: GatewayRequestContext, caller: Caller, route: String) async -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout, drain: self.limits.maxBodyBytes)
+        } catch {
+            let refusal = error.gatewayError(limit: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout)
+            await self.access.ledger.recordRefused(caller, route: route, requested: "", error: refusal, requestID: context.requestID)
+            var response = self.shape.errors.response(refusal)
+            // The connection's state is unknown after a refused body (the rest may be unread).
+            response.headers[.connection] = "close"
+            return response
+        }
+        let settings = self.access.settings.current
+        var mapped: MappedRequest<Shape.Mapped>
+        do {
+            mapped = try self.shape.map(body, head: request.head, caller: caller, settings: settings)
+            mapped.session = request.headers[.claudeCodeSessionID].flatMap { RequestIDMiddleware.isUsable($0[...]) ? $0 : nil }
+        } catch {
+            MemoryRelief.afterRequest(bodyBytes: body.readableBytes)
+            await self.access.ledger.recordRefused(caller, route: route, requested: "", error: error, requestID: context.requestID)
+            return self.shape.errors.response(error)
+        }
+        let account: RequestAccount
+        switch await self.access.admit(caller, route: route, request: mapped, settings: settings, requestID: context.requestID) {
+        case .success(let admitted): account = admitted
+        case .failure(let refusal): return self.shape.errors.response(refusal)
+        }
+        let started = ContinuousClock.now
+        let logger = context.logger
+        let executor = LoopExecutor.preferred(for: context.eventLoop)
+        let response: HTTPClientResponse
+        do {
+            // Called from the client connection's loop, so the upstream connection is made there.
+            response = try await withTaskExecutorPreference(executor) {
+                try await self.upstream.execute(
+                    operation: mapped.operation, modelID: mapped.modelID, body: mapped.body, headers: mapped.headers, logger: logger
+                )
+            }
+        } catch {
+            let failure = UpstreamFailure.describe(error)
+            logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.label)"])
+            await account.finish(failure)
+            return self.shape.errors.response(failure)
+        }
+        guard response.status == .ok else {
+            let error = await UpstreamFailure.error(from: response)
+            await account.finish(error)
+            return self.shape.errors.response(error)
+        }
+        guard mapped.operation.isStreaming else {
+            return await self.complete(mapped, response: response, account: account)
+        }
+        let headers = self.shape.streamHead(mapped, upstreamHeaders: response.headers)
+        let shape = self.shape
+        let request = mapped
+        let deadline = started + self.limits.requestTimeout
+        let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var processor = shape.makeProcessor(request)
+            let outcome = await withTaskExecutorPreference(executor) {
+                await StreamPump.run(&processor, upstream: response.body, deadline: deadline, writer: &writer, logger: logger, observer: observer)
+            }
+            await account.finish(outcome)
+            if outcome.disconnected { throw CancellationError() }
+            try await writer.finish(nil)
+        })
+    }
+
+    private func complete(_ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount) async -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        } catch {
+            let failure = UpstreamFailure.describe(error, duringBody: true)
+            await account.finish(failure)
+            return self.shape.errors.response(failure)
+        }
+        switch self.shape.complete(mapped, upstreamHeaders: response.headers, body: body) {
+        case .success(let completion):
+            await account.finish(status: 200, finishReason: completion.finishReason, usage: completion.usage)
+            return completion.response
+        case .failure(let error):
+            await account.finish(error)
+            return self.shape.errors.response(error)
+        }
+    }
+}
+
+/// The request context of every gateway route: Hummingbird's core, and the request id that
+/// ``RequestIDMiddleware`` assigns (on every log and audit line of the request).
+package struct GatewayRequestContext: RequestContext {
+    package var coreContext: CoreRequestContextStorage
+    /// Set by ``RequestIDMiddleware`` before any route runs.
+    package var requestID: String
+    /// The client connection's event loop (see ``LoopExecutor``).
+    package let eventLoop: any EventLoop
+
+    package init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestID = ""
+        self.eventLoop = source.channel.eventLoop
+    }
+}

@@ -1,0 +1,87 @@
+package import Foundation
+package import HTTPTypes
+import StreamCore
+
+/// The gateway's domain services, wired once: identity (who is calling), admission (may they), the
+/// ledger (what they used), the live settings and the metrics. The exchange pipeline reads them;
+/// nothing here speaks HTTP but for ``authenticate(_:route:requestID:)``'s headers.
+package struct GatewayAccess: Sendable {
+    package let authenticator: TokenAuthenticator
+    /// Policies, prices and models: replaced by a reload, read once per request.
+    package let settings: LiveSettings
+    package let admission: Admission
+    package let ledger: Ledger
+    package let metrics: GatewayMetrics
+    package let lifecycle = GatewayLifecycle()
+
+    package init(
+        configuration: GatewayConfiguration, store: any Store, audit: AuditSink = .standardError,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.authenticator = TokenAuthenticator(store: store, now: now)
+        self.settings = LiveSettings(GatewaySettings(configuration: configuration))
+        self.admission = Admission(
+            limiter: UsageLimiter(now: now),
+            streams: StreamSlots(
+                maximum: configuration.server.maxConcurrentStreams, maximumPerIdentity: configuration.server.maxConcurrentStreamsPerIdentity
+            )
+        )
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
+        self.ledger = Ledger(store: store, audit: audit, metrics: metrics, upstreamRegion: configuration.upstream.region, now: now)
+    }
+
+    package var store: any Store { self.ledger.store }
+    package var limiter: UsageLimiter { self.admission.limiter }
+    package var streams: StreamSlots { self.admission.streams }
+
+    /// Puts a reloaded configuration's policies, limits, prices and models in force for the requests
+    /// that start from now on.
+    package func reload(_ configuration: GatewayConfiguration) {
+        self.settings.replace(with: GatewaySettings(configuration: configuration))
+    }
+
+    /// Loads this month's spend and today's tokens from the ledger into the limiter.
+    package func warmUp() async throws {
+        self.limiter.preload(from: try await self.store.usage(since: self.limiter.startOfMonth()))
+    }
+
+    /// The caller, or the 401 to answer, recorded as an audit line.
+    package func authenticate(_ request: HTTPRequest, route: String, requestID: String) async -> Result<Caller, GatewayError> {
+        switch await self.authenticator.authenticate(request.headerFields) {
+        case .success(let caller):
+            return .success(caller)
+        case .failure(let failure):
+            self.ledger.recordUnauthenticated(route: route, failure: failure, requestID: requestID.isEmpty ? Ledger.makeRequestID() : requestID)
+            return .failure(failure.gatewayError)
+        }
+    }
+
+    /// Applies the policies and limits to a mapped request and opens its ledger entry.
+    ///
+    /// - Returns: the account to close when the request ends, or the 403/429/503 to answer (already
+    ///   recorded in the ledger and the audit log).
+    package func admit<Mapped>(
+        _ caller: Caller, route: String, request: MappedRequest<Mapped>, settings: GatewaySettings, requestID: String
+    ) async -> Result<RequestAccount, GatewayError> {
+        var account = RequestAccount(
+            ledger: self.ledger, caller: caller, route: route, requestedModel: request.requestedModel, resolvedModel: request.resolvedModel,
+            messageCount: request.declared.messageCount, prices: settings.prices, requestID: requestID
+        )
+        account.bodyBytes = request.declared.bodyBytes
+        account.session = request.session
+        let claim = Admission.Claim(
+            caller: caller, requested: request.requestedModel, resolved: request.resolvedModel, declared: request.declared,
+            countsAgainstLimits: request.countsAgainstLimits, isStream: request.operation.isStreaming
+        )
+        switch self.admission.admit(claim, settings: settings, metrics: self.metrics) {
+        case .failure(let refusal):
+            await account.finish(refusal)
+            return .failure(refusal)
+        case .success(let ticket):
+            account.admission = ticket
+            self.ledger.recordAdmitted(account)
+            return .success(account)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import StreamCore
+
+/// Where audit lines go: one JSON object per line. The server writes them to standard error; tests
+/// capture them.
+package struct AuditSink: Sendable {
+    package var write: @Sendable (String) -> Void
+
+    package init(write: @escaping @Sendable (String) -> Void) {
+        self.write = write
+    }
+
+    /// Standard error, in the same stream (and the same envelope) as the JSON log lines.
+    package static let standardError = AuditSink { line in
+        LogOutput.writeLine(line)
+    }
+}
+
+/// The record of every request: the usage ledger in the store, the audit lines and the request
+/// metrics. Every request that got past reading its headers ends here exactly once, admitted
+/// (``RequestAccount``) or refused (``recordRefused(_:route:requested:error:requestID:)``,
+/// ``recordUnauthenticated(route:failure:requestID:)``).
+package struct Ledger: Sendable {
+    package let store: any Store
+    package let audit: AuditSink
+    package let metrics: GatewayMetrics
+    /// Where upstream requests go, for the audit lines.
+    let upstreamRegion: String
+    let now: @Sendable () -> Date
+
+    /// A request refused before it was authenticated: an audit line (there is no identity to charge).
+    func recordUnauthenticated(route: String, failure: AuthenticationFailure, requestID: String) {
+        var line = AuditLine(event: "refused")
+        line.add("request.id", requestID)
+        line.add("route", route)
+        line.add("status", 401)
+        line.add("reason", failure.code)
+        self.audit.write(line.text)
+    }
+
+    /// A request refused after authentication but before it was admitted (a body too large, a
+    /// malformed request): a ledger row and an audit line, like every other request.
+    package func recordRefused(_ caller: Caller, route: String, requested: String, error: GatewayError, requestID: String) async {
+        let account = RequestAccount(
+            ledger: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested, messageCount: nil,
+            prices: PriceTable(), requestID: requestID
+        )
+        await account.finish(error)
+    }
+
+    /// The request line: who asked for what, written when the request is admitted; the response
+    /// line follows from ``RequestAccount/finish(status:finishReason:usage:firstByte:)``.
+    func recordAdmitted(_ account: RequestAccount) {
+        var line = AuditLine(event: "request")
+        line.add("request.id", account.requestID)
+        line.add("identity", account.caller.identity)
+        line.add("token.prefix", account.caller.tokenPrefix)
+        line.add("groups", account.caller.groups)
+        line.add("route", account.route)
+        line.add("model.requested", account.requestedModel)
+        line.add("model.resolved", account.resolvedModel)
+        if let count = account.messageCount { line.add("messages", count) }
+        if let session = account.session { line.add("session", session) }
+        line.add("upstream.region", self.upstreamRegion)
+        self.audit.write(line.text)
+    }
+
+    static func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next(), radix: 16) + String(generator.next() & 0xFFFF_FFFF, radix: 16)
+    }
+}

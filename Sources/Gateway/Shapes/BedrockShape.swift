@@ -1,0 +1,147 @@
+import AsyncHTTPClient
+import Foundation
+package import HTTPTypes
+import Hummingbird
+package import NIOCore
+package import NIOHTTP1
+import StreamCore
+
+/// `POST /bedrock/model/{id}/{invoke,invoke-with-response-stream,converse,converse-stream,count-tokens}`:
+/// Bedrock Runtime's own API, passed through for Claude Code, boto3 and the Anthropic SDK's Bedrock
+/// client. Request bodies go upstream byte for byte; streamed answers are decoded and CRC-checked on
+/// the way and forwarded as the original bytes (``PassthroughProcessor``).
+package struct BedrockShape: APIShape {
+    package struct Mapped: Sendable {}
+
+    package init() {}
+
+    package var errors: ErrorShape { .bedrock }
+
+    package func route(for head: HTTPRequest) -> String {
+        if case .model(_, let operation) = BedrockTarget(path: head.path ?? "") { return "/bedrock/model/\(operation.name)" }
+        return "/bedrock/model"
+    }
+
+    package func map(
+        _ body: ByteBuffer, head: HTTPRequest, caller: Caller, settings: GatewaySettings
+    ) throws(GatewayError) -> MappedRequest<Mapped> {
+        guard case .model(let modelID, let operation) = BedrockTarget(path: head.path ?? "") else {
+            throw GatewayError.notFound("no Bedrock operation at \(head.path ?? "/")")
+        }
+        let summary = BedrockRequestSummary(body: body)
+        var request = MappedRequest(
+            requestedModel: modelID, resolvedModel: settings.catalog.resolve(modelID), operation: operation, modelID: modelID, body: body,
+            declared: DeclaredRequest(messageCount: summary.messageCount, bodyBytes: body.readableBytes, maxTokens: summary.maxTokens),
+            mapped: Mapped()
+        )
+        request.countsAgainstLimits = operation != .countTokens
+        // Cost allocation: Bedrock attributes the call to these tags in its own usage reports.
+        request.headers = Self.forwardedHeaders(head.headerFields)
+        request.headers.append((
+            HTTPField.Name.bedrockRequestMetadata.canonicalName,
+            RequestMetadata.json(for: caller, merging: head.headerFields[.bedrockRequestMetadata])
+        ))
+        return request
+    }
+
+    /// Client headers that mean something to Bedrock and carry no client credential. The client's
+    /// own request metadata is left out here: the gateway merges it with the caller's identity.
+    static func forwardedHeaders(_ fields: HTTPFields) -> [(String, String)] {
+        fields.compactMap { field in
+            let name = field.name.canonicalName
+            guard name.hasPrefix("x-amzn-bedrock-"), name != HTTPField.Name.bedrockRequestMetadata.canonicalName else { return nil }
+            return (name, field.value)
+        }
+    }
+
+    package func streamHead(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders) -> HTTPFields {
+        var headers: HTTPFields = [.contentType: "application/vnd.amazon.eventstream"]
+        headers[.bedrockContentType] = "application/json"
+        if let requestID = upstreamHeaders.first(name: "x-amzn-requestid") {
+            headers[.amazonRequestID] = requestID
+        }
+        return headers
+    }
+
+    package func makeProcessor(_ request: MappedRequest<Mapped>) -> PassthroughProcessor {
+        PassthroughProcessor(operation: request.operation)
+    }
+
+    /// The upstream's answer as it came, and the usage it reports: Bedrock's token-count headers
+    /// (InvokeModel), else the body's `usage` object (Converse).
+    package func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError> {
+        var headers: HTTPFields = [.contentType: upstreamHeaders.first(name: "content-type") ?? "application/json"]
+        for (name, value) in upstreamHeaders where name.lowercased().hasPrefix("x-amzn-") {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        let summary = BedrockResponseSummary(headers: upstreamHeaders, body: body)
+        return .success(
+            Completion(
+                response: Response(status: .ok, headers: headers, body: .init(byteBuffer: body)), usage: summary.usage,
+                finishReason: summary.stopReason
+            )
+        )
+    }
+}
+
+/// What a `/bedrock` path asks for.
+package enum BedrockTarget: Equatable, Sendable {
+    case model(id: String, operation: BedrockOperation)
+    case listInferenceProfiles
+    case inferenceProfile(id: String)
+
+    /// Parses the path after the route prefix. Claude Code sends `//` after the prefix when its base
+    /// URL ends in `/`, and the model id as one segment with raw `:`, `%3A` or `%2F` (CLAUDE_CODE.md
+    /// §2.3, §7).
+    package init?(path: String) {
+        guard let range = path.range(of: "/bedrock") else { return nil }
+        var rest = path[range.upperBound...]
+        if let query = rest.firstIndex(of: "?") { rest = rest[..<query] }
+        while rest.hasPrefix("/") { rest = rest.dropFirst() }
+        if rest.hasPrefix("model/") {
+            let tail = rest.dropFirst("model/".count)
+            guard let slash = tail.lastIndex(of: "/"),
+                let operation = BedrockOperation(rawValue: String(tail[tail.index(after: slash)...])),
+                let id = percentDecodePathSegment(tail[..<slash]), !id.isEmpty
+            else { return nil }
+            self = .model(id: id, operation: operation)
+        } else if rest == "inference-profiles" || rest == "inference-profiles/" {
+            self = .listInferenceProfiles
+        } else if rest.hasPrefix("inference-profiles/") {
+            guard let id = percentDecodePathSegment(rest.dropFirst("inference-profiles/".count)), !id.isEmpty else { return nil }
+            self = .inferenceProfile(id: id)
+        } else {
+            return nil
+        }
+    }
+}
+
+/// Usage and stop reason of a whole InvokeModel or Converse answer: Bedrock's token-count headers
+/// (InvokeModel), else the body's `usage` object (Converse) or Anthropic's (InvokeModel bodies).
+struct BedrockResponseSummary {
+    var usage: TokenUsage?
+    var stopReason: String?
+
+    init(headers: HTTPHeaders, body: ByteBuffer) {
+        func count(_ name: String) -> Int? { headers.first(name: name).flatMap { Int($0) } }
+        let object = body.withUnsafeReadableBytes { try? JSONParser.parse($0, maximumNestingDepth: 256) }?.objectValue
+        self.stopReason = (object?.present("stopReason") ?? object?.present("stop_reason"))?.stringValue
+        if let input = count("x-amzn-bedrock-input-token-count"), let output = count("x-amzn-bedrock-output-token-count") {
+            self.usage = TokenUsage(
+                inputTokens: input, outputTokens: output, cacheReadInputTokens: count("x-amzn-bedrock-cache-read-input-token-count") ?? 0,
+                cacheWriteInputTokens: count("x-amzn-bedrock-cache-write-input-token-count") ?? 0
+            )
+            return
+        }
+        guard let usage = object?.present("usage")?.objectValue else { return }
+        func value(_ keys: String...) -> Int {
+            for key in keys { if let number = usage.present(key)?.intValue { return number } }
+            return 0
+        }
+        self.usage = TokenUsage(
+            inputTokens: value("inputTokens", "input_tokens"), outputTokens: value("outputTokens", "output_tokens"),
+            cacheReadInputTokens: value("cacheReadInputTokens", "cache_read_input_tokens"),
+            cacheWriteInputTokens: value("cacheWriteInputTokens", "cache_creation_input_tokens")
+        )
+    }
+}

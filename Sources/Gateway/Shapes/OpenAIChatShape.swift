@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import Foundation
+package import HTTPTypes
+import Hummingbird
+package import NIOCore
+package import NIOHTTP1
+package import StreamCore
+
+/// `POST /v1/chat/completions`: OpenAI chat in, Bedrock Converse / ConverseStream upstream, OpenAI
+/// chunks out.
+package struct OpenAIChatShape: APIShape {
+    package static let route = "/v1/chat/completions"
+
+    package struct Mapped: Sendable {
+        var converse: ConverseRequest
+        var id: String
+        var created: Int
+    }
+
+    package init() {}
+
+    package var errors: ErrorShape { .openAI }
+
+    package func route(for head: HTTPRequest) -> String { Self.route }
+
+    package func map(
+        _ body: ByteBuffer, head: HTTPRequest, caller: Caller, settings: GatewaySettings
+    ) throws(GatewayError) -> MappedRequest<Mapped> {
+        let converse: ConverseRequest
+        do {
+            converse = try settings.mapper.map(body)
+        } catch {
+            throw GatewayError.badRequest(error.message, param: error.param, clientCode: error.code.description)
+        }
+        // Cost allocation: the caller's identity and group go upstream as Converse request metadata.
+        var upstreamBody = converse.body
+        RequestMetadata.add(for: caller, to: &upstreamBody)
+        return MappedRequest(
+            requestedModel: converse.requestedModel, resolvedModel: converse.modelID,
+            operation: converse.isStreaming ? .converseStream : .converse, modelID: converse.modelID, body: upstreamBody,
+            declared: DeclaredRequest(messageCount: converse.messageCount, bodyBytes: body.readableBytes, maxTokens: converse.maxTokens),
+            mapped: Mapped(converse: converse, id: "chatcmpl-" + randomID(), created: Int(Date().timeIntervalSince1970))
+        )
+    }
+
+    package func streamHead(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders) -> HTTPFields {
+        HTTPFields.eventStream
+    }
+
+    package func makeProcessor(_ request: MappedRequest<Mapped>) -> TranslatingProcessor<ChatChunkTranslator> {
+        let converse = request.mapped.converse
+        let options = ChatChunkTranslator.Options(
+            id: request.mapped.id, created: request.mapped.created, model: converse.requestedModel, includeUsage: converse.includesUsage,
+            responseFormatToolName: converse.usesResponseFormatTool ? String(describing: ChatRequestMapper.responseFormatToolName) : nil
+        )
+        return TranslatingProcessor(ChatChunkTranslator(options: options))
+    }
+
+    package func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError> {
+        do {
+            let completion = try ChatResponseMapper.makeChatCompletion(
+                converseResponse: body, id: request.mapped.id, created: request.mapped.created, for: request.mapped.converse
+            )
+            let usage = completion.usage
+            return .success(
+                Completion(
+                    response: Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: completion.body)),
+                    usage: TokenUsage(
+                        inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadInputTokens: usage.cacheReadInputTokens,
+                        cacheWriteInputTokens: usage.cacheWriteInputTokens
+                    ),
+                    finishReason: String(describing: completion.finishReason.openAIValue)
+                )
+            )
+        } catch {
+            return .failure(GatewayError(.upstreamMalformedResponse, "upstream sent a malformed response"))
+        }
+    }
+}
+
+extension HTTPFields {
+    /// The head of a server-sent-event stream; `X-Accel-Buffering: no` keeps nginx in front from
+    /// holding chunks back.
+    static let eventStream: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .accelBuffering: "no"]
+}
+
+/// 24 random characters from a URL-safe alphabet, for response ids.
+func randomID() -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+    var generator = SystemRandomNumberGenerator()
+    var bytes = [UInt8](repeating: 0, count: 24)
+    for index in bytes.indices { bytes[index] = alphabet[Int(generator.next() % UInt64(alphabet.count))] }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,58 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import StreamCore
+
+/// Reading what Bedrock answered when it was not a success, and what a transport failure means.
+enum UpstreamFailure {
+    /// Error bodies are small JSON; more than this is not read.
+    static let maximumErrorBodyBytes = 64 * 1024
+
+    /// The error an upstream non-2xx response stands for.
+    static func error(from response: HTTPClientResponse) async -> GatewayError {
+        let body = try? await response.body.collect(upTo: Self.maximumErrorBodyBytes)
+        let fields = Self.errorFields(headers: response.headers, body: body)
+        return GatewayError.upstream(
+            status: Int(response.status.code), errorType: fields.type, message: fields.message,
+            retryAfter: response.headers.first(name: "retry-after").flatMap { Int($0) }
+        )
+    }
+
+    /// Bedrock's error type (`x-amzn-ErrorType`, before its `:`; or the body's `__type`) and message.
+    static func errorFields(headers: HTTPHeaders, body: ByteBuffer?) -> (type: String?, message: String?) {
+        var type = headers.first(name: "x-amzn-errortype").map { String($0.prefix { $0 != ":" }) }
+        var message: String?
+        if let body, let object = body.withUnsafeReadableBytes({ try? JSONParser.parse($0, maximumNestingDepth: 16) })?.objectValue {
+            message = (object.present("message") ?? object.present("Message"))?.stringValue
+            if type == nil, let raw = object.present("__type")?.stringValue {
+                type = String(raw.split(separator: "#").last ?? Substring(raw))
+            }
+        }
+        return (type, message)
+    }
+
+    /// A fixed description of a transport failure: safe for logs and for the client.
+    ///
+    /// - Parameter duringBody: the failure happened while reading the body, after the head: whatever
+    ///   the transport reports then (an unterminated chunked body, a reset), the stream was cut.
+    static func describe(_ error: any Error, duringBody: Bool = false) -> GatewayError {
+        let cut = GatewayError(.upstreamDisconnected, "the upstream closed the connection before the response was complete")
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded:
+                return GatewayError(.upstreamFirstByteTimeout, "the upstream did not answer within the first-byte time limit")
+            case .readTimeout:
+                return GatewayError(.upstreamIdleTimeout, "the upstream stream stalled longer than the idle time limit")
+            case .connectTimeout:
+                return GatewayError(.upstreamConnectTimeout, "connecting to the upstream timed out")
+            case .remoteConnectionClosed:
+                return cut
+            default:
+                return duringBody ? cut : GatewayError(.upstreamError, "the upstream request failed")
+            }
+        }
+        if error is EventStreamError { return GatewayError(.upstreamCorruptStream, "upstream sent a corrupt event stream") }
+        return duringBody ? cut : GatewayError(.upstreamUnreachable, "the upstream could not be reached")
+    }
+}
