@@ -20,7 +20,7 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A streaming gateway that puts AWS Bedrock behind the OpenAI API and Bedrock's own API.",
         discussion: """
-            With no subcommand, `sluice` serves. With no AWS credentials configured it starts a built-in
+            With no subcommand, `sluice` serves. With no AWS credentials configured it starts a built-in \
             Bedrock simulator and says so, so a first run works on any machine.
             """,
         subcommands: [Serve.self, Simulate.self, TokenCommand.self, UsageCommand.self],
@@ -32,9 +32,9 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the gateway.",
         discussion: """
-            Settings come from, in increasing priority: defaults, the JSON file given with --config (or
-            SLUICE_CONFIG), environment variables (SLUICE_*, AWS_BEARER_TOKEN_BEDROCK, AWS_REGION,
-            AWS_PROFILE), and these flags. The Bedrock API key comes from the config file or
+            Settings come from, in increasing priority: defaults, the JSON file given with --config (or \
+            SLUICE_CONFIG), environment variables (SLUICE_*, AWS_BEARER_TOKEN_BEDROCK, AWS_REGION, \
+            AWS_PROFILE), and these flags. The Bedrock API key comes from the config file or \
             AWS_BEARER_TOKEN_BEDROCK and is never printed.
 
             Examples:
@@ -96,8 +96,10 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        if configuration.log.format == .json {
-            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        // Logs go to standard error in both formats; standard output is for what commands print.
+        switch configuration.log.effectiveFormat(standardErrorIsTerminal: isatty(STDERR_FILENO) != 0) {
+        case .json: LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        case .text: LoggingSystem.bootstrap(StreamLogHandler.standardError)
         }
         let logger = Self.makeLogger(label: "sluice", level: configuration.log.level)
         let environment = ProcessInfo.processInfo.environment
@@ -139,11 +141,12 @@ struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the built-in Bedrock Runtime simulator on its own.",
         discussion: """
-            Serves Bedrock Runtime's routes (no path prefix): POST /model/{id}/converse, /converse-stream,
-            /invoke, /invoke-with-response-stream, /count-tokens; GET /inference-profiles[/{id}].
-            Each request picks a scenario with an `x-sluice-sim-scenario: key=value,…` header or a
-            `[[sim key=value …]]` directive in its body (chunks, chunk_size, gap_ms, first_byte_ms,
+            Serves Bedrock Runtime's routes (no path prefix): POST /model/{id}/converse, /converse-stream, \
+            /invoke, /invoke-with-response-stream, /count-tokens; GET /inference-profiles[/{id}]. \
+            Each request picks a scenario with an `x-sluice-sim-scenario: key=value,…` header or a \
+            `[[sim key=value …]]` directive in its body (chunks, chunk_size, gap_ms, first_byte_ms, \
             reasoning, tools, stop, status, exception_after, corrupt_after, drop_after, stamps, …).
+
             Point the gateway at it with: sluice serve --upstream http://127.0.0.1:<port>
             """
     )

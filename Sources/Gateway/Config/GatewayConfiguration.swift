@@ -34,7 +34,7 @@ package import Foundation
 /// | `timeouts.requestBodySeconds` | number | 60: the most a client may take to send a whole request body (a trickle), else 408 | |
 /// | `metrics.token` | secret string | none: `GET /metrics` answers 404 | `SLUICE_METRICS_TOKEN` |
 /// | `log.level` | string | `info` | `SLUICE_LOG_LEVEL`, `--log-level` |
-/// | `log.format` | `json` or `text` | `json` | `SLUICE_LOG_FORMAT` |
+/// | `log.format` | `json` or `text` | text on a terminal, else `json` | `SLUICE_LOG_FORMAT` |
 /// | `inferenceProfiles.allowAnonymous` | bool | false | |
 /// | `store.path` | string | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both) |
 /// | `policies` | [{`source`, `provider`, `models`, `limits`}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
@@ -91,7 +91,14 @@ package struct GatewayConfiguration: Sendable {
     package struct Log: Sendable {
         package enum Format: String, Sendable { case json, text }
         package var level = "info"
-        package var format = Format.json
+        /// `nil` until the file or the environment says: then text when standard error is a
+        /// terminal (a person reading), JSON otherwise (a log collector).
+        package var format: Format?
+
+        /// The format in force: the configured one, else by whether standard error is a terminal.
+        package func effectiveFormat(standardErrorIsTerminal: Bool) -> Format {
+            self.format ?? (standardErrorIsTerminal ? .text : .json)
+        }
     }
 
     package var server = Server()
