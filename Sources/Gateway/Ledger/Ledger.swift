@@ -53,15 +53,7 @@ package struct Ledger: Sendable {
     /// line follows from ``RequestAccount/finish(status:finishReason:usage:firstByte:)``.
     func recordAdmitted(_ account: RequestAccount) {
         var line = AuditLine(event: "request")
-        line.add("request.id", account.requestID)
-        line.add("identity", account.caller.identity)
-        line.add("token.prefix", account.caller.tokenPrefix)
-        line.add("groups", account.caller.groups)
-        line.add("route", account.route)
-        line.add("model.requested", account.requestedModel)
-        line.add("model.resolved", account.resolvedModel)
-        if let count = account.messageCount { line.add("messages", count) }
-        if let session = account.session { line.add("session", session) }
+        account.describe(into: &line)
         line.add("upstream.region", self.upstreamRegion)
         self.audit.write(line.text)
     }

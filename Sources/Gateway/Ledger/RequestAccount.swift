@@ -52,6 +52,19 @@ package struct RequestAccount: Sendable {
         return usage
     }
 
+    /// Who asked for what: the fields both audit lines of a request begin with.
+    func describe(into line: inout AuditLine) {
+        line.add("request.id", self.requestID)
+        line.add("identity", self.caller.identity)
+        line.add("token.prefix", self.caller.tokenPrefix)
+        line.add("groups", self.caller.groups)
+        line.add("route", self.route)
+        line.add("model.requested", self.requestedModel)
+        line.add("model.resolved", self.resolvedModel)
+        if let count = self.messageCount { line.add("messages", count) }
+        if let session = self.session { line.add("session", session) }
+    }
+
     /// A stream ended: its usage (or an estimate), its finish reason or failure.
     package func finish(_ outcome: StreamOutcome) async {
         if let failure = outcome.meter.failure, failure.isUpstreamFailure, !outcome.disconnected {
@@ -98,15 +111,7 @@ package struct RequestAccount: Sendable {
             }
         }.value
         var line = AuditLine(event: "response")
-        line.add("request.id", record.requestID)
-        line.add("identity", record.identity)
-        line.add("token.prefix", record.tokenPrefix)
-        line.add("groups", record.groups)
-        line.add("route", record.route)
-        line.add("model.requested", record.requestedModel)
-        line.add("model.resolved", record.resolvedModel)
-        if let messageCount = self.messageCount { line.add("messages", messageCount) }
-        if let session = self.session { line.add("session", session) }
+        self.describe(into: &line)
         line.add("status", record.status)
         if let finishReason { line.add("finish_reason", finishReason) }
         line.add("usage.input_tokens", usage.inputTokens)
