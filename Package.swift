@@ -36,14 +36,6 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CZlib",
-            providers: [.apt(["zlib1g-dev"])]
-        ),
-        .systemLibrary(
-            name: "CISAL",
-            providers: [.apt(["libisal-dev"])]
-        ),
         // Header-only: the SSE2 scan for a JSON string's special bytes (see its shim.h).
         .systemLibrary(name: "CJSONScan"),
         // libcurl's multi interface, for the load generator: an HTTP stack independent of the server's.
@@ -51,11 +43,13 @@ let package = Package(
             name: "CCurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // CRC-32 of every event-stream prelude and message (carry-less multiply on x86_64, the CRC32
+        // instructions on arm64, a table elsewhere): our own C, so building needs no system library.
+        .target(name: "CCRC32"),
         .target(
             name: "StreamCore",
             dependencies: [
-                "CZlib",
-                "CISAL",
+                "CCRC32",
                 "CJSONScan",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -123,7 +117,6 @@ let package = Package(
             name: "StreamCoreTests",
             dependencies: [
                 "StreamCore",
-                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")],
@@ -191,6 +184,18 @@ if environment["SLUICE_BENCHMARKS"] != nil {
         .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"])
     )
     package.targets += [
+        // The C floor EventStreamBenchmarks compares our CRC-32 with: zlib's crc32 and ISA-L's
+        // carry-less-multiply crc32_gzip_refl. Benchmarks only, so no other build needs their headers.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Benchmarks/CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CISAL",
+            path: "Benchmarks/CISAL",
+            providers: [.apt(["libisal-dev"])]
+        ),
         // Deterministic Bedrock-shaped input shared by the suites and the profiling loop.
         .target(
             name: "BenchmarkFixtures",
