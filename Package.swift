@@ -18,7 +18,6 @@ let package = Package(
     products: [
         .library(name: "StreamCore", targets: ["StreamCore"]),
         .executable(name: "sluice", targets: ["sluice"]),
-        .executable(name: "sluice-load", targets: ["sluice-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -36,28 +35,17 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CZlib",
-            providers: [.apt(["zlib1g-dev"])]
-        ),
-        .systemLibrary(
-            name: "CISAL",
-            providers: [.apt(["libisal-dev"])]
-        ),
         // Header-only: the SSE2 scan for a JSON string's special bytes (see its shim.h).
         .systemLibrary(name: "CJSONScan"),
         // Header-only: C library calls the platform modules do not export (malloc_trim).
         .systemLibrary(name: "CSystemShims"),
-        // libcurl's multi interface, for the load generator: an HTTP stack independent of the server's.
-        .systemLibrary(
-            name: "CCurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
+        // CRC-32 of every event-stream prelude and message (carry-less multiply on x86_64, the CRC32
+        // instructions on arm64, a table elsewhere): our own C, so building needs no system library.
+        .target(name: "CCRC32"),
         .target(
             name: "StreamCore",
             dependencies: [
-                "CZlib",
-                "CISAL",
+                "CCRC32",
                 "CJSONScan",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -113,22 +101,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "sluice-load",
-            dependencies: [
-                "CCurl",
-                "StreamCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
         .testTarget(
             name: "StreamCoreTests",
             dependencies: [
                 "StreamCore",
-                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")],
@@ -167,6 +143,31 @@ let package = Package(
     ]
 )
 
+// The load generator links libcurl (`libcurl4-openssl-dev`), which neither the server nor the tests need;
+// it exists only when SLUICE_LOAD is set (README: Load through the real gateway). `.ci/run`,
+// Benchmarks/run-load.sh and the end-to-end suite's load tests build it that way.
+if environment["SLUICE_LOAD"] != nil {
+    package.products.append(.executable(name: "sluice-load", targets: ["sluice-load"]))
+    package.targets += [
+        // libcurl's multi interface: an HTTP stack independent of the server's.
+        .systemLibrary(
+            name: "CCurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .executableTarget(
+            name: "sluice-load",
+            dependencies: [
+                "CCurl",
+                "StreamCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+}
+
 // libFuzzer targets link libFuzzer's own `main`, so they only build with
 // `-sanitize=fuzzer`; they exist only when SLUICE_FUZZ is set (README: Fuzzing).
 if environment["SLUICE_FUZZ"] != nil {
@@ -196,6 +197,18 @@ if environment["SLUICE_BENCHMARKS"] != nil {
         .package(url: "https://github.com/ordo-one/package-benchmark.git", from: "1.38.1", traits: ["MallocInterposer"])
     )
     package.targets += [
+        // The C floor EventStreamBenchmarks compares our CRC-32 with: zlib's crc32 and ISA-L's
+        // carry-less-multiply crc32_gzip_refl. Benchmarks only, so no other build needs their headers.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Benchmarks/CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CISAL",
+            path: "Benchmarks/CISAL",
+            providers: [.apt(["libisal-dev"])]
+        ),
         // Deterministic Bedrock-shaped input shared by the suites and the profiling loop.
         .target(
             name: "BenchmarkFixtures",

@@ -44,8 +44,9 @@ scratch="${SCRATCH:-.build-release}"
 
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
     echo "== building release binaries in $scratch" >&2
-    swift build -c release --scratch-path "$scratch" --product sluice >&2
-    swift build -c release --scratch-path "$scratch" --product sluice-load >&2
+    # sluice-load (libcurl) is declared only with SLUICE_LOAD set; both builds see the same manifest.
+    SLUICE_LOAD=1 swift build -c release --scratch-path "$scratch" --product sluice >&2
+    SLUICE_LOAD=1 swift build -c release --scratch-path "$scratch" --product sluice-load >&2
 fi
 sluice="${SLUICE_BIN:-$root/$scratch/release/sluice}"
 load="${SLUICE_LOAD_BIN:-$root/$scratch/release/sluice-load}"

@@ -56,7 +56,7 @@ private func store(_ value: UInt32, into bytes: inout [UInt8], at offset: Int) {
     }
 }
 
-/// A plain bitwise CRC-32 (IEEE, reflected): independent of the decoder's ISA-L path.
+/// A plain bitwise CRC-32 (IEEE, reflected): independent of the decoder's (Sources/CCRC32).
 private func crc32(_ bytes: ArraySlice<UInt8>, seed: UInt32) -> UInt32 {
     var crc = ~seed
     for byte in bytes {

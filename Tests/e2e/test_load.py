@@ -27,7 +27,7 @@ def load_binary() -> Path:
 
 
 pytestmark = pytest.mark.skipif(not load_binary().exists(),
-                                reason=f"sluice-load not built at {load_binary()} (swift build --product sluice-load)")
+                                reason=f"sluice-load not built at {load_binary()} (SLUICE_LOAD=1 swift build --product sluice-load)")
 
 
 def run_load(*args: str, token: str | None = None) -> tuple[int, dict]:
