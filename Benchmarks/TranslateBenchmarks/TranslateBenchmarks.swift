@@ -4,8 +4,9 @@ import NIOCore
 import StreamCore
 
 // Per-chunk cost of the Bedrock → OpenAI path: decode + CRC + translate one text-delta frame into
-// an SSE chunk, beside decode alone (EventStreamBenchmarks); and the per-request cost of mapping a
-// 200 KB coding-tool prompt to a Converse request.
+// an SSE chunk, beside decode alone (EventStreamBenchmarks); the same for the Anthropic Messages
+// path (InvokeModelWithResponseStream `chunk` frames, base64-decoded and relayed as SSE); and the
+// per-request cost of mapping a 200 KB coding-tool prompt to a Converse request.
 let frameCount = 1000
 
 let benchmarks: @Sendable () -> Void = {
@@ -59,6 +60,27 @@ let benchmarks: @Sendable () -> Void = {
             out.clear()
         }
         benchmark.stopMeasurement()
+    }
+
+    // The Anthropic Messages route: decode + both CRCs + base64 of the `chunk` payload + the
+    // `event: <type>\ndata: <json>\n\n` write, per text-delta chunk.
+    let anthropicStream = AnthropicChunkFrames.stream(count: frameCount)
+    Benchmark("decode+crc+base64+SSE, Anthropic Messages chunk", configuration: perChunk) { benchmark in
+        var decoder = EventStreamDecoder()
+        var translator = AnthropicStreamTranslator()
+        var out = ByteBuffer()
+        out.reserveCapacity(4096)
+        try decoder.feed(anthropicStream)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            if let message = try decoder.next() {
+                translator.translate(message, into: &out)
+            }
+            blackHole(out.readableBytes)
+            out.clear()
+        }
+        benchmark.stopMeasurement()
+        precondition(translator.ending == nil && translator.hasWrittenEvent)
     }
 
     let body = CodingSessionFixture.makeRequestBody()

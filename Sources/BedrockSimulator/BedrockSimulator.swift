@@ -3,6 +3,7 @@
 package import Hummingbird
 package import Logging
 internal import NIOCore
+internal import StreamCore
 
 package enum BedrockSimulatorStatus {
     package static let summary =
@@ -26,6 +27,12 @@ package struct SimulatorConfiguration: Sendable {
     /// Larger bodies get 400 ValidationException. 32 MiB: above Claude Code's ~90 KB bodies and
     /// Bedrock's own limits, and still bounded.
     package var maximumRequestBodySize: Int
+    /// The `anthropic_beta` values each model takes, keyed by a glob over the model id in the path
+    /// (`*sonnet-4-5*`, `us.anthropic.claude-haiku-4-5-20251001-v1:0`); the values of every matching
+    /// key are accepted. A request carrying any other value is answered 400 `ValidationException`
+    /// `{"message":"invalid beta flag"}`, as Bedrock does. Models no key matches take every value
+    /// (the default: empty). A request's `[[sim accept_betas=…]]` wins over this.
+    package var acceptedBetas: [String: [String]]
 
     package init(
         host: String = "127.0.0.1",
@@ -33,7 +40,8 @@ package struct SimulatorConfiguration: Sendable {
         requiredBearerToken: String? = nil,
         defaultScenario: Scenario = Scenario(),
         recorder: SimulatorRecorder? = nil,
-        maximumRequestBodySize: Int = 32 * 1024 * 1024
+        maximumRequestBodySize: Int = 32 * 1024 * 1024,
+        acceptedBetas: [String: [String]] = [:]
     ) {
         self.host = host
         self.port = port
@@ -41,6 +49,17 @@ package struct SimulatorConfiguration: Sendable {
         self.defaultScenario = defaultScenario
         self.recorder = recorder
         self.maximumRequestBodySize = maximumRequestBodySize
+        self.acceptedBetas = acceptedBetas
+    }
+
+    /// What `modelID` takes: the union of the values of every matching ``acceptedBetas`` key, or
+    /// ``BetaAcceptance/all`` when none matches.
+    package func betaAcceptance(forModel modelID: String) -> BetaAcceptance {
+        var accepted: Set<String>?
+        for (pattern, values) in self.acceptedBetas where ModelGlob.matches(pattern, modelID) {
+            accepted = (accepted ?? []).union(values)
+        }
+        return accepted.map { .only($0) } ?? .all
     }
 }
 

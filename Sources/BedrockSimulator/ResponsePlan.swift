@@ -15,6 +15,10 @@ struct RequestFacts {
     var lastMessageHasToolResult = false
     var lastUserText: String?
     var stopSequence: String?
+    /// The request turns extended thinking on (`thinking.type` `enabled` or `adaptive`).
+    var requestsThinking = false
+    /// `anthropic_beta` (Anthropic) or `additionalModelRequestFields.anthropic_beta` (Converse).
+    var betas: [String] = []
     var inputTokens = 1
     /// FNV-1a of the body bytes: makes every generated detail deterministic per request.
     var seed: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -34,6 +38,9 @@ struct RequestFacts {
         let messages = json["messages"]?.arrayValue ?? []
         switch dialect {
         case .converse:
+            let additional = json["additionalModelRequestFields"]
+            self.requestsThinking = Self.enablesThinking(additional?["thinking"])
+            self.betas = additional?["anthropic_beta"]?.arrayValue?.compactMap(\.stringValue) ?? []
             self.toolNames = (json["toolConfig"]?["tools"]?.arrayValue ?? []).compactMap { $0["toolSpec"]?["name"]?.stringValue }
             self.stopSequence = json["inferenceConfig"]?["stopSequences"]?.arrayValue?.first?.stringValue
             if let content = messages.last?["content"]?.arrayValue {
@@ -42,6 +49,8 @@ struct RequestFacts {
             let lastUser = messages.last { $0["role"]?.stringValue == "user" }
             self.lastUserText = lastUser?["content"]?.arrayValue?.compactMap { $0["text"]?.stringValue }.last
         case .anthropic:
+            self.requestsThinking = Self.enablesThinking(json["thinking"])
+            self.betas = json["anthropic_beta"]?.arrayValue?.compactMap(\.stringValue) ?? []
             self.toolNames = (json["tools"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
             self.stopSequence = json["stop_sequences"]?.arrayValue?.first?.stringValue
             if let content = messages.last?["content"]?.arrayValue {
@@ -55,6 +64,15 @@ struct RequestFacts {
                     .filter { $0["type"]?.stringValue == "text" }
                     .compactMap { $0["text"]?.stringValue }.last
             }
+        }
+    }
+}
+
+extension RequestFacts {
+    private static func enablesThinking(_ thinking: SimulatorJSON?) -> Bool {
+        switch thinking?["type"]?.stringValue {
+        case "enabled", "adaptive": true
+        default: false
         }
     }
 }
@@ -107,7 +125,7 @@ struct ResponsePlan: Sendable {
 
     init(scenario: Scenario, facts: RequestFacts) {
         self.seed = facts.seed
-        self.reasoning = scenario.reasoning
+        self.reasoning = scenario.reasoning || (scenario.reasoningFollowsThinking && facts.requestsThinking)
         self.signature = Self.token(seed: facts.seed ^ 0x5167, length: 88)
         self.chunkSize = scenario.chunkSize
         self.corpusOffset = Int(facts.seed % UInt64(Self.corpus.count))

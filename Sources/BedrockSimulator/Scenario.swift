@@ -18,7 +18,8 @@
 /// | `chunk_size` | 1…4,096 (12) | characters (grapheme clusters) per text delta. The text is a fixed corpus with quotes, backslashes, tabs, newlines and non-ASCII (é, ✓, 日本語, 🚀), started at an offset derived from the request body, so the same body always gets the same text |
 /// | `gap_ms` | 0…60,000 (0) | pause before every frame after the first |
 /// | `first_byte_ms` | 0…600,000 (0) | pause before the response head (errors included) |
-/// | `reasoning` | 0/1 (0) | a thinking block first: 3 reasoning deltas, then a signature delta |
+/// | `reasoning` | 0/1/`auto` (0) | a thinking block first: 3 reasoning deltas, then a signature delta. `auto`: only when the request enables thinking (Anthropic `thinking.type` `enabled` or `adaptive`; Converse `additionalModelRequestFields.thinking`), as a real model does |
+/// | `accept_betas` | comma-separated beta values, `*` for all, empty for none (all) | the `anthropic_beta` values the model takes (Anthropic `anthropic_beta`, Converse `additionalModelRequestFields.anthropic_beta`); any other value is answered 400 `ValidationException` `{"message":"invalid beta flag"}`, as Bedrock does. Overrides ``SimulatorConfiguration/acceptedBetas`` |
 /// | `tools` | 0…64 (0) | tool calls after the text. Names come from the request's tools in turn (Converse `toolConfig.tools[].toolSpec.name`, Anthropic `tools[].name`), else `get_weather`. Input is streamed in 4 pieces; the stop reason becomes `tool_use` |
 /// | `tool_input` | a JSON object | the tool input to use instead of `{"location":"Zürich, \"CH\"","unit":"celsius","days":3}`; may contain commas and spaces |
 /// | `stop` | `end_turn`, `max_tokens`, `stop_sequence`, `guardrail_intervened`, `content_filtered` | the stop reason (otherwise `end_turn`, or `tool_use` with tools); Anthropic answers carry the same string. With `stop_sequence` the answer names the request's first stop sequence (Converse `inferenceConfig.stopSequences`, Anthropic `stop_sequences`), else `STOP` |
@@ -65,6 +66,10 @@ package struct Scenario: Sendable, Hashable {
     package var gap: Duration = .zero
     package var firstByteDelay: Duration = .zero
     package var reasoning = false
+    /// `reasoning=auto`: a thinking block only when the request enables thinking.
+    package var reasoningFollowsThinking = false
+    /// `accept_betas=…`: the beta values the model takes; `nil` leaves it to the configuration.
+    package var acceptedBetas: BetaAcceptance?
     package var tools = 0
     /// Compact JSON text of an object.
     package var toolInput: String?
@@ -137,7 +142,14 @@ package struct Scenario: Sendable, Hashable {
         case "chunk_size": self.chunkSize = try integer(1...4096)
         case "gap_ms": self.gap = .milliseconds(try integer(0...60_000))
         case "first_byte_ms": self.firstByteDelay = .milliseconds(try integer(0...600_000))
-        case "reasoning": self.reasoning = try flag()
+        case "reasoning":
+            if value == "auto" {
+                (self.reasoning, self.reasoningFollowsThinking) = (false, true)
+            } else {
+                self.reasoning = try flag()
+                self.reasoningFollowsThinking = false
+            }
+        case "accept_betas": self.acceptedBetas = BetaAcceptance(list: value)
         case "tools": self.tools = try integer(0...64)
         case "tool_input":
             guard let parsed = try? SimulatorJSON.parse(value), parsed.isObject else {
@@ -170,6 +182,26 @@ package struct Scenario: Sendable, Hashable {
         case "echo": self.echo = try flag()
         default: throw ScenarioError("unknown scenario key '\(key)'")
         }
+    }
+}
+
+/// Which `anthropic_beta` values a simulated model takes.
+package enum BetaAcceptance: Sendable, Hashable {
+    /// Every value (Bedrock's behaviour for values a model knows; the simulator's default).
+    case all
+    /// Only these.
+    case only(Set<String>)
+
+    /// `*` → all; otherwise the comma-separated values (an empty list accepts none).
+    package init(list: String) {
+        let values = list.split(separator: ",").map { String($0) }.filter { !$0.isEmpty }
+        self = values == ["*"] ? .all : .only(Set(values))
+    }
+
+    /// The first requested value the model does not take, if any.
+    package func firstRefused(in requested: [String]) -> String? {
+        guard case .only(let accepted) = self else { return nil }
+        return requested.first { !accepted.contains($0) }
     }
 }
 
@@ -306,6 +338,18 @@ private struct PairTokenizer {
             try self.skipBracketed()
         } else {
             while self.index < self.bytes.count, !Self.isSeparator(self.bytes[self.index]) { self.index += 1 }
+            // A list value (`accept_betas=a,b`) runs on over commas while what follows is not itself
+            // a `key=value` pair, so `accept_betas=a,b,chunks=3` still reads `chunks`.
+            while self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ",") {
+                var end = self.index + 1
+                var hasEquals = false
+                while end < self.bytes.count, !Self.isSeparator(self.bytes[end]) {
+                    if self.bytes[end] == UInt8(ascii: "=") { hasEquals = true }
+                    end += 1
+                }
+                guard end > self.index + 1, !hasEquals else { break }
+                self.index = end
+            }
         }
         return (key, String(decoding: self.bytes[valueStart..<self.index], as: UTF8.self))
     }

@@ -178,7 +178,13 @@ struct SimulatorResponder: HTTPResponder {
             guard json["messages"]?.arrayValue != nil else {
                 throw BedrockError.validation("Malformed input request: messages: Field required, please reformat your input and try again.")
             }
-            let plan = ResponsePlan(scenario: scenario, facts: RequestFacts(body: exchange.body, json: json, dialect: dialect))
+            let facts = RequestFacts(body: exchange.body, json: json, dialect: dialect)
+            let acceptance = scenario.acceptedBetas ?? self.configuration.betaAcceptance(forModel: modelID)
+            if acceptance.firstRefused(in: facts.betas) != nil {
+                // Bedrock names no value, so neither does the simulator (CLAUDE_CODE.md §9).
+                throw BedrockError.validation("invalid beta flag")
+            }
+            let plan = ResponsePlan(scenario: scenario, facts: facts)
             switch operation {
             case .converse:
                 return self.json(NonStreamingBodies.converse(plan, start: exchange.start), exchange)

@@ -17,11 +17,13 @@ struct Simulator {
     static func run<Value: Sendable>(
         requiredBearerToken: String? = nil,
         defaultScenario: Scenario = Scenario(),
+        acceptedBetas: [String: [String]] = [:],
         _ body: (Simulator) async throws -> Value
     ) async throws -> Value {
         let recorder = SimulatorRecorder()
         let configuration = SimulatorConfiguration(
-            requiredBearerToken: requiredBearerToken, defaultScenario: defaultScenario, recorder: recorder
+            requiredBearerToken: requiredBearerToken, defaultScenario: defaultScenario, recorder: recorder,
+            acceptedBetas: acceptedBetas
         )
         var logger = Logger(label: "BedrockSimulatorTests")
         // Cancelling the server at the end of a test makes HummingbirdCore log the cancellation of

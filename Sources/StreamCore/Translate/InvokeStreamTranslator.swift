@@ -36,6 +36,8 @@ package struct InvokeStreamTranslator {
     package private(set) var decodedEvent = ByteBuffer()
 
     private var sawInvocationMetrics = false
+    /// Where the last event's `type` value sits in ``decodedEvent``.
+    private var eventType = 0..<0
     private var dispatch = FrameDispatch<InvokeStreamEvent>()
 
     package init() {}
@@ -100,11 +102,17 @@ package struct InvokeStreamTranslator {
         let observation = self.observe(message)
         switch observation {
         case .event:
-            out.writeStaticString("event: ")
-            self.writeEventType(into: &out)
-            out.writeStaticString("\ndata: ")
-            out.writeImmutableBuffer(self.decodedEvent)
-            out.writeStaticString("\n\n")
+            // One raw write for the whole event (see `RawWriter`); the type's range was found while metering.
+            let typeRange = self.eventType
+            self.decodedEvent.withUnsafeReadableBytes { event in
+                out.writeRaw(maximumLength: event.count + typeRange.count + 16) { writer in
+                    writer.append("event: ")
+                    writer.append(UnsafeRawBufferPointer(rebasing: event[typeRange]))
+                    writer.append("\ndata: ")
+                    writer.append(event)
+                    writer.append("\n\n")
+                }
+            }
         case .skipped:
             break
         case .failed(let type, let text):
@@ -173,6 +181,7 @@ package struct InvokeStreamTranslator {
             }
         }
         guard !type.isEmpty else { throw JSONScanner.Failure(offset: 0) }
+        self.eventType = type
         if scanner.bytes(in: type, equal: "message_stop") { self.isComplete = true }
     }
 
@@ -208,20 +217,6 @@ package struct InvokeStreamTranslator {
                 self.usage.cacheWriteInputTokens = try scanner.readInteger()
             } else {
                 try scanner.skipValue()
-            }
-        }
-    }
-
-    private func writeEventType(into out: inout ByteBuffer) {
-        self.decodedEvent.withUnsafeReadableBytes { event in
-            var scanner = JSONScanner(event)
-            try? scanner.forEachMember { scanner, key throws(JSONScanner.Failure) in
-                if scanner.bytes(in: key, equal: "type") {
-                    let range = try scanner.readString()
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: event[range]))
-                } else {
-                    try scanner.skipValue()
-                }
             }
         }
     }
