@@ -91,4 +91,65 @@ let benchmarks: @Sendable () -> Void = {
     ) { benchmark in
         blackHole(try mapper.map(body))
     }
+
+    responsesTextDeltaBenchmark(configuration: perChunk)
+}
+
+// MARK: Responses API
+
+/// Per-delta cost of the Bedrock → OpenAI Responses path: decode + CRC + translate one text-delta
+/// frame into a `response.output_text.delta` event. Measured in steady state: a first text block of
+/// the same length has already been translated and closed, so the item's text buffer (which the
+/// `.done` events need) has its capacity and the measured block reuses it.
+func responsesTextDeltaBenchmark(configuration: Benchmark.Configuration) {
+    let (deltas, _) = BedrockFrames.stream(count: frameCount)
+    let warmUp = ResponsesFrames.warmUp(deltas: deltas)
+    let options = ResponsesStreamTranslator.Options(id: "resp_bench", createdAt: 1_700_000_000, model: "claude-sonnet")
+
+    Benchmark("decode+crc+translate, Responses text delta", configuration: configuration) { benchmark in
+        var decoder = EventStreamDecoder()
+        var translator = ResponsesStreamTranslator(options: options)
+        var out = ByteBuffer()
+        out.reserveCapacity(64 * 1024)
+        try decoder.feed(warmUp)
+        while let message = try decoder.next() {
+            translator.translate(message, into: &out)
+        }
+        out.clear()
+        try decoder.feed(deltas)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            if let message = try decoder.next() {
+                translator.translate(message, into: &out)
+            }
+            blackHole(out.readableBytes)
+            out.clear()
+        }
+        benchmark.stopMeasurement()
+        precondition(translator.ending == nil && translator.hasWrittenEvent)
+    }
+}
+
+/// The frames around the measured deltas, built here so this suite needs nothing new in BenchmarkFixtures.
+enum ResponsesFrames {
+    /// `messageStart`, the same text deltas as the measured ones, then `contentBlockStop`.
+    static func warmUp(deltas: ByteBuffer) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.writeImmutableBuffer(Self.event("messageStart", #"{"p":"abcd","role":"assistant"}"#))
+        out.writeImmutableBuffer(deltas)
+        out.writeImmutableBuffer(Self.event("contentBlockStop", #"{"contentBlockIndex":0,"p":"abcdefgh"}"#))
+        return out
+    }
+
+    static func event(_ type: String, _ json: String) -> ByteBuffer {
+        let headers = [
+            EventStreamHeader(name: ":event-type", value: .init(string: type)),
+            EventStreamHeader(name: ":content-type", value: .init(string: "application/json")),
+            EventStreamHeader(name: ":message-type", value: .init(string: "event")),
+        ]
+        var out = ByteBuffer()
+        // The headers and sizes are valid, so encoding cannot fail.
+        try? EventStreamEncoder.write(headers: headers, payload: ByteBuffer(string: json), into: &out)
+        return out
+    }
 }

@@ -133,7 +133,10 @@ package struct ChatRequestMapper: Sendable {
 }
 
 /// The parsed, checked request, ready to be written as Converse JSON.
-private struct RequestTranslation {
+///
+/// Shared by the chat-completions and Responses mappers: each reads its API's fields into one of
+/// these, so tool configuration, thinking, cache points and the body layout stay the same for both.
+struct RequestTranslation {
     enum ToolChoice: Equatable {
         case unspecified, auto, none, required
         case named(String)
@@ -158,22 +161,43 @@ private struct RequestTranslation {
     var responseFormatDescription: String?
     let addsAutomaticCachePoints: Bool
 
-    init(root: JSONObject, configuration: ChatRequestMapper.Configuration) throws(OpenAIRequestError) {
-        guard let modelValue = root.present("model") else { throw .missing("model") }
-        guard let model = modelValue.stringValue, !model.isEmpty else { throw .type("model", expected: "a non-empty string") }
+    /// A request from the parts every API's reader produces. The Responses mapper then sets
+    /// sampling, tools, response format and thinking (``applyThinking(budget:)``) itself before
+    /// ``makeRequest(capacity:allocator:)``; the chat initializer below reads them from its JSON.
+    init(
+        model: String,
+        configuration: ChatRequestMapper.Configuration,
+        isStreaming: Bool,
+        includesUsage: Bool = false,
+        user: String?,
+        conversation: MessageConversion,
+        messageCount: Int
+    ) {
         requestedModel = model
         modelID = configuration.modelAliases[model] ?? model
         isAnthropic = modelID.contains("anthropic.")
         addsAutomaticCachePoints =
             configuration.addsAutomaticCachePoints && (isAnthropic || modelID.contains("amazon.nova"))
+        self.isStreaming = isStreaming
+        self.includesUsage = includesUsage
+        self.user = user
+        self.conversation = conversation
+        self.messageCount = messageCount
+    }
 
-        isStreaming = try Self.bool(root, "stream") ?? false
+    init(root: JSONObject, configuration: ChatRequestMapper.Configuration) throws(OpenAIRequestError) {
+        guard let modelValue = root.present("model") else { throw .missing("model") }
+        guard let model = modelValue.stringValue, !model.isEmpty else { throw .type("model", expected: "a non-empty string") }
+
+        let isStreaming = try Self.bool(root, "stream") ?? false
+        let includesUsage: Bool
         if let options = root.present("stream_options") {
             guard let object = options.objectValue else { throw .type("stream_options", expected: "an object") }
             includesUsage = try Self.bool(object, "include_usage", path: "stream_options.include_usage") ?? false
         } else {
             includesUsage = false
         }
+        let user: String?
         if let userValue = root.present("user") {
             guard let value = userValue.stringValue else { throw .type("user", expected: "a string") }
             user = value
@@ -189,8 +213,15 @@ private struct RequestTranslation {
         guard messages.count <= configuration.maximumMessages else {
             throw .value("messages", "\(messages.count) messages is more than this gateway accepts (\(configuration.maximumMessages)).")
         }
-        messageCount = messages.count
-        conversation = try MessageConversion(messages: messages)
+        self.init(
+            model: model,
+            configuration: configuration,
+            isStreaming: isStreaming,
+            includesUsage: includesUsage,
+            user: user,
+            conversation: try MessageConversion(messages: messages),
+            messageCount: messages.count
+        )
 
         try readSampling(root)
         try readTools(root)
@@ -394,8 +425,15 @@ private struct RequestTranslation {
                 throw .value("thinking.type", "expected 'enabled' or 'disabled'.")
             }
         }
-        // Only Anthropic models take `thinking`; other families ignore the request for reasoning.
-        guard isAnthropic, let requested = budget else { return }
+        guard let budget else { return }
+        try applyThinking(budget: budget)
+    }
+
+    /// Turns on extended thinking with `requested` budget tokens, for Anthropic models only (other
+    /// families ignore the request for reasoning), and adjusts maxTokens, sampling and the
+    /// conditions Anthropic puts on thinking (below).
+    mutating func applyThinking(budget requested: Int) throws(OpenAIRequestError) {
+        guard isAnthropic else { return }
         // With thinking on, Anthropic wants the assistant turn whose tool calls are being answered
         // to start with its (signed) thinking block. Most OpenAI clients never send thinking_blocks
         // back, so such a request would be refused; it runs without thinking instead (Anthropic

@@ -33,6 +33,28 @@ struct MessageConversion {
         normalizeTurns()
     }
 
+    /// An empty conversation for another API's input (the Responses API's `input` items): its
+    /// converter appends blocks with ``appendSystem(_:)``, ``append(_:isUser:)`` and the
+    /// `note…` methods, then calls ``normalizeTurns()``, so both APIs merge and normalize alike.
+    init() {}
+
+    /// Appends top-level `system` blocks, in order.
+    mutating func appendSystem(_ blocks: [ConverseBlock]) {
+        system.append(contentsOf: blocks)
+    }
+
+    /// Records a `toolUse` block appended by another converter: Bedrock then needs a `toolConfig`
+    /// naming `name`.
+    mutating func noteToolUse(name: String) {
+        hasToolBlocks = true
+        if seenHistoryToolNames.insert(name).inserted { historyToolNames.append(name) }
+    }
+
+    /// Records a `toolResult` block appended by another converter.
+    mutating func noteToolResult() {
+        hasToolBlocks = true
+    }
+
     private mutating func convert(_ message: ParsedJSON, at index: Int) throws(OpenAIRequestError) {
         guard let object = message.objectValue else { throw .type("messages[\(index)]", expected: "an object") }
         guard let roleValue = object.present("role") else { throw .missing("messages[\(index)].role") }
@@ -71,7 +93,8 @@ struct MessageConversion {
         append(blocks, isUser: isUser)
     }
 
-    private mutating func append(_ blocks: [ConverseBlock], isUser: Bool) {
+    /// Appends a turn's blocks, merging them into the previous turn when it has the same role.
+    mutating func append(_ blocks: [ConverseBlock], isUser: Bool) {
         guard !blocks.isEmpty else { return }
         if let last = turns.indices.last, turns[last].isUser == isUser {
             turns[last].blocks.append(contentsOf: blocks)
@@ -298,7 +321,8 @@ struct MessageConversion {
 
     // MARK: Normalization
 
-    private mutating func normalizeTurns() {
+    /// Tool results first in user turns, a leading user turn, no trailing whitespace in a prefill.
+    mutating func normalizeTurns() {
         for index in turns.indices where turns[index].isUser {
             Self.moveToolResultsFirst(&turns[index].blocks)
         }

@@ -17,6 +17,7 @@ package struct OpenAIRequestError: Error, Sendable, Hashable, CustomStringConver
             case invalidValue = "invalid_value"
             case missingRequiredParameter = "missing_required_parameter"
             case unsupportedValue = "unsupported_value"
+            case unknownParameter = "unknown_parameter"
         }
 
         private let base: Base
@@ -35,6 +36,9 @@ package struct OpenAIRequestError: Error, Sendable, Hashable, CustomStringConver
         package static let missingRequiredParameter = Code(.missingRequiredParameter)
         /// A valid OpenAI feature that Bedrock cannot provide (`n` > 1, `logprobs`, remote image URLs).
         package static let unsupportedValue = Code(.unsupportedValue)
+        /// A top-level field this gateway does not know and cannot safely ignore (OpenAI's code for
+        /// an unrecognized parameter).
+        package static let unknownParameter = Code(.unknownParameter)
 
         package var description: String { base.rawValue }
     }
@@ -69,6 +73,10 @@ extension OpenAIRequestError {
 
     static func value(_ param: String, _ reason: String) -> Self {
         Self(code: .invalidValue, param: param, message: "Invalid value for '\(param)': \(reason)")
+    }
+
+    static func unknown(_ param: String) -> Self {
+        Self(code: .unknownParameter, param: param, message: "Unknown parameter: '\(param)'.")
     }
 
     static func unsupported(_ param: String, _ reason: String) -> Self {
