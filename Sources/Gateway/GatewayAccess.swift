@@ -13,13 +13,19 @@ package struct GatewayAccess: Sendable {
     package let ledger: Ledger
     package let metrics: GatewayMetrics
     package let lifecycle = GatewayLifecycle()
+    /// What Bedrock refused of `anthropic_beta` values, per model, for this process (kept across reloads).
+    let betaRefusals = AnthropicBetaRefusals()
+    /// The Responses API's reasoning seal (its key is fixed at start-up).
+    let reasoningSeal: ReasoningSeal
 
     package init(
         configuration: GatewayConfiguration, store: any Store, audit: AuditSink = .standardError,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.authenticator = TokenAuthenticator(store: store, now: now)
-        self.settings = LiveSettings(GatewaySettings(configuration: configuration))
+        let seal = ReasoningSeal(secret: configuration.responsesKey)
+        self.reasoningSeal = seal
+        self.settings = LiveSettings(GatewaySettings(configuration: configuration, betaRefusals: self.betaRefusals, reasoning: seal))
         self.admission = Admission(
             limiter: UsageLimiter(now: now),
             streams: StreamSlots(
@@ -38,7 +44,7 @@ package struct GatewayAccess: Sendable {
     /// Puts a reloaded configuration's policies, limits, prices and models in force for the requests
     /// that start from now on.
     package func reload(_ configuration: GatewayConfiguration) {
-        self.settings.replace(with: GatewaySettings(configuration: configuration))
+        self.settings.replace(with: GatewaySettings(configuration: configuration, betaRefusals: self.betaRefusals, reasoning: self.reasoningSeal))
     }
 
     /// Loads this month's spend and today's tokens from the ledger into the limiter.

@@ -117,6 +117,13 @@ package struct GatewayConfiguration: Sendable {
     /// The bearer token that may read `GET /metrics`; without one the route does not exist. Never logged.
     package var metricsToken: String?
     package var log = Log()
+    /// `SLUICE_BETAS=passthrough`: send every `anthropic_beta` value as the client sent it (no
+    /// per-model filtering, no retry without refused values).
+    package var betasPassthrough = false
+    /// `SLUICE_RESPONSES_KEY`: the secret the Responses API's `encrypted_content` is sealed with, so
+    /// every replica (and a restarted one) can open what another sealed. Without it a key is made per
+    /// process. Never logged.
+    package var responsesKey: String?
 
     package init() {}
 }
@@ -371,6 +378,18 @@ extension GatewayConfiguration {
                 throw ConfigurationError(source: "environment", key: "SLUICE_METRICS_TOKEN", problem: "must be at least 16 characters")
             }
             self.metricsToken = token
+        }
+        if let mode = value("SLUICE_BETAS") {
+            guard mode == "passthrough" || mode == "filter" else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_BETAS", problem: "must be 'filter' (the default) or 'passthrough'")
+            }
+            self.betasPassthrough = mode == "passthrough"
+        }
+        if let key = value("SLUICE_RESPONSES_KEY") {
+            guard key.utf8.count >= 32 else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_RESPONSES_KEY", problem: "must be at least 32 characters")
+            }
+            self.responsesKey = key
         }
         if let level = value("SLUICE_LOG_LEVEL") {
             guard Self.logLevels.contains(level) else {

@@ -13,14 +13,36 @@ package struct GatewaySettings: Sendable {
     package var policies: PolicySet
     package var prices: PriceTable
     package var mapper: ChatRequestMapper
+    package var anthropicMapper: AnthropicRequestMapper
+    package var responsesMapper: ResponsesRequestMapper
+    /// The `anthropic_beta` policy of `/v1/messages` and the `/bedrock` invoke routes.
+    package var betaPolicy: AnthropicBetaPolicy { self.anthropicMapper.configuration.betas }
     package var allowAnonymousInferenceProfiles: Bool
 
-    package init(configuration: GatewayConfiguration) {
+    /// - Parameters:
+    ///   - betaRefusals: what Bedrock refused so far in this process; kept across reloads.
+    ///   - reasoning: seals and opens the Responses API's `encrypted_content`.
+    package init(
+        configuration: GatewayConfiguration, betaRefusals: AnthropicBetaRefusals = AnthropicBetaRefusals(),
+        reasoning: ReasoningSeal = ReasoningSeal()
+    ) {
         self.catalog = configuration.models
         self.policies = PolicySet(policies: configuration.policies, catalog: configuration.models)
         self.prices = configuration.prices
         self.mapper = ChatRequestMapper(
             configuration: .init(modelAliases: configuration.models.aliases, maximumMessages: configuration.server.maxMessages)
+        )
+        self.anthropicMapper = AnthropicRequestMapper(
+            configuration: .init(
+                modelAliases: configuration.models.aliases,
+                betas: AnthropicBetaPolicy(mode: configuration.betasPassthrough ? .passthrough : .filter, refusals: betaRefusals),
+                maximumMessages: configuration.server.maxMessages
+            )
+        )
+        self.responsesMapper = ResponsesRequestMapper(
+            configuration: .init(
+                chat: .init(modelAliases: configuration.models.aliases, maximumMessages: configuration.server.maxMessages), opener: reasoning
+            )
         )
         self.allowAnonymousInferenceProfiles = configuration.inferenceProfilesAllowAnonymous
     }

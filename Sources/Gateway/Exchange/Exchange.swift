@@ -25,6 +25,20 @@ package protocol APIShape: Sendable {
     func makeProcessor(_ request: MappedRequest<Mapped>) -> Processor
     /// A whole answer, from Bedrock's whole answer.
     func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError>
+    /// The one retry of a request Bedrock refused before the first byte, when the shape can repair it
+    /// (an `anthropic_beta` value the model does not take); `nil` to answer the error.
+    func retry(_ request: MappedRequest<Mapped>, after error: GatewayError, settings: GatewaySettings) -> Retry<Mapped>?
+}
+
+extension APIShape {
+    package func retry(_ request: MappedRequest<Mapped>, after error: GatewayError, settings: GatewaySettings) -> Retry<Mapped>? { nil }
+}
+
+/// A repaired request to send once more, and the `anthropic_beta` values the repair dropped that were
+/// not known to be refused before (logged and counted once).
+package struct Retry<Mapped: Sendable>: Sendable {
+    package var request: MappedRequest<Mapped>
+    package var droppedBetas: [String]
 }
 
 /// A request as an API shape mapped it.
@@ -46,6 +60,8 @@ package struct MappedRequest<Mapped: Sendable>: Sendable {
     /// The client's session (Claude Code's `X-Claude-Code-Session-Id`), for the audit lines and
     /// upstream affinity.
     package var session: String?
+    /// `anthropic_beta` values the beta policy removed before the call (counted in the metrics).
+    package var droppedBetas: [String] = []
     /// The shape's own data.
     package var mapped: Mapped
 
@@ -141,25 +157,38 @@ package struct Exchange<Shape: APIShape>: Sendable {
         case .success(let admitted): account = admitted
         case .failure(let refusal): return self.shape.errors.response(refusal)
         }
+        for beta in mapped.droppedBetas { self.access.metrics.betaDropped(beta) }
         let started = ContinuousClock.now
         let logger = context.logger
         let executor = LoopExecutor.preferred(for: context.eventLoop)
-        let response: HTTPClientResponse
-        do {
-            // Called from the client connection's loop, so the upstream connection is made there.
-            response = try await withTaskExecutorPreference(executor) {
-                try await self.upstream.execute(
-                    operation: mapped.operation, modelID: mapped.modelID, body: mapped.body, headers: mapped.headers, logger: logger
-                )
+        var response: HTTPClientResponse
+        var attempt = 0
+        while true {
+            attempt += 1
+            let call = mapped
+            do {
+                // Called from the client connection's loop, so the upstream connection is made there.
+                response = try await withTaskExecutorPreference(executor) {
+                    try await self.upstream.execute(
+                        operation: call.operation, modelID: call.modelID, body: call.body, headers: call.headers, logger: logger
+                    )
+                }
+            } catch {
+                let failure = UpstreamFailure.describe(error)
+                logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.label)"])
+                await account.finish(failure)
+                return self.shape.errors.response(failure)
             }
-        } catch {
-            let failure = UpstreamFailure.describe(error)
-            logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.label)"])
-            await account.finish(failure)
-            return self.shape.errors.response(failure)
-        }
-        guard response.status == .ok else {
+            if response.status == .ok { break }
             let error = await UpstreamFailure.error(from: response)
+            if attempt == 1, let retry = self.shape.retry(mapped, after: error, settings: settings) {
+                for beta in retry.droppedBetas {
+                    logger.notice("Bedrock refused a beta flag for this model: dropped from now on", metadata: ["beta": "\(beta)", "model": "\(mapped.modelID)"])
+                    self.access.metrics.betaDropped(beta)
+                }
+                mapped = retry.request
+                continue
+            }
             await account.finish(error)
             return self.shape.errors.response(error)
         }
@@ -169,12 +198,13 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let headers = self.shape.streamHead(mapped, upstreamHeaders: response.headers)
         let shape = self.shape
         let request = mapped
+        let upstreamBody = response.body
         let deadline = started + self.limits.requestTimeout
         let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var processor = shape.makeProcessor(request)
             let outcome = await withTaskExecutorPreference(executor) {
-                await StreamPump.run(&processor, upstream: response.body, deadline: deadline, writer: &writer, logger: logger, observer: observer)
+                await StreamPump.run(&processor, upstream: upstreamBody, deadline: deadline, writer: &writer, logger: logger, observer: observer)
             }
             await account.finish(outcome)
             if outcome.disconnected { throw CancellationError() }

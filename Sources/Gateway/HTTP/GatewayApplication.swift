@@ -32,16 +32,36 @@ package func buildGatewayApplication(
     )
     let chat = Exchange(shape: OpenAIChatShape(), access: access, upstream: upstream, limits: limits)
     let bedrock = Exchange(shape: BedrockShape(), access: access, upstream: upstream, limits: limits)
+    let messages = Exchange(shape: AnthropicMessagesShape(region: upstream.region), access: access, upstream: upstream, limits: limits)
+    let countTokens = Exchange(shape: AnthropicCountTokensShape(region: upstream.region), access: access, upstream: upstream, limits: limits)
+    let responses = Exchange(shape: ResponsesShape(seal: access.reasoningSeal), access: access, upstream: upstream, limits: limits)
     let controlPlane = BedrockControlPlane(region: upstream.region)
     let metricsToken = configuration.metricsToken
 
     router.post("/v1/chat/completions") { request, context in
         await chat.respond(to: request, context: context)
     }
+    // Claude Code's gateway mode and the Anthropic SDKs (`?beta=true` and other query strings are
+    // accepted: routing looks at the path only).
+    router.post("/v1/messages") { request, context in
+        await messages.respond(to: request, context: context)
+    }
+    router.post("/v1/messages/count_tokens") { request, context in
+        await countTokens.respond(to: request, context: context)
+    }
+    router.post("/v1/responses") { request, context in
+        await responses.respond(to: request, context: context)
+    }
     router.get("/v1/models") { request, context in
+        // Anthropic's clients say who they are with `anthropic-version` or `x-api-key`.
+        let anthropic = request.headers[.anthropicVersion] != nil || request.headers[.apiKey] != nil
         switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
-        case .success: return ModelsRoute.list(access.settings.current.catalog)
-        case .failure(let error): return ErrorShape.openAI.response(error)
+        case .success(let caller):
+            let settings = access.settings.current
+            return anthropic
+                ? ModelsRoute.anthropicList(settings, caller: caller, region: upstream.region) : ModelsRoute.list(settings, caller: caller)
+        case .failure(let error):
+            return (anthropic ? ErrorShape.anthropic : ErrorShape.openAI).response(error)
         }
     }
     router.get("/healthz") { _, _ in
@@ -88,13 +108,15 @@ package func buildGatewayApplication(
     )
 }
 
-/// `GET /v1/models`: the aliases and the advertised Bedrock ids, in OpenAI's list shape.
+/// `GET /v1/models`: the model names a caller may use, in OpenAI's or Anthropic's list shape.
 enum ModelsRoute {
-    static func list(_ catalog: ModelCatalog) -> Response {
+    /// The aliases and the advertised Bedrock ids the caller's policies allow, in OpenAI's shape.
+    static func list(_ settings: GatewaySettings, caller: Caller) -> Response {
+        let catalog = settings.catalog
         var body = ByteBuffer()
         body.writeStaticString("{\"object\":\"list\",\"data\":[")
         var first = true
-        for id in catalog.aliases.keys.sorted() + catalog.advertisedModelIDs {
+        for id in catalog.aliases.keys.sorted() + catalog.advertisedModelIDs where Self.allows(settings, caller, id, catalog.resolve(id)) {
             if !first { body.writeStaticString(",") }
             first = false
             body.writeStaticString("{\"id\":")
@@ -103,5 +125,36 @@ enum ModelsRoute {
         }
         body.writeStaticString("]}")
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
+
+    /// The Claude models by their Anthropic names (the built-in table), as Anthropic lists them:
+    /// `{"data":[{"type":"model","id","display_name","created_at"}],"has_more","first_id","last_id"}`.
+    static func anthropicList(_ settings: GatewaySettings, caller: Caller, region: String) -> Response {
+        let entries = AnthropicModelTable.entries.filter { entry in
+            Self.allows(settings, caller, entry.id, entry.modelID(region: region))
+        }
+        var body = ByteBuffer()
+        body.writeStaticString("{\"data\":[")
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { body.writeStaticString(",") }
+            body.writeStaticString("{\"type\":\"model\",\"id\":")
+            body.writeJSONString(entry.id)
+            body.writeStaticString(",\"display_name\":")
+            body.writeJSONString(entry.displayName)
+            body.writeStaticString(",\"created_at\":")
+            body.writeJSONString(entry.createdAt)
+            body.writeStaticString("}")
+        }
+        body.writeStaticString("],\"has_more\":false,\"first_id\":")
+        if let first = entries.first { body.writeJSONString(first.id) } else { body.writeStaticString("null") }
+        body.writeStaticString(",\"last_id\":")
+        if let last = entries.last { body.writeJSONString(last.id) } else { body.writeStaticString("null") }
+        body.writeStaticString("}")
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
+
+    private static func allows(_ settings: GatewaySettings, _ caller: Caller, _ requested: String, _ resolved: String) -> Bool {
+        if case .allowed = settings.policies.evaluate(caller, requested: requested, resolved: resolved) { return true }
+        return false
     }
 }

@@ -20,6 +20,7 @@ package final class GatewayMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let models = BoundedLabels(maximum: GatewayMetrics.maximumLabelValues)
     private let identities = BoundedLabels(maximum: GatewayMetrics.maximumLabelValues)
+    private let betas = BoundedLabels(maximum: 64)
     private let activeStreams: Meter
     private let chunkTimers: [String: Metrics.Timer]
     private let firstByteTimers: [String: Metrics.Timer]
@@ -88,6 +89,12 @@ package final class GatewayMetrics: Sendable {
     /// A request refused by a limit (`requests_per_minute`, `concurrent_streams`, …).
     func limitRefusal(_ limit: String) {
         Counter(label: "sluice_limit_refusals_total", dimensions: [("limit", limit)], factory: self.factory).increment()
+    }
+
+    /// An `anthropic_beta` value removed before a call because the target model does not take it
+    /// (values are the client's: bounded like models).
+    func betaDropped(_ beta: String) {
+        Counter(label: "sluice_betas_dropped_total", dimensions: [("beta", self.betas.label(beta))], factory: self.factory).increment()
     }
 
     /// A corrupt upstream event stream, by ``EventStreamError`` code.

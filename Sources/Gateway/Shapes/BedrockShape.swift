@@ -11,7 +11,10 @@ import StreamCore
 /// client. Request bodies go upstream byte for byte; streamed answers are decoded and CRC-checked on
 /// the way and forwarded as the original bytes (``PassthroughProcessor``).
 package struct BedrockShape: APIShape {
-    package struct Mapped: Sendable {}
+    package struct Mapped: Sendable {
+        /// The client's body, for the one retry without refused betas.
+        var clientBody: ByteBuffer
+    }
 
     package init() {}
 
@@ -32,8 +35,15 @@ package struct BedrockShape: APIShape {
         var request = MappedRequest(
             requestedModel: modelID, resolvedModel: settings.catalog.resolve(modelID), operation: operation, modelID: modelID, body: body,
             declared: DeclaredRequest(messageCount: summary.messageCount, bodyBytes: body.readableBytes, maxTokens: summary.maxTokens),
-            mapped: Mapped()
+            mapped: Mapped(clientBody: body)
         )
+        // The body stays byte for byte, except an `anthropic_beta` value the model does not take.
+        if operation == .invoke || operation == .invokeWithResponseStream,
+            case .repaired(let repaired, let filtered) = settings.betaPolicy.repairInvokeBody(body, modelID: request.resolvedModel)
+        {
+            request.body = repaired
+            request.droppedBetas = filtered.dropped
+        }
         request.countsAgainstLimits = operation != .countTokens
         // Cost allocation: Bedrock attributes the call to these tags in its own usage reports.
         request.headers = Self.forwardedHeaders(head.headerFields)
@@ -42,6 +52,22 @@ package struct BedrockShape: APIShape {
             RequestMetadata.json(for: caller, merging: head.headerFields[.bedrockRequestMetadata])
         ))
         return request
+    }
+
+    /// Bedrock refused a beta value (`400 invalid beta flag`) although the table took it for good:
+    /// remembered for the model, and the request goes once more without it (Claude Code in Bedrock
+    /// mode would retry by itself, at the cost of a round trip on every call).
+    package func retry(_ request: MappedRequest<Mapped>, after error: GatewayError, settings: GatewaySettings) -> Retry<Mapped>? {
+        guard BetaRepair.isInvalidBetaFlag(error), request.operation == .invoke || request.operation == .invokeWithResponseStream else { return nil }
+        let sent = request.body.withUnsafeReadableBytes { try? JSONParser.parse($0, maximumNestingDepth: 256) }?.objectValue
+        let betas = sent?.present("anthropic_beta")?.arrayValue?.compactMap(\.stringValue) ?? []
+        guard !betas.isEmpty else { return nil }
+        let remembered = settings.betaPolicy.refusals.remember(model: request.resolvedModel, refused: betas)
+        guard case .repaired(let repaired, _) = settings.betaPolicy.repairInvokeBody(request.mapped.clientBody, modelID: request.resolvedModel)
+        else { return nil }
+        var retried = request
+        retried.body = repaired
+        return Retry(request: retried, droppedBetas: remembered)
     }
 
     /// Client headers that mean something to Bedrock and carry no client credential. The client's
