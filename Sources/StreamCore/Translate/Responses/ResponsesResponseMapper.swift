@@ -21,8 +21,9 @@ package struct ResponsesResponse: Sendable {
 /// Blocks in order: `reasoningContent` → a `reasoning` item (summary = the thinking text;
 /// `encrypted_content` when the request's `include` asked and a sealer is given); `text` → a
 /// `message` item; `toolUse` → a `function_call` item (`arguments` = the input serialized compactly);
-/// the response-format tool's input → a `message` item with the JSON as text. Status `incomplete`
-/// (with `incomplete_details.reason`) for `max_tokens` and content filtering, as when streaming.
+/// the response-format tool's input → a `message` item with the JSON as text. The response's status
+/// is `incomplete` (with `incomplete_details.reason`) for `max_tokens` and content filtering, as when
+/// streaming; items are `completed`.
 package enum ResponsesResponseMapper {
     package static func makeResponse(
         converseResponse body: ByteBuffer,
@@ -82,7 +83,10 @@ package enum ResponsesResponseMapper {
             cacheWriteInputTokens: usageObject?.present("cacheWriteInputTokens")?.intValue ?? 0
         )
         var finishReason = FinishReason(bedrockStopReason: root.present("stopReason")?.stringValue ?? "")
-        let itemStatus: StaticString = finishReason == .length ? "incomplete" : "completed"
+        // Every block of a Converse response ended (when streamed, Bedrock stops each block before
+        // `messageStop`, even at max_tokens), so items are complete; the response's status says
+        // whether the answer was cut, as in the stream translator's terminal event.
+        let itemStatus: StaticString = "completed"
 
         let idBase = ResponsesJSON.itemIDBase(responseID: id)
         var items = allocator.buffer(capacity: body.readableBytes + 256)
