@@ -185,7 +185,8 @@ class Gateway:
         return self.url + "/bedrock"
 
     def simulator_url(self) -> str | None:
-        match = re.search(r"simulator\.endpoint=(http://[0-9.:]+)", self.process.log())
+        # Text logs say `simulator.endpoint=http://…`, JSON logs `"simulator.endpoint":"http://…"`.
+        match = re.search(r'simulator\.endpoint"?[=:]"?(http://[0-9.:]+)', self.process.log())
         return match.group(1) if match else None
 
 
