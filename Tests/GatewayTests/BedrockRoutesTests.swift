@@ -26,7 +26,8 @@ struct BedrockRoutesTests {
 
     @Test("invoke-with-response-stream: a Claude Code body reaches the simulator byte-identical and streams back intact")
     func claudeCodeReplay() async throws {
-        try await LiveStack.run { stack in
+        // Beta repair off: this test is about the bytes (the repair has its own tests, BetaRepairTests).
+        try await LiveStack.run(configure: { $0.betasPassthrough = true }) { stack in
             let body = claudeCodeBody(directive: "[[sim reasoning=1 tools=1]]")
             #expect(body.utf8.count > 85_000)
             let (status, headers, stream) = try await stack.post(
