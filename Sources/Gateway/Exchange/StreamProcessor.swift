@@ -15,6 +15,13 @@ package protocol StreamProcessor {
     var isEnded: Bool { get }
     /// What the stream produced so far, for the ledger.
     var meter: StreamMeter { get }
+    /// Whether `out` is a buffer the processor writes into (kept and cleared between writes), rather
+    /// than slices of the upstream's reads handed on (clearing a slice would copy its storage).
+    var writesIntoOutput: Bool { get }
+}
+
+extension StreamProcessor {
+    package var writesIntoOutput: Bool { true }
 }
 
 /// What a stream produced, as the ledger reads it.
@@ -155,6 +162,9 @@ package struct PassthroughProcessor: StreamProcessor {
     }
 
     package var isEnded: Bool { self.ended }
+
+    /// The client gets slices of the upstream's own reads: nothing to keep between writes.
+    package var writesIntoOutput: Bool { false }
 
     package var meter: StreamMeter {
         var meter = StreamMeter()

@@ -50,7 +50,7 @@ package enum StreamPump {
                     let handed = ContinuousClock.now
                     if firstByte == nil { firstByte = handed }
                     observer.chunkProcessed(handed - arrived)
-                    try await Self.write(&out, to: &writer)
+                    try await Self.write(&out, to: &writer, keep: processor.writesIntoOutput)
                 }
                 if processor.isEnded { break }
             }
@@ -78,7 +78,7 @@ package enum StreamPump {
         if !disconnected, out.readableBytes > 0 {
             if firstByte == nil { firstByte = .now }
             do {
-                try await Self.write(&out, to: &writer)
+                try await Self.write(&out, to: &writer, keep: false)
             } catch {
                 disconnected = true
             }
@@ -86,16 +86,17 @@ package enum StreamPump {
         return StreamOutcome(meter: processor.meter, disconnected: disconnected, firstByte: firstByte)
     }
 
-    /// One write (and flush) per upstream read. The buffer is kept for the next read when the
-    /// connection has let go of it, so a steady stream allocates nothing per chunk; a large one is
-    /// dropped so that an idle stream holds little memory.
-    private static func write(_ out: inout ByteBuffer, to writer: inout any ResponseBodyWriter) async throws {
+    /// One write (and flush) per upstream read. A buffer the processor writes into is kept for the
+    /// next read (once the connection has let go of it, clearing it reuses its memory), so a steady
+    /// stream allocates nothing per chunk; a large one is dropped so that an idle stream holds little
+    /// memory, and slices of upstream reads are never kept.
+    private static func write(_ out: inout ByteBuffer, to writer: inout any ResponseBodyWriter, keep: Bool) async throws {
         do {
             try await writer.write(out)
         } catch {
             throw ClientDisconnected()
         }
-        if out.capacity > 16 * 1024 {
+        if !keep || out.capacity > 16 * 1024 {
             out = ByteBuffer()
         } else {
             out.clear()
