@@ -1,4 +1,3 @@
-package import NIOCore
 
 /// A chat-completions request the gateway refuses before calling Bedrock (HTTP 400).
 ///
