@@ -1,10 +1,9 @@
 package import Foundation
-package import HTTPTypes
 import StreamCore
 
 /// The gateway's domain services, wired once: identity (who is calling), admission (may they), the
 /// ledger (what they used), the live settings and the metrics. The exchange pipeline reads them;
-/// nothing here speaks HTTP but for ``authenticate(_:route:requestID:)``'s headers.
+/// nothing here speaks HTTP (reading a request's credential is the exchange's, Credentials.swift).
 package struct GatewayAccess: Sendable {
     package let authenticator: TokenAuthenticator
     /// Policies, prices and models: replaced by a reload, read once per request.
@@ -50,17 +49,6 @@ package struct GatewayAccess: Sendable {
     /// Loads this month's spend and today's tokens from the ledger into the limiter.
     package func warmUp() async throws {
         self.limiter.preload(from: try await self.store.usage(since: self.limiter.startOfMonth()))
-    }
-
-    /// The caller, or the 401 to answer, recorded as an audit line.
-    package func authenticate(_ request: HTTPRequest, route: String, requestID: String) async -> Result<Caller, GatewayError> {
-        switch await self.authenticator.authenticate(request.headerFields) {
-        case .success(let caller):
-            return .success(caller)
-        case .failure(let failure):
-            self.ledger.recordUnauthenticated(route: route, failure: failure, requestID: requestID.isEmpty ? Ledger.makeRequestID() : requestID)
-            return .failure(failure.gatewayError)
-        }
     }
 
     /// Applies the policies and limits to a mapped request and opens its ledger entry.

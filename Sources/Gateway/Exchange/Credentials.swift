@@ -26,3 +26,16 @@ extension TokenAuthenticator {
         }
     }
 }
+
+extension GatewayAccess {
+    /// The caller, or the 401 to answer, recorded as an audit line.
+    package func authenticate(_ request: HTTPRequest, route: String, requestID: String) async -> Result<Caller, GatewayError> {
+        switch await self.authenticator.authenticate(request.headerFields) {
+        case .success(let caller):
+            return .success(caller)
+        case .failure(let failure):
+            self.ledger.recordUnauthenticated(route: route, failure: failure, requestID: requestID.isEmpty ? Ledger.makeRequestID() : requestID)
+            return .failure(failure.gatewayError)
+        }
+    }
+}
