@@ -59,14 +59,17 @@ struct SluiceProcess {
             log.text.withLock { $0 += text }
         }
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
+        // Generous: under `swift test` on 2 cores, 50 suites start at once and a debug binary can take tens of
+        // seconds to reach its listen line. The log is read once more after every sleep, so a line that arrived
+        // while this task waited for a thread is never missed at the deadline.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while true {
             let text = log.text.withLock { $0 }
             if let range = text.range(of: #""server.address":"http://127.0.0.1:"#) {
                 let digits = text[range.upperBound...].prefix { $0.isNumber }
                 if let port = Int(digits), port > 0 { return SluiceProcess(process: process, port: port, log: log) }
             }
-            if !process.isRunning { break }
+            if !process.isRunning || ContinuousClock.now >= deadline { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         process.terminate()

@@ -200,7 +200,7 @@ struct OperationsTests {
     }
 
     static func waitForLog(_ server: SluiceProcess, _ text: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !server.log.lines.contains(where: { $0.contains(text) }) {
             guard ContinuousClock.now < deadline else { throw CrashTestError(message: "no log line '\(text)'") }
             try await Task.sleep(for: .milliseconds(20))
