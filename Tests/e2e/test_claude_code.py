@@ -189,6 +189,33 @@ def test_tool_use_turn(cli_front, token):
     assert last["content"][0]["tool_use_id"] == tool_uses[0]["id"]
 
 
+def test_bash_turn_with_signed_thinking_against_a_strict_model(cli_front, token):
+    """Bedrock mode against a model that takes only interleaved thinking (as one Bedrock model does):
+    every beta Claude Code adds beyond it would be a 400 `invalid beta flag`; Sluice removes them from
+    the body's `anthropic_beta` before the call, and the Bash turn with signed thinking completes."""
+    tool_input = {"command": "echo strict-ran-$((6*7)) | tee marker.txt", "description": "e2e echo"}
+    prompt = (f"Run the echo [[sim reasoning=1 tools=1 accept_betas=interleaved-thinking-2025-05-14 "
+              f"tool_input={json.dumps(tool_input)}]]")
+    # ANTHROPIC_BETAS: betas a team adds (the CLI puts them in the body); this CLI with only Bash
+    # sends interleaved thinking alone, and the model does not take these two.
+    run = run_claude(cli_front, token, prompt, "--tools", "Bash", "--allowedTools", "Bash",
+                     output_format="stream-json",
+                     extra_env={"ANTHROPIC_BETAS": "context-management-2025-06-27,tool-search-tool-2025-10-19"})
+    assert run.returncode == 0, run.describe()
+    assert model_calls(run) == [STREAM_PATH, STREAM_PATH], run.describe()
+    assert all(r.status == 200 for r in run.requests if "/model/" in r.path), run.describe()
+    sent = [json.loads(r.body) for r in run.requests if "/model/" in r.path]
+    # Claude Code did send more than the model takes: the repair, not a quiet client, is what is tested.
+    assert any(set(body.get("anthropic_beta", [])) - {"interleaved-thinking-2025-05-14"} for body in sent), sent[0].get("anthropic_beta")
+    tool_uses = [block for event in run.events if event.get("type") == "assistant"
+                 for block in event["message"]["content"] if block["type"] == "tool_use"]
+    assert [(t["name"], t["input"]) for t in tool_uses] == [("Bash", tool_input)], run.describe()
+    assert (run.home / "marker.txt").read_text().strip() == "strict-ran-42"
+    assistant = sent[-1]["messages"][-2]
+    assert any(block.get("type") == "thinking" and block.get("signature") for block in assistant["content"]), assistant
+    assert run.result["is_error"] is False and run.result["num_turns"] == 2
+
+
 @pytest.mark.parametrize("fault", ["exception_after=2 exception=throttlingException",
                                    "exception_after=3 exception=modelStreamErrorException",
                                    "corrupt_after=2"])

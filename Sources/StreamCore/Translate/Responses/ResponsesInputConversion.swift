@@ -35,7 +35,16 @@ struct ResponsesInputConversion {
             try convertMessage(object, path: path, into: &conversation)
         case "function_call":
             let callID = try Self.requiredString(object, "call_id", path: path)
-            let name = try Self.requiredString(object, "name", path: path)
+            var name = try Self.requiredString(object, "name", path: path)
+            switch object.present("namespace") {
+            case nil, .null?:
+                break
+            case .string(let namespace)?:
+                // Bedrock knows the call by the flat name its tool was sent under (ToolNamespaces).
+                name = ToolNamespaces.flatName(namespace: namespace, name: name)
+            default:
+                throw .type("\(path).namespace", expected: "a string")
+            }
             let input = try Self.arguments(object, path: path)
             conversation.append([.toolUse(id: ToolUseID.sanitize(callID), name: name, input: input)], isUser: false)
             conversation.noteToolUse(name: name)

@@ -23,6 +23,8 @@ package struct ResponsesRequest: Sendable {
     package var store: Bool
     /// `instructions`, for a store that keeps responses (the Converse body already has it as system).
     package var instructions: String?
+    /// The request's `namespace` tools as Bedrock got them, to name calls of them back.
+    package var toolNamespaces = ToolNamespaces()
 
     package var modelID: String { converse.modelID }
     package var requestedModel: String { converse.requestedModel }

@@ -199,7 +199,8 @@ package struct ResponsesRequestMapper: Sendable {
             messageCount: messageCount
         )
         try Self.readSampling(root, into: &translation)
-        try Self.readTools(root, into: &translation)
+        var namespaces = ToolNamespaces()
+        try Self.readTools(root, into: &translation, namespaces: &namespaces)
         try Self.readTextFormat(root, into: &translation)
         if let budget = try Self.readReasoning(root) {
             try translation.applyThinking(budget: budget)
@@ -210,7 +211,8 @@ package struct ResponsesRequestMapper: Sendable {
             promptCacheKey: promptCacheKey,
             includesEncryptedReasoning: includesEncryptedReasoning,
             store: store,
-            instructions: instructions
+            instructions: instructions,
+            toolNamespaces: namespaces
         )
     }
 
@@ -286,14 +288,27 @@ package struct ResponsesRequestMapper: Sendable {
         }
     }
 
-    private static func readTools(_ root: JSONObject, into translation: inout RequestTranslation) throws(OpenAIRequestError) {
+    private static func readTools(
+        _ root: JSONObject, into translation: inout RequestTranslation, namespaces: inout ToolNamespaces
+    ) throws(OpenAIRequestError) {
         if let value = root.present("tools") {
             guard let array = value.arrayValue else { throw .type("tools", expected: "an array") }
             var names: Set<String> = []
             for (index, element) in array.enumerated() {
-                let spec = try toolSpec(element, index: index)
+                let path = "tools[\(index)]"
+                guard let tool = element.objectValue else { throw .type(path, expected: "an object") }
+                if tool.present("type")?.stringValue == "namespace" {
+                    for spec in try namespaceSpecs(tool, path: path, into: &namespaces) {
+                        guard names.insert(spec.name).inserted else {
+                            throw .value("\(path).tools", "'\(spec.name)' names a tool twice (a namespace's tools go to Bedrock as <namespace>__<name>).")
+                        }
+                        translation.tools.append(spec)
+                    }
+                    continue
+                }
+                let spec = try toolSpec(tool, path: path)
                 guard names.insert(spec.name).inserted else {
-                    throw .value("tools[\(index)].name", "tool names must be unique.")
+                    throw .value("\(path).name", "tool names must be unique.")
                 }
                 translation.tools.append(spec)
             }
@@ -327,28 +342,32 @@ package struct ResponsesRequestMapper: Sendable {
     }
 
     /// A Responses function tool (flat: `{"type":"function","name","description","parameters","strict"}`).
-    private static func toolSpec(_ element: ParsedJSON, index: Int) throws(OpenAIRequestError) -> ConverseToolSpec {
-        guard let tool = element.objectValue else { throw .type("tools[\(index)]", expected: "an object") }
-        guard let typeValue = tool.present("type") else { throw .missing("tools[\(index)].type") }
-        guard let type = typeValue.stringValue else { throw .type("tools[\(index)].type", expected: "a string") }
+    private static func toolSpec(_ tool: JSONObject, path: String) throws(OpenAIRequestError) -> ConverseToolSpec {
+        guard let typeValue = tool.present("type") else { throw .missing("\(path).type") }
+        guard let type = typeValue.stringValue else { throw .type("\(path).type", expected: "a string") }
         guard type == "function" else {
+            var hint = ""
+            if type == "web_search" || type == "web_search_preview" {
+                // Codex CLI sends web_search unless its config turns it off.
+                hint = " (Codex CLI: set web_search = \"disabled\" in config.toml)"
+            }
             throw .unsupported(
-                "tools[\(index)].type",
-                "tools of type '\(type)' are not supported; Bedrock runs only function tools, which the client executes."
+                "\(path).type",
+                "tools of type '\(type)' are not supported; Bedrock runs only function tools, which the client executes\(hint)."
             )
         }
-        guard let nameValue = tool.present("name") else { throw .missing("tools[\(index)].name") }
+        guard let nameValue = tool.present("name") else { throw .missing("\(path).name") }
         guard let name = nameValue.stringValue, ToolName.isValid(name) else {
-            throw .value("tools[\(index)].name", "tool names must match ^[a-zA-Z0-9_-]{1,64}$.")
+            throw .value("\(path).name", "tool names must match ^[a-zA-Z0-9_-]{1,64}$.")
         }
         var description: String?
         if let value = tool.present("description") {
-            guard let text = value.stringValue else { throw .type("tools[\(index)].description", expected: "a string") }
+            guard let text = value.stringValue else { throw .type("\(path).description", expected: "a string") }
             description = MessageConversion.isBlank(text) ? nil : text
         }
         // `strict` asks OpenAI to constrain decoding to the schema; Bedrock has no such switch, so
         // it is accepted (the schema still guides the model) but must be a boolean.
-        _ = try bool(tool, "strict", path: "tools[\(index)].strict")
+        _ = try bool(tool, "strict", path: "\(path).strict")
         let schema: ParsedJSON
         switch tool.present("parameters") {
         case nil:
@@ -356,9 +375,42 @@ package struct ResponsesRequestMapper: Sendable {
         case .object(let object)?:
             schema = .object(object)
         default:
-            throw .type("tools[\(index)].parameters", expected: "a JSON Schema object")
+            throw .type("\(path).parameters", expected: "a JSON Schema object")
         }
         return ConverseToolSpec(name: name, description: description, schema: schema, isCached: false)
+    }
+
+    /// A `namespace` tool (`{"type":"namespace","name","description","tools":[function tools]}`): its
+    /// function tools, each under its flat Bedrock name (``ToolNamespaces``), the namespace's
+    /// description before the tool's own.
+    private static func namespaceSpecs(
+        _ tool: JSONObject, path: String, into namespaces: inout ToolNamespaces
+    ) throws(OpenAIRequestError) -> [ConverseToolSpec] {
+        guard let nameValue = tool.present("name") else { throw .missing("\(path).name") }
+        guard let namespace = nameValue.stringValue, ToolName.isValid(namespace) else {
+            throw .value("\(path).name", "namespace names must match ^[a-zA-Z0-9_-]{1,64}$.")
+        }
+        let namespaceDescription = try string(tool, "description", path: "\(path).description").flatMap {
+            MessageConversion.isBlank($0) ? nil : $0
+        }
+        guard let members = tool.present("tools") else { throw .missing("\(path).tools") }
+        guard let array = members.arrayValue else { throw .type("\(path).tools", expected: "an array") }
+        var specs: [ConverseToolSpec] = []
+        for (index, element) in array.enumerated() {
+            let memberPath = "\(path).tools[\(index)]"
+            guard let member = element.objectValue else { throw .type(memberPath, expected: "an object") }
+            var spec = try toolSpec(member, path: memberPath)
+            let flat = ToolNamespaces.flatName(namespace: namespace, name: spec.name)
+            guard ToolName.isValid(flat) else {
+                throw .value("\(memberPath).name", "'\(flat)' (namespace and name) is longer than Bedrock's 64 characters.")
+            }
+            spec.name = namespaces.add(namespace: namespace, name: spec.name)
+            if let namespaceDescription {
+                spec.description = spec.description.map { "\(namespaceDescription)\n\n\($0)" } ?? namespaceDescription
+            }
+            specs.append(spec)
+        }
+        return specs
     }
 
     /// `text.format` (flat in the Responses API: `{"type":"json_schema","name","schema","description","strict"}`);

@@ -40,6 +40,7 @@ package enum ResponsesResponseMapper {
             model: request.requestedModel,
             usesResponseFormatTool: request.converse.usesResponseFormatTool,
             sealer: request.includesEncryptedReasoning ? sealer : nil,
+            toolNamespaces: request.toolNamespaces,
             allocator: allocator
         )
     }
@@ -51,6 +52,7 @@ package enum ResponsesResponseMapper {
     ///   - model: the model name as the client wrote it.
     ///   - usesResponseFormatTool: the request emulated `text.format` with the forced tool.
     ///   - sealer: seals reasoning into `encrypted_content`; nil leaves it out.
+    ///   - toolNamespaces: the request's `namespace` tools, to name calls of them back.
     package static func makeResponse(
         converseResponse body: ByteBuffer,
         id: String,
@@ -58,6 +60,7 @@ package enum ResponsesResponseMapper {
         model: String,
         usesResponseFormatTool: Bool,
         sealer: (any ResponsesReasoningSealer)?,
+        toolNamespaces: ToolNamespaces = ToolNamespaces(),
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(BedrockResponseError) -> ResponsesResponse {
         let parsed: ParsedJSON
@@ -127,7 +130,7 @@ package enum ResponsesResponseMapper {
                 functionCalls += 1
                 beginItem("fc_")
                 let escapedID = ResponsesJSON.escaped(callID)
-                let escapedName = ResponsesJSON.escaped(name)
+                let escapedName = toolNamespaces.nameFragment(forBedrockName: name) ?? ResponsesJSON.escaped(name)
                 itemID.withUnsafeBytes { id in
                     arguments.withUnsafeBytes { arguments in
                         escapedID.withUnsafeBytes { callID in

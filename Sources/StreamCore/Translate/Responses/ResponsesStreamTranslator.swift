@@ -56,6 +56,8 @@ package struct ResponsesStreamTranslator {
         /// Seals each reasoning block into `encrypted_content`; nil unless the request's `include`
         /// asked for `reasoning.encrypted_content`.
         package var sealer: (any ResponsesReasoningSealer)?
+        /// The request's `namespace` tools: calls of them are named back as name + namespace.
+        package var toolNamespaces = ToolNamespaces()
 
         package init(
             id: String,
@@ -81,6 +83,7 @@ package struct ResponsesStreamTranslator {
                 responseFormatToolName: request.responseFormatToolName,
                 sealer: request.includesEncryptedReasoning ? sealer : nil
             )
+            self.toolNamespaces = request.toolNamespaces
         }
     }
 
@@ -130,9 +133,11 @@ package struct ResponsesStreamTranslator {
     private var content = ByteBuffer()
     private var signature = ByteBuffer()
     private var redacted = ByteBuffer()
-    /// The open function call's escaped `call_id` and name.
+    /// The open function call's escaped `call_id`, and what follows `"name":"` in its JSON (its escaped
+    /// name, and for a namespace's tool its namespace too: ``ToolNamespaces``).
     private var callID: [UInt8] = []
     private var name: [UInt8] = []
+    private let toolNamespaces: ToolNamespaces
     /// Finished items, comma-separated, for the terminal `response`.
     private var outputItems = ByteBuffer()
     /// Scratch for one item's JSON, written to the event and to ``outputItems``.
@@ -143,6 +148,7 @@ package struct ResponsesStreamTranslator {
 
     package init(options: Options) {
         self.sealer = options.sealer
+        self.toolNamespaces = options.toolNamespaces
         self.responseFormatToolName = options.responseFormatToolName.map { Array($0.utf8) }
         self.responseHead = ResponsesJSON.responseHead(id: options.id, createdAt: options.createdAt)
         self.model = ResponsesJSON.escaped(options.model)
@@ -581,7 +587,11 @@ package struct ResponsesStreamTranslator {
         self.callID.removeAll(keepingCapacity: true)
         self.callID.append(contentsOf: UnsafeRawBufferPointer(rebasing: scanner.bytes[id]))
         self.name.removeAll(keepingCapacity: true)
-        self.name.append(contentsOf: nameBytes)
+        if let fragment = self.toolNamespaces.nameFragment(forBedrockName: nameBytes) {
+            self.name.append(contentsOf: fragment)
+        } else {
+            self.name.append(contentsOf: nameBytes)
+        }
         self.openItem(.functionCall, block: block, into: &out)
     }
 

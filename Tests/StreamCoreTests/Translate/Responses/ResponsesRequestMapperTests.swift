@@ -79,6 +79,29 @@ struct ResponsesRequestMapperTests {
         #expect(try TranslateTestSupport.isSame(body.object("additionalModelRequestFields")?["anthropic_beta"], #"["fine-grained-tool-streaming-2025-05-14"]"#))
     }
 
+    @Test("namespace tools (Codex CLI's sub-agent tools) go to Bedrock flat as <namespace>__<name>, and so do calls of them in history")
+    func namespaceTools() throws {
+        let request = try Self.map(Self.request(#"""
+            [{"type":"message","role":"user","content":"spawn"},
+             {"type":"function_call","call_id":"call_1","name":"spawn_agent","namespace":"multi_agent_v1","arguments":"{}"},
+             {"type":"function_call_output","call_id":"call_1","output":"spawned"}]
+            """#, #""tools":[{"type":"function","name":"exec_command","parameters":{"type":"object","properties":{}}},{"type":"namespace","name":"multi_agent_v1","description":"Sub-agents.","tools":[{"type":"function","name":"spawn_agent","description":"Spawns one.","strict":false,"parameters":{"type":"object","properties":{"task":{"type":"string"}}}},{"type":"function","name":"close_agent"}]}]"#))
+        let body = try TranslateTestSupport.object(request.body)
+        let tools = try #require(body.object("toolConfig")?["tools"] as? [[String: Any]])
+        let specs = tools.compactMap { $0["toolSpec"] as? [String: Any] }
+        #expect(specs.compactMap { $0["name"] as? String } == ["exec_command", "multi_agent_v1__spawn_agent", "multi_agent_v1__close_agent"])
+        #expect(specs[1]["description"] as? String == "Sub-agents.\n\nSpawns one.")
+        #expect(specs[2]["description"] as? String == "Sub-agents.")
+        #expect(try TranslateTestSupport.isSame(body["messages"], #"""
+            [{"role":"user","content":[{"text":"spawn"}]},
+             {"role":"assistant","content":[{"toolUse":{"toolUseId":"call_1","name":"multi_agent_v1__spawn_agent","input":{}}}]},
+             {"role":"user","content":[{"toolResult":{"toolUseId":"call_1","content":[{"text":"spawned"}]}}]}]
+            """#))
+        #expect(!request.toolNamespaces.isEmpty)
+        #expect(request.toolNamespaces.nameFragment(forBedrockName: "multi_agent_v1__close_agent") == Array(#"close_agent","namespace":"multi_agent_v1"#.utf8))
+        #expect(request.toolNamespaces.nameFragment(forBedrockName: "exec_command") == nil)
+    }
+
     @Test("a reasoning item with encrypted_content is replayed as a signed reasoning block before the tool call")
     func reasoningRoundTrip() throws {
         let sealed = TestSealer().seal(.signed(text: "Think \"hard\".", signature: "sig=="))
@@ -181,6 +204,12 @@ struct ResponsesRequestMapperTests {
         (#""hi""#, #""tools":[{"type":"file_search","vector_store_ids":[]}]"#, "tools[0].type", "unsupported_value"),
         (#""hi""#, #""tools":[{"type":"computer_use_preview"}]"#, "tools[0].type", "unsupported_value"),
         (#""hi""#, #""tools":[{"type":"function","name":"bad name"}]"#, "tools[0].name", "invalid_value"),
+        (#""hi""#, #""tools":[{"type":"namespace","name":"ns","tools":[{"type":"custom","name":"apply_patch"}]}]"#, "tools[0].tools[0].type", "unsupported_value"),
+        (#""hi""#, #""tools":[{"type":"namespace","name":"ns.x","tools":[]}]"#, "tools[0].name", "invalid_value"),
+        (#""hi""#, #""tools":[{"type":"namespace","name":"ns"}]"#, "tools[0].tools", "missing_required_parameter"),
+        (#""hi""#, #""tools":[{"type":"function","name":"ns__f"},{"type":"namespace","name":"ns","tools":[{"type":"function","name":"f"}]}]"#, "tools[1].tools", "invalid_value"),
+        (#""hi""#, #""tools":[{"type":"namespace","name":"\#(String(repeating: "n", count: 40))","tools":[{"type":"function","name":"\#(String(repeating: "f", count: 30))"}]}]"#, "tools[0].tools[0].name", "invalid_value"),
+        (#"[{"type":"function_call","call_id":"c","name":"f","namespace":7,"arguments":"{}"}]"#, "", "input[0].namespace", "invalid_type"),
         (#""hi""#, #""tool_choice":{"type":"function","name":"nope"}"#, "tool_choice.name", "invalid_value"),
         (#""hi""#, #""tool_choice":"required""#, "tool_choice", "invalid_value"),
         (#""hi""#, #""tool_choice":{"type":"web_search_preview"}"#, "tool_choice.type", "unsupported_value"),

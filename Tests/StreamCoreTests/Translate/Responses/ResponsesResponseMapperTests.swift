@@ -45,6 +45,26 @@ struct ResponsesResponseMapperTests {
         #expect(response.usage == TokenUsage(inputTokens: 10, outputTokens: 20))
     }
 
+    @Test("a call of a namespace's tool is named back with its namespace, as when streaming")
+    func namespacedCall() throws {
+        let request = try ResponsesRequestMapper(configuration: .init(opener: TestSealer())).map(ByteBuffer(string: #"""
+            {"model":"claude-sonnet","input":"go","tools":[{"type":"namespace","name":"crm","description":"CRM.","tools":[{"type":"function","name":"lookup"}]}]}
+            """#))
+        let response = try ResponsesResponseMapper.makeResponse(
+            converseResponse: ByteBuffer(string: #"""
+                {"output":{"message":{"role":"assistant","content":[{"toolUse":{"toolUseId":"tu_1","name":"crm__lookup","input":{"id":7}}}]}},
+                 "stopReason":"tool_use","usage":{"inputTokens":10,"outputTokens":20,"totalTokens":30}}
+                """#),
+            id: "resp_test", createdAt: 1_700_000_000, for: request, sealer: nil
+        )
+        let expected = G.response(
+            G.completed,
+            output: [G.functionCall("fc_test_0", "completed", arguments: #"{\"id\":7}"#, callID: "tu_1", name: #"lookup","namespace":"crm"#)],
+            usage: G.usage(input: 10, output: 20)
+        )
+        #expect(String(buffer: response.body) == expected)
+    }
+
     @Test("max_tokens makes the response incomplete (its items ended with their blocks); cache reads count as input")
     func maxTokens() throws {
         let response = try Self.make(

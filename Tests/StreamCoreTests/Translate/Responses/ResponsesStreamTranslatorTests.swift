@@ -206,6 +206,29 @@ struct ResponsesStreamTranslatorTests {
         try checkEvents(sse)
     }
 
+    @Test("a call of a namespace's tool is named back with its namespace; other calls as they came")
+    func namespacedCall() throws {
+        let request = try ResponsesRequestMapper(configuration: .init(opener: TestSealer())).map(ByteBuffer(string: #"""
+            {"model":"claude-sonnet","input":"go","tools":[{"type":"function","name":"list"},{"type":"namespace","name":"multi_agent_v1","description":"Sub-agents.","tools":[{"type":"function","name":"spawn_agent"}]}]}
+            """#))
+        var options = G.options
+        options.toolNamespaces = request.toolNamespaces
+        let upstream = ConverseFrames.stream([
+            ConverseFrames.messageStart(),
+            ConverseFrames.toolStart(0, id: "t1", name: "multi_agent_v1__spawn_agent"),
+            ConverseFrames.toolInput(0, "{}"),
+            ConverseFrames.blockStop(0),
+            ConverseFrames.toolStart(1, id: "t2", name: "list"),
+            ConverseFrames.blockStop(1),
+            ConverseFrames.messageStop("tool_use"),
+        ])
+        let (sse, _) = translateResponses(upstream, options: options)
+        let spawn = G.callItem(index: 0, callID: "t1", name: #"spawn_agent","namespace":"multi_agent_v1"#, deltas: ["{}"], first: 2)
+        let list = G.callItem(index: 1, callID: "t2", name: "list", deltas: ["{}"], first: 6)
+        #expect(sse == G.start + spawn.events + list.events + G.event("response.completed", ",\"response\":" + G.response(G.completed, output: [spawn.item, list.item]), 10))
+        try checkEvents(sse)
+    }
+
     @Test("reasoning with a signature, then text, then a function call; sealed when asked")
     func reasoningTextCall() throws {
         let upstream = ConverseFrames.stream([
