@@ -1,4 +1,5 @@
 import Foundation
+import StreamCore
 import Testing
 
 @testable import Gateway
@@ -34,6 +35,25 @@ struct GatewayConfigurationTests {
         #expect(!String(describing: configuration.upstream).contains("file-key"))
     }
 
+    @Test("models.betas: add and replace entries, in the file's order, change what the beta filter keeps")
+    func betaRules() throws {
+        let file = try self.write(#"""
+            {"models":{"betas":[
+              {"model":"*sonnet-4-5*","add":["effort-2025-11-24"]},
+              {"model":"*haiku-4-5*","replace":["claude-code-20250219"]}]}}
+            """#)
+        let configuration = try GatewayConfiguration.load(file: file, environment: [:])
+        #expect(configuration.betaRules.count == 2)
+        let policy = GatewaySettings(configuration: configuration).betaPolicy
+        let sent = ["interleaved-thinking-2025-05-14", "effort-2025-11-24", "claude-code-20250219"]
+        let sonnet = policy.filter(sent, modelID: "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        #expect(sonnet.kept.contains("effort-2025-11-24") && sonnet.kept.contains("interleaved-thinking-2025-05-14"))
+        let haiku = policy.filter(sent, modelID: "us.anthropic.claude-haiku-4-5-20251001-v1:0")
+        #expect(haiku.kept == ["claude-code-20250219"])
+        let builtIn = GatewaySettings(configuration: GatewayConfiguration()).betaPolicy
+        #expect(!builtIn.filter(sent, modelID: "us.anthropic.claude-sonnet-4-5-20250929-v1:0").kept.contains("effort-2025-11-24"))
+    }
+
     @Test("a bad file names the file, the key and the problem", arguments: [
         (#"{"server":{"port":"80"}}"#, "server.port", "integer"),
         (#"{"server":{"prot":80}}"#, "server.prot", "unknown key"),
@@ -42,6 +62,10 @@ struct GatewayConfigurationTests {
         (#"{"models":{"aliases":{"a":3}}}"#, "models.aliases.a", "model id"),
         (#"{"timeouts":{"idleSeconds":-1}}"#, "timeouts.idleSeconds", "seconds"),
         (#"{"models":{"allowed":["x",""]}}"#, "models.allowed[1]", "non-empty"),
+        (#"{"models":{"betas":{"x":1}}}"#, "models.betas", "list"),
+        (#"{"models":{"betas":[{"add":["a"]}]}}"#, "models.betas[0].model", "glob"),
+        (#"{"models":{"betas":[{"model":"*","add":["a"],"replace":[]}]}}"#, "models.betas[0]", "exactly one"),
+        (#"{"models":{"betas":[{"model":"*","keep":["a"]}]}}"#, "models.betas[0].keep", "unknown key"),
         (#"[1]"#, "(root)", "object"),
         (#"{"server":"#, "-", "JSON"),
     ])

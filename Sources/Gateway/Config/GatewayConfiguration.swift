@@ -1,4 +1,5 @@
 package import Foundation
+package import StreamCore
 
 /// Everything `sluice serve` needs, validated once at start-up.
 ///
@@ -26,6 +27,7 @@ package import Foundation
 /// | `models.default` | string | `us.anthropic.claude-sonnet-4-5-20250929-v1:0` | `SLUICE_DEFAULT_MODEL` |
 /// | `models.aliases` | object name → Bedrock id | `claude-sonnet`, `claude-haiku`, `claude-opus`, `gpt-4o`, `gpt-4o-mini` | |
 /// | `models.allowed` | [string] | the alias targets and the default | |
+/// | `models.betas` | [{`model`, `add` or `replace`}] | none: the built-in table of the `anthropic_beta` values each model takes | |
 /// | `timeouts.connectSeconds` | number | 10 | |
 /// | `timeouts.firstByteSeconds` | number | 60 | `SLUICE_FIRST_BYTE_TIMEOUT` |
 /// | `timeouts.idleSeconds` | number | 60 | `SLUICE_IDLE_TIMEOUT` |
@@ -44,6 +46,12 @@ package import Foundation
 /// configured upstream); `models` (optional) lists globs over aliases and Bedrock ids, matching with
 /// or without a cross-region prefix; `limits` (optional) has `requestsPerMinute`, `tokensPerMinute`,
 /// `tokensPerDay` and `budgetUSDPerMonth`.
+///
+/// A `models.betas` entry changes which `anthropic_beta` values may reach Bedrock for the models its
+/// `model` glob matches (the id as called, the foundation id, or an Anthropic name such as
+/// `claude-sonnet-4-5`): `add` also accepts the listed values, `replace` accepts exactly them (later
+/// `add` entries still add). Entries apply in order over the built-in table, so a beta Bedrock starts
+/// taking before Sluice's table knows it needs no new release.
 package struct GatewayConfiguration: Sendable {
     package struct Server: Sendable {
         package var host = "127.0.0.1"
@@ -120,6 +128,8 @@ package struct GatewayConfiguration: Sendable {
     /// `SLUICE_BETAS=passthrough`: send every `anthropic_beta` value as the client sent it (no
     /// per-model filtering, no retry without refused values).
     package var betasPassthrough = false
+    /// `models.betas`, in the file's order.
+    package var betaRules: [AnthropicBetaPolicy.Rule] = []
     /// `SLUICE_RESPONSES_KEY`: the secret the Responses API's `encrypted_content` is sealed with, so
     /// every replica (and a restarted one) can open what another sealed. Without it a key is made per
     /// process. Never logged.
@@ -243,7 +253,7 @@ extension GatewayConfiguration {
             if let simulator = try reader.optionalBool(upstream["simulator"], key: "upstream.simulator") { self.upstream.useSimulator = simulator }
         }
         if let models = try reader.optionalObject(object["models"], key: "models") {
-            try reader.only(models, allowed: ["default", "aliases", "allowed"], key: "models")
+            try reader.only(models, allowed: ["default", "aliases", "allowed", "betas"], key: "models")
             if let model = try reader.optionalString(models["default"], key: "models.default") { self.models.defaultModel = model }
             if let aliases = try reader.optionalObject(models["aliases"], key: "models.aliases") {
                 var table: [String: String] = [:]
@@ -256,6 +266,24 @@ extension GatewayConfiguration {
                 self.models.aliases = table
             }
             if let allowed = try reader.optionalStringArray(models["allowed"], key: "models.allowed") { self.models.allowed = allowed }
+            if let betas = models["betas"], !betas.isNull {
+                guard case .array(let entries) = betas else { throw reader.fail("models.betas", "must be a list of {model, add | replace}") }
+                self.betaRules = try entries.enumerated().map { index, entry in
+                    let key = "models.betas[\(index)]"
+                    let rule = try reader.object(entry, key: key)
+                    try reader.only(rule, allowed: ["model", "add", "replace"], key: key)
+                    guard let model = try reader.optionalString(rule["model"], key: "\(key).model"), !model.isEmpty else {
+                        throw reader.fail("\(key).model", "must name a model or a glob")
+                    }
+                    let add = try reader.optionalStringArray(rule["add"], key: "\(key).add")
+                    let replace = try reader.optionalStringArray(rule["replace"], key: "\(key).replace")
+                    switch (add, replace) {
+                    case (let add?, nil): return AnthropicBetaPolicy.Rule(model: model, change: .add(add))
+                    case (nil, let replace?): return AnthropicBetaPolicy.Rule(model: model, change: .replace(replace))
+                    default: throw reader.fail(key, "needs exactly one of add and replace")
+                    }
+                }
+            }
         }
         if let timeouts = try reader.optionalObject(object["timeouts"], key: "timeouts") {
             try reader.only(

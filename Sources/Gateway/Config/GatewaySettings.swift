@@ -35,7 +35,9 @@ package struct GatewaySettings: Sendable {
         self.anthropicMapper = AnthropicRequestMapper(
             configuration: .init(
                 modelAliases: configuration.models.aliases,
-                betas: AnthropicBetaPolicy(mode: configuration.betasPassthrough ? .passthrough : .filter, refusals: betaRefusals),
+                betas: AnthropicBetaPolicy(
+                    mode: configuration.betasPassthrough ? .passthrough : .filter, rules: configuration.betaRules, refusals: betaRefusals
+                ),
                 maximumMessages: configuration.server.maxMessages
             )
         )

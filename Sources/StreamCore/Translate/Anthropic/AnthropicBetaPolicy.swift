@@ -39,7 +39,7 @@ package struct AnthropicBetaPolicy: Sendable {
         case passthrough
     }
 
-    /// One `models.betas` entry: `{"<model glob or name>": {"add": […]} | {"replace": […]}}`.
+    /// One `models.betas` entry: `{"model": "<glob or name>", "add": […]}` or `{"model": …, "replace": […]}`.
     package struct Rule: Sendable, Hashable {
         package enum Change: Sendable, Hashable {
             /// Also accept these values.
