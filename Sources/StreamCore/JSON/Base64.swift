@@ -16,27 +16,47 @@ package enum Base64 {
         if encoded[count - 2] == UInt8(ascii: "=") { padding += 1 }
         let decodedCount = count / 4 * 3 - padding
         var isValid = true
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: decodedCount) { target -> Int in
-            var written = 0
-            var index = 0
-            while index < count {
-                let a = Self.table[Int(encoded[index])]
-                let b = Self.table[Int(encoded[index + 1])]
-                let isLast = index + 4 == count
-                let c = isLast && padding == 2 ? 0 : Self.table[Int(encoded[index + 2])]
-                let d = isLast && padding >= 1 ? 0 : Self.table[Int(encoded[index + 3])]
-                if (a | b | c | d) & 0x80 != 0 {
+        // The table is read through one pointer for the whole call (a global array's accessor and
+        // bounds check per byte cost more than the decoding), and every quad but the last is
+        // decoded without the padding checks.
+        _ = Self.table.withUnsafeBufferPointer { table in
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: decodedCount) { target -> Int in
+                let source = encoded.baseAddress.unsafelyUnwrapped
+                let destination = target.baseAddress.unsafelyUnwrapped
+                let fullQuads = count / 4 - 1
+                var accumulated: UInt8 = 0
+                var written = 0
+                var index = 0
+                for _ in 0..<fullQuads {
+                    let a = table[Int(source.load(fromByteOffset: index, as: UInt8.self))]
+                    let b = table[Int(source.load(fromByteOffset: index + 1, as: UInt8.self))]
+                    let c = table[Int(source.load(fromByteOffset: index + 2, as: UInt8.self))]
+                    let d = table[Int(source.load(fromByteOffset: index + 3, as: UInt8.self))]
+                    accumulated |= a | b | c | d
+                    let word = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    destination.storeBytes(of: UInt8(truncatingIfNeeded: word >> 16), toByteOffset: written, as: UInt8.self)
+                    destination.storeBytes(of: UInt8(truncatingIfNeeded: word >> 8), toByteOffset: written + 1, as: UInt8.self)
+                    destination.storeBytes(of: UInt8(truncatingIfNeeded: word), toByteOffset: written + 2, as: UInt8.self)
+                    written += 3
+                    index += 4
+                }
+                // The last quad: `=` padding decodes to nothing.
+                let a = table[Int(encoded[index])]
+                let b = table[Int(encoded[index + 1])]
+                let c = padding == 2 ? 0 : table[Int(encoded[index + 2])]
+                let d = padding >= 1 ? 0 : table[Int(encoded[index + 3])]
+                accumulated |= a | b | c | d
+                // A byte outside the alphabet maps to 0xFF: any high bit seen means invalid input.
+                if accumulated & 0x80 != 0 {
                     isValid = false
                     return 0  // nothing is committed to `out`
                 }
                 let word = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                target[written] = UInt8(truncatingIfNeeded: word >> 16)
-                if written + 1 < decodedCount { target[written + 1] = UInt8(truncatingIfNeeded: word >> 8) }
-                if written + 2 < decodedCount { target[written + 2] = UInt8(truncatingIfNeeded: word) }
-                written = min(written + 3, decodedCount)
-                index += 4
+                destination.storeBytes(of: UInt8(truncatingIfNeeded: word >> 16), toByteOffset: written, as: UInt8.self)
+                if written + 1 < decodedCount { destination.storeBytes(of: UInt8(truncatingIfNeeded: word >> 8), toByteOffset: written + 1, as: UInt8.self) }
+                if written + 2 < decodedCount { destination.storeBytes(of: UInt8(truncatingIfNeeded: word), toByteOffset: written + 2, as: UInt8.self) }
+                return decodedCount
             }
-            return written
         }
         if !isValid { throw Failure() }
     }

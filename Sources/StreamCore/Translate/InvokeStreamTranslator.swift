@@ -82,6 +82,7 @@ package struct InvokeStreamTranslator {
         }
         guard decoded else { return .malformed }
         let metered: Bool = self.decodedEvent.withUnsafeReadableBytes { event in
+            if self.meterDelta(event) { return true }
             var scanner = JSONScanner(event)
             do {
                 try self.meter(&scanner)
@@ -143,6 +144,46 @@ package struct InvokeStreamTranslator {
     }
 
     // MARK: Metering
+
+    /// The hot path, most frames of a stream: a text, thinking or tool-input delta laid out as
+    /// Anthropic writes it, `{"type":"content_block_delta","index":N,"delta":{"type":"<kind>","<field>":"…"}}`.
+    /// The layout is checked byte for byte and the one string scanned; anything else (another
+    /// member, another order, whitespace, a signature delta) returns false and goes to ``meter(_:)``,
+    /// which reads any layout.
+    private mutating func meterDelta(_ event: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        guard Self.match("{\"type\":\"content_block_delta\",\"index\":", in: event, at: &index) else { return false }
+        let digits = index
+        while index < event.count, event[index] >= UInt8(ascii: "0"), event[index] <= UInt8(ascii: "9") { index += 1 }
+        guard index > digits, Self.match(",\"delta\":{\"type\":\"", in: event, at: &index) else { return false }
+        guard Self.match("text_delta\",\"text\":", in: event, at: &index)
+            || Self.match("input_json_delta\",\"partial_json\":", in: event, at: &index)
+            || Self.match("thinking_delta\",\"thinking\":", in: event, at: &index)
+        else { return false }
+        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: event[index...]))
+        guard let string = try? scanner.readString() else { return false }
+        let end = index + scanner.index
+        guard end + 2 == event.count, event[end] == UInt8(ascii: "}"), event[end + 1] == UInt8(ascii: "}") else { return false }
+        self.producedBytes &+= string.count
+        self.eventType = Self.deltaTypeRange
+        return true
+    }
+
+    /// Where `content_block_delta` sits in the layout ``meterDelta(_:)`` accepts.
+    private static let deltaTypeRange = 9..<28
+
+    /// Whether `literal` is at `index` in `bytes`; if so, `index` moves past it.
+    @inline(__always)
+    private static func match(_ literal: StaticString, in bytes: UnsafeRawBufferPointer, at index: inout Int) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count - index >= count else { return false }
+        let expected = literal.utf8Start
+        for offset in 0..<count where bytes[index + offset] != expected[offset] {
+            return false
+        }
+        index += count
+        return true
+    }
 
     private mutating func meter(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var type = 0..<0

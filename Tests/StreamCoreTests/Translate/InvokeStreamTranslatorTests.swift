@@ -52,6 +52,36 @@ struct InvokeStreamTranslatorTests {
         }
     }
 
+    @Test("every delta layout is metered alike: Anthropic's own (the fast path) and any other the general scan reads", arguments: [
+        (#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"there\" ✓"}}"#, 16),
+        (#"{"type":"content_block_delta","index":12,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#, 7),
+        (#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"Hmm\n"}}"#, 5),
+        (#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"EqQB"}}"#, 0),
+        (#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#, 0),
+        (#"{ "type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "spaced"} }"#, 6),
+        (#"{"index":0,"type":"content_block_delta","delta":{"text":"reordered","type":"text_delta"}}"#, 9),
+        (#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"extra"},"x":1}"#, 5),
+        (#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ab","more":"cd"}}"#, 2),
+    ])
+    func deltaLayouts(event: String, produced: Int) throws {
+        let (sse, translator) = try self.run([InvokeFrames.chunk(event)])
+        #expect(sse == "event: content_block_delta\ndata: \(event)\n\n")
+        #expect(translator.producedBytes == produced)
+    }
+
+    @Test("a delta that breaks off or carries a raw control character is malformed, fast path or not", arguments: [
+        #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"cut"#,
+        #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\#u{01}b"}}"#,
+        #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}"#,
+    ])
+    func brokenDelta(event: String) throws {
+        var decoder = EventStreamDecoder()
+        var translator = InvokeStreamTranslator()
+        try decoder.feed(InvokeFrames.chunk(event))
+        let message = try #require(try decoder.next())
+        #expect(translator.observe(message) == .malformed)
+    }
+
     @Test("without invocation metrics, output tokens come from the last message_delta")
     func usageFromAnthropicEvents() throws {
         let frames = [InvokeFrames.messageStart, InvokeFrames.messageDelta, #"{"type":"message_stop"}"#].map(InvokeFrames.chunk)
@@ -116,5 +146,22 @@ struct InvokeStreamTranslatorTests {
         var out = ByteBuffer()
         try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out) }
         #expect(Array(out.readableBytesView) == bytes)
+    }
+
+    @Test("base64 refuses a byte outside the alphabet anywhere, and padding before the last quad; nothing is appended")
+    func base64Invalid() throws {
+        let valid = Array("QUJDREVGR0hJSktM".utf8)
+        for position in valid.indices {
+            for bad in [UInt8(ascii: "!"), UInt8(ascii: "\""), 0x80, 0xFF] + (position < valid.count - 2 ? [UInt8(ascii: "=")] : []) {
+                var encoded = valid
+                encoded[position] = bad
+                var out = ByteBuffer(string: "kept")
+                #expect(throws: Base64.Failure.self) { try encoded.withUnsafeBytes { try Base64.decode($0, appendingTo: &out) } }
+                #expect(String(buffer: out) == "kept")
+            }
+        }
+        var out = ByteBuffer()
+        try valid.withUnsafeBytes { try Base64.decode($0, appendingTo: &out) }
+        #expect(String(buffer: out) == "ABCDEFGHIJKL")
     }
 }
