@@ -23,6 +23,10 @@ final class CountingStore: Store {
     func markTokensUsed(_ lastUsed: [String: Date]) async throws { try await self.base.markTokensUsed(lastUsed) }
     func recordUsage(_ record: UsageRecord) async throws { try await self.base.recordUsage(record) }
     func usage(since: Date) async throws -> [UsageRecord] { try await self.base.usage(since: since) }
+    func saveResponse(_ response: StoredResponse) async throws { try await self.base.saveResponse(response) }
+    func storedResponse(id: String, identity: String, at now: Date) async throws -> StoredResponse? {
+        try await self.base.storedResponse(id: id, identity: identity, at: now)
+    }
     func close() async throws { try await self.base.close() }
 }
 

@@ -112,6 +112,7 @@ class SluiceProcess:
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
     scheme: str = "http"
+    env: dict[str, str] = field(default_factory=dict)  # on top of server_env (e.g. SLUICE_RESPONSES_STORE)
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / f"sluice-{self.port}.log"
@@ -135,7 +136,7 @@ class SluiceProcess:
                         returncode=3)
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen([str(binary), *self.args], stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=server_env(self.workdir), cwd=self.workdir,
+                                     stdin=subprocess.DEVNULL, env={**server_env(self.workdir), **self.env}, cwd=self.workdir,
                                      preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout

@@ -90,3 +90,35 @@ def test_bad_parameter_is_a_400_naming_it(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=MODEL, input="hi", previous_response_id="resp_123")
     assert caught.value.body["param"] == "previous_response_id"
+
+
+@pytest.fixture(scope="module")
+def stored_sluice(workdir):
+    """`sluice serve` with the response store on (`SLUICE_RESPONSES_STORE=1`)."""
+    from conftest import Gateway, SluiceProcess, free_port
+
+    port = free_port()
+    process = SluiceProcess(["serve", "--host", "127.0.0.1", "--port", str(port), "--simulator"], port, workdir,
+                            env={"SLUICE_RESPONSES_STORE": "1"})
+    process.start("/healthz")
+    try:
+        yield Gateway(process.url, process)
+    finally:
+        process.stop()
+
+
+def test_previous_response_id_with_the_store(stored_sluice, token):
+    """With `responses.store` on, `previous_response_id` continues a kept response, streamed or not;
+    the SDK's own chaining works, and an unknown id is the SDK's NotFoundError."""
+    client = openai.OpenAI(base_url=stored_sluice.openai_base, api_key=token, max_retries=0)
+    first = client.responses.create(model=MODEL, input="Remember otters [[sim chunks=2]]")
+    with client.responses.stream(model=MODEL, input="And then? [[sim chunks=2]]", previous_response_id=first.id) as stream:
+        for _ in stream:
+            pass
+        second = stream.get_final_response()
+    assert second.status == "completed" and second.output_text
+    third = client.responses.create(model=MODEL, input="Last [[sim echo=1]]", previous_response_id=second.id)
+    assert third.status == "completed"
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model=MODEL, input="hi", previous_response_id="resp_doesnotexist")
+    assert caught.value.body["param"] == "previous_response_id"

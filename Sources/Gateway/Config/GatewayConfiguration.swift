@@ -38,6 +38,8 @@ package import StreamCore
 /// | `log.level` | string | `info` | `SLUICE_LOG_LEVEL`, `--log-level` |
 /// | `log.format` | `json` or `text` | text on a terminal, else `json` | `SLUICE_LOG_FORMAT` |
 /// | `inferenceProfiles.allowAnonymous` | bool | false | |
+/// | `responses.store` | bool | false: stateless, `previous_response_id` refused | `SLUICE_RESPONSES_STORE` (`1`/`0`) |
+/// | `responses.retentionDays` | int 1…365 | 7 | |
 /// | `store.path` | string | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both) |
 /// | `policies` | [{`source`, `provider`, `models`, `limits`}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
 /// | `prices` | [{`model`, `input`, `output`, `cacheRead`, `cacheWrite`}] USD per million tokens, first matching glob wins | empty (cost 0) | |
@@ -134,6 +136,11 @@ package struct GatewayConfiguration: Sendable {
     /// every replica (and a restarted one) can open what another sealed. Without it a key is made per
     /// process. Never logged.
     package var responsesKey: String?
+    /// `responses.store`: keep Responses API conversations (input and output items, per identity) so
+    /// that `previous_response_id` works; off, Sluice is stateless and refuses that field.
+    package var responsesStore = false
+    /// `responses.retentionDays`: how long a kept response can be continued.
+    package var responsesRetentionDays = 7
 
     package init() {}
 }
@@ -207,7 +214,8 @@ extension GatewayConfiguration {
         let reader = JSONConfigReader(source: path)
         let object = try reader.object(root, key: "")
         try reader.only(
-            object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log"], key: ""
+            object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log", "responses"],
+            key: ""
         )
         if let server = try reader.optionalObject(object["server"], key: "server") {
             try reader.only(
@@ -304,6 +312,13 @@ extension GatewayConfiguration {
             }
         }
 
+        if let responses = try reader.optionalObject(object["responses"], key: "responses") {
+            try reader.only(responses, allowed: ["store", "retentionDays"], key: "responses")
+            if let store = try reader.optionalBool(responses["store"], key: "responses.store") { self.responsesStore = store }
+            if let days = try reader.optionalInt(responses["retentionDays"], key: "responses.retentionDays", range: 1...365) {
+                self.responsesRetentionDays = days
+            }
+        }
         if let metrics = try reader.optionalObject(object["metrics"], key: "metrics") {
             try reader.only(metrics, allowed: ["token"], key: "metrics")
             if let token = try reader.optionalString(metrics["token"], key: "metrics.token") {
@@ -412,6 +427,12 @@ extension GatewayConfiguration {
                 throw ConfigurationError(source: "environment", key: "SLUICE_BETAS", problem: "must be 'filter' (the default) or 'passthrough'")
             }
             self.betasPassthrough = mode == "passthrough"
+        }
+        if let store = value("SLUICE_RESPONSES_STORE") {
+            guard store == "1" || store == "0" else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_RESPONSES_STORE", problem: "must be 1 or 0, got '\(store)'")
+            }
+            self.responsesStore = store == "1"
         }
         if let key = value("SLUICE_RESPONSES_KEY") {
             guard key.utf8.count >= 32 else {

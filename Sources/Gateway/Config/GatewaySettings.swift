@@ -18,6 +18,8 @@ package struct GatewaySettings: Sendable {
     /// The `anthropic_beta` policy of `/v1/messages` and the `/bedrock` invoke routes.
     package var betaPolicy: AnthropicBetaPolicy { self.anthropicMapper.configuration.betas }
     package var allowAnonymousInferenceProfiles: Bool
+    /// How long a kept Responses API response can be continued (`responses.retentionDays`).
+    package var responsesRetentionDays: Int
 
     /// - Parameters:
     ///   - betaRefusals: what Bedrock refused so far in this process; kept across reloads.
@@ -43,10 +45,12 @@ package struct GatewaySettings: Sendable {
         )
         self.responsesMapper = ResponsesRequestMapper(
             configuration: .init(
-                chat: .init(modelAliases: configuration.models.aliases, maximumMessages: configuration.server.maxMessages), opener: reasoning
+                chat: .init(modelAliases: configuration.models.aliases, maximumMessages: configuration.server.maxMessages),
+                isStoreEnabled: configuration.responsesStore, opener: reasoning
             )
         )
         self.allowAnonymousInferenceProfiles = configuration.inferenceProfilesAllowAnonymous
+        self.responsesRetentionDays = configuration.responsesRetentionDays
     }
 }
 

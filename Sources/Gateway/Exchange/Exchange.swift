@@ -28,10 +28,26 @@ package protocol APIShape: Sendable {
     /// The one retry of a request Bedrock refused before the first byte, when the shape can repair it
     /// (an `anthropic_beta` value the model does not take); `nil` to answer the error.
     func retry(_ request: MappedRequest<Mapped>, after error: GatewayError, settings: GatewaySettings) -> Retry<Mapped>?
+    /// What needs the store before admission (the Responses API's `previous_response_id`): the
+    /// request to send, or why not.
+    func resolve(
+        _ request: MappedRequest<Mapped>, body: ByteBuffer, caller: Caller, settings: GatewaySettings
+    ) async throws(GatewayError) -> MappedRequest<Mapped>
+    /// Called once a streamed answer ended, however it ended, before the response's end: what the
+    /// shape keeps of it (a kept Responses API response).
+    func streamEnded(_ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome, caller: Caller, settings: GatewaySettings) async
 }
 
 extension APIShape {
     package func retry(_ request: MappedRequest<Mapped>, after error: GatewayError, settings: GatewaySettings) -> Retry<Mapped>? { nil }
+
+    package func resolve(
+        _ request: MappedRequest<Mapped>, body: ByteBuffer, caller: Caller, settings: GatewaySettings
+    ) async throws(GatewayError) -> MappedRequest<Mapped> { request }
+
+    package func streamEnded(
+        _ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome, caller: Caller, settings: GatewaySettings
+    ) async {}
 }
 
 /// A repaired request to send once more, and the `anthropic_beta` values the repair dropped that were
@@ -84,11 +100,15 @@ package struct Completion: Sendable {
     package var response: Response
     package var usage: TokenUsage?
     package var finishReason: String?
+    /// Work that must be done before the answer is sent (keeping a Responses API response, which the
+    /// client may continue as soon as it has the answer).
+    package var beforeAnswering: (@Sendable () async -> Void)?
 
-    package init(response: Response, usage: TokenUsage?, finishReason: String?) {
+    package init(response: Response, usage: TokenUsage?, finishReason: String?, beforeAnswering: (@Sendable () async -> Void)? = nil) {
         self.response = response
         self.usage = usage
         self.finishReason = finishReason
+        self.beforeAnswering = beforeAnswering
     }
 }
 
@@ -146,6 +166,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
         var mapped: MappedRequest<Shape.Mapped>
         do {
             mapped = try self.shape.map(body, head: request.head, caller: caller, settings: settings)
+            mapped = try await self.shape.resolve(mapped, body: body, caller: caller, settings: settings)
             mapped.session = request.headers[.claudeCodeSessionID].flatMap { RequestIDMiddleware.isUsable($0[...]) ? $0 : nil }
         } catch {
             MemoryRelief.afterRequest(bodyBytes: body.readableBytes)
@@ -193,7 +214,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             return self.shape.errors.response(error)
         }
         guard mapped.operation.isStreaming else {
-            return await self.complete(mapped, response: response, account: account)
+            return await self.complete(mapped, response: response, account: account, caller: caller)
         }
         let headers = self.shape.streamHead(mapped, upstreamHeaders: response.headers)
         let shape = self.shape
@@ -207,12 +228,15 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 await StreamPump.run(&processor, upstream: upstreamBody, deadline: deadline, writer: &writer, logger: logger, observer: observer)
             }
             await account.finish(outcome)
+            await shape.streamEnded(processor, request: request, outcome: outcome, caller: caller, settings: settings)
             if outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })
     }
 
-    private func complete(_ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount) async -> Response {
+    private func complete(
+        _ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount, caller: Caller
+    ) async -> Response {
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: 64 * 1024 * 1024)
@@ -224,6 +248,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
         switch self.shape.complete(mapped, upstreamHeaders: response.headers, body: body) {
         case .success(let completion):
             await account.finish(status: 200, finishReason: completion.finishReason, usage: completion.usage)
+            await completion.beforeAnswering?()
             return completion.response
         case .failure(let error):
             await account.finish(error)

@@ -34,7 +34,10 @@ package func buildGatewayApplication(
     let bedrock = Exchange(shape: BedrockShape(), access: access, upstream: upstream, limits: limits)
     let messages = Exchange(shape: AnthropicMessagesShape(region: upstream.region), access: access, upstream: upstream, limits: limits)
     let countTokens = Exchange(shape: AnthropicCountTokensShape(region: upstream.region), access: access, upstream: upstream, limits: limits)
-    let responses = Exchange(shape: ResponsesShape(seal: access.reasoningSeal), access: access, upstream: upstream, limits: limits)
+    let responses = Exchange(
+        shape: ResponsesShape(seal: access.reasoningSeal, memory: ResponseMemory(store: access.store)), access: access, upstream: upstream,
+        limits: limits
+    )
     let controlPlane = BedrockControlPlane(region: upstream.region)
     let metricsToken = configuration.metricsToken
 

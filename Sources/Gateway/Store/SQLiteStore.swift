@@ -19,7 +19,7 @@ import StreamCore
 ///   durable.
 package final class SQLiteStore: Store {
     /// The schema this build writes. Migrations run in order from the file's version up to this.
-    package static let schemaVersion = 1
+    package static var schemaVersion: Int { Self.migrations.count }
 
     private let connection: SQLiteConnection
     private let threadPool: NIOThreadPool
@@ -134,7 +134,20 @@ package final class SQLiteStore: Store {
             )
             """,
             "CREATE INDEX usage_at ON usage(at)",
-        ]
+        ],
+        // 2: kept Responses API conversations (`responses.store`).
+        [
+            """
+            CREATE TABLE responses (
+                id TEXT PRIMARY KEY,
+                identity TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL,
+                items BLOB NOT NULL
+            )
+            """,
+            "CREATE INDEX responses_expires_at ON responses(expires_at)",
+        ],
     ]
 
     private func migrate() async throws {
@@ -270,6 +283,34 @@ package final class SQLiteStore: Store {
                 durationMilliseconds: duration
             )
         }
+    }
+
+    // MARK: Responses
+
+    package func saveResponse(_ response: StoredResponse) async throws {
+        _ = try await self.connection.query("DELETE FROM responses WHERE expires_at < ?", [.float(response.createdAt.timeIntervalSince1970)])
+        _ = try await self.connection.query(
+            "INSERT OR REPLACE INTO responses (id, identity, created_at, expires_at, items) VALUES (?, ?, ?, ?, ?)",
+            [
+                .text(response.id), .text(response.identity), .float(response.createdAt.timeIntervalSince1970),
+                .float(response.expiresAt.timeIntervalSince1970), .blob(response.items),
+            ]
+        )
+    }
+
+    package func storedResponse(id: String, identity: String, at now: Date) async throws -> StoredResponse? {
+        let rows = try await self.connection.query(
+            "SELECT * FROM responses WHERE id = ? AND identity = ? AND expires_at >= ?",
+            [.text(id), .text(identity), .float(now.timeIntervalSince1970)]
+        )
+        guard let row = rows.first else { return nil }
+        guard let created = row.column("created_at")?.double, let expires = row.column("expires_at")?.double,
+            let items = row.column("items")?.blob
+        else { throw StoreError.corruptRow("responses") }
+        return StoredResponse(
+            id: id, identity: identity, createdAt: Date(timeIntervalSince1970: created), expiresAt: Date(timeIntervalSince1970: expires),
+            items: items
+        )
     }
 
     // MARK: Encoding

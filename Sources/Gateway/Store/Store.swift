@@ -1,4 +1,5 @@
 package import Foundation
+package import NIOCore
 package import StreamCore
 
 /// Where tokens and the usage ledger live. SQLite (``SQLiteStore``) is the embedded default; the
@@ -24,7 +25,31 @@ package protocol Store: Sendable {
     func recordUsage(_ record: UsageRecord) async throws
     /// Ledger rows at or after `since`, oldest first.
     func usage(since: Date) async throws -> [UsageRecord]
+    /// Keeps a Responses API response's conversation for `previous_response_id`; also forgets the
+    /// responses that have expired.
+    func saveResponse(_ response: StoredResponse) async throws
+    /// The kept response with this id when it belongs to `identity` and has not expired at `now`.
+    func storedResponse(id: String, identity: String, at now: Date) async throws -> StoredResponse?
     func close() async throws
+}
+
+/// A Responses API response as the response store keeps it (`responses.store`): its conversation,
+/// the request's input items and its output items, as one JSON array of input items.
+package struct StoredResponse: Sendable, Hashable {
+    package var id: String
+    package var identity: String
+    package var createdAt: Date
+    package var expiresAt: Date
+    /// A JSON array of Responses input items.
+    package var items: ByteBuffer
+
+    package init(id: String, identity: String, createdAt: Date, expiresAt: Date, items: ByteBuffer) {
+        self.id = id
+        self.identity = identity
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.items = items
+    }
 }
 
 package enum StoreError: Error, Equatable, CustomStringConvertible {

@@ -25,6 +25,10 @@ package struct ResponsesRequest: Sendable {
     package var instructions: String?
     /// The request's `namespace` tools as Bedrock got them, to name calls of them back.
     package var toolNamespaces = ToolNamespaces()
+    /// With a response store and `store` not false: the conversation so far as a JSON array of input
+    /// items (the stored history, then this request's `input`); the response's output items follow it
+    /// into the store. Nil when nothing is to be kept.
+    package var conversationItems: ByteBuffer?
 
     package var modelID: String { converse.modelID }
     package var requestedModel: String { converse.requestedModel }

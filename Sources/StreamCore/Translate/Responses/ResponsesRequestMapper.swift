@@ -115,9 +115,13 @@ package struct ResponsesRequestMapper: Sendable {
     ///   - body: the complete Responses request JSON (collected with a size bound by the caller).
     ///   - allocator: allocates the Converse body.
     /// - Returns: the Converse request and the Responses-specific settings.
+    ///   - history: with a response store, the items of the response `previous_response_id` names
+    ///     (``ResponsesRequest/conversationItems`` of that request): a JSON array of input items that
+    ///     comes before the body's `input`.
     /// - Throws: ``OpenAIRequestError`` (HTTP 400) for malformed, unknown or unsupported fields.
     package func map(
         _ body: ByteBuffer,
+        history: ByteBuffer? = nil,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(OpenAIRequestError) -> ResponsesRequest {
         let maximumNestingDepth = configuration.chat.maximumNestingDepth
@@ -136,10 +140,19 @@ package struct ResponsesRequestMapper: Sendable {
         guard let root = parsed.objectValue else {
             throw OpenAIRequestError(code: .invalidJSON, param: nil, message: "The request body must be a JSON object.")
         }
-        return try map(root, capacity: body.readableBytes + 512, allocator: allocator)
+        var historyItems: [ParsedJSON] = []
+        if let history {
+            // Written by this gateway, so a failure here is a damaged store, not the client's input.
+            let items = history.withUnsafeReadableBytes { try? JSONParser.parse($0, maximumNestingDepth: maximumNestingDepth) }
+            guard let array = items?.arrayValue else {
+                throw .value("previous_response_id", "the stored response cannot be read; send the conversation in 'input'.")
+            }
+            historyItems = array
+        }
+        return try map(root, history: historyItems, capacity: body.readableBytes + (history?.readableBytes ?? 0) + 512, allocator: allocator)
     }
 
-    private func map(_ root: JSONObject, capacity: Int, allocator: ByteBufferAllocator) throws(OpenAIRequestError) -> ResponsesRequest {
+    private func map(_ root: JSONObject, history: [ParsedJSON], capacity: Int, allocator: ByteBufferAllocator) throws(OpenAIRequestError) -> ResponsesRequest {
         for member in root.members where !Self.handledFields.contains(member.key) && !Self.ignoredFields.contains(member.key) {
             throw .unknown(member.key)
         }
@@ -171,22 +184,31 @@ package struct ResponsesRequestMapper: Sendable {
             conversation.appendSystem([.text(instructions)])
         }
         guard let input = root.present("input") else { throw .missing("input") }
-        let messageCount: Int
+        // The body's input as items (a string is one user message), for the history and the store.
+        let inputItems: [ParsedJSON]
         switch input {
         case .string(let text):
-            if !MessageConversion.isBlank(text) { conversation.append([.text(text)], isUser: true) }
-            messageCount = 1
+            inputItems = [.object(JSONObject(members: [("type", .string("message")), ("role", .string("user")), ("content", .string(text))]))]
         case .array(let items):
-            guard items.count <= configuration.chat.maximumMessages else {
-                throw .value("input", "\(items.count) items is more than this gateway accepts (\(configuration.chat.maximumMessages)).")
-            }
-            var converter = ResponsesInputConversion(opener: configuration.opener)
-            for (index, item) in items.enumerated() {
-                try converter.convert(item, at: index, into: &conversation)
-            }
-            messageCount = items.count
+            inputItems = items
         default:
             throw .type("input", expected: "a string or an array of input items")
+        }
+        let messageCount = history.count + inputItems.count
+        guard messageCount <= configuration.chat.maximumMessages else {
+            throw .value("input", "\(messageCount) items is more than this gateway accepts (\(configuration.chat.maximumMessages)).")
+        }
+        var converter = ResponsesInputConversion(opener: configuration.opener)
+        for item in history {
+            // Stored items were checked when they were new; an error here names the stored response.
+            do {
+                try converter.convert(item, at: 0, into: &conversation)
+            } catch {
+                throw .value("previous_response_id", "the stored response cannot be replayed: \(error.message)")
+            }
+        }
+        for (index, item) in inputItems.enumerated() {
+            try converter.convert(item, at: index, into: &conversation)
         }
         conversation.normalizeTurns()
 
@@ -212,8 +234,16 @@ package struct ResponsesRequestMapper: Sendable {
             includesEncryptedReasoning: includesEncryptedReasoning,
             store: store,
             instructions: instructions,
-            toolNamespaces: namespaces
+            toolNamespaces: namespaces,
+            conversationItems: configuration.isStoreEnabled && store ? Self.items(history + inputItems, allocator: allocator) : nil
         )
+    }
+
+    /// A JSON array of items, compact.
+    private static func items(_ items: [ParsedJSON], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var output = JSONOutput(buffer: allocator.buffer(capacity: 1024))
+        output.value(.array(items))
+        return output.buffer
     }
 
     // MARK: Fields

@@ -7,6 +7,8 @@ package struct ResponsesResponse: Sendable {
     /// For limits, the usage ledger and the audit log.
     package var usage: TokenUsage
     package var finishReason: FinishReason
+    /// The output items, comma-separated (the inside of `output`), as ``ResponsesStreamTranslator/completedItems``.
+    package var outputItems: ByteBuffer
 }
 
 /// Translates a non-streaming Converse response into a Responses API `response` object, with the
@@ -186,6 +188,6 @@ package enum ResponsesResponseMapper {
                 }
             }
         }
-        return ResponsesResponse(body: output, usage: usage, finishReason: finishReason)
+        return ResponsesResponse(body: output, usage: usage, finishReason: finishReason, outputItems: items)
     }
 }

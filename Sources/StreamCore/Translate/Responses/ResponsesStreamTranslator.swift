@@ -140,6 +140,10 @@ package struct ResponsesStreamTranslator {
     private let toolNamespaces: ToolNamespaces
     /// Finished items, comma-separated, for the terminal `response`.
     private var outputItems = ByteBuffer()
+
+    /// The finished output items, comma-separated (the inside of `response.output`): what a response
+    /// store keeps after the request's items. Complete once the stream ended with `.completed`.
+    package var completedItems: ByteBuffer { self.outputItems }
     /// Scratch for one item's JSON, written to the event and to ``outputItems``.
     private var item = ByteBuffer()
     private var functionCallCount = 0
