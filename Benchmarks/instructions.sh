@@ -11,6 +11,10 @@
 # start-up and the fixture's construction cancel out:
 #   decode     decode + both CRCs of one ~206-byte text-delta frame (the codec's hot path)
 #   translate  decode + CRCs + translation into an OpenAI SSE chunk of the same frame
+#   anthropic  decode + CRCs + base64 + metering + the SSE write of one Anthropic Messages text chunk
+#              (InvokeModelWithResponseStream → `/v1/messages`)
+#   responses  decode + CRCs + translation into a `response.output_text.delta` event (ConverseStream →
+#              `/v1/responses`), per delta of a 1,000-delta message item
 #   map        mapping the 200 KB coding-tool request (OpenAI → Converse)
 #   relay      the in-process end-to-end stream (Benchmarks/GatewayFixtures): the simulator's frames
 #              through `POST /v1/chat/completions`'s stream loop, per text delta of a 1,000-delta
@@ -57,6 +61,8 @@ measured="$work/measured.tsv"
     # The fixture stream has 1,000 frames; the relay's stream has 1,000 text deltas.
     printf 'decode\t%s\n' "$(per_unit EventStreamProfile decode 10 30 1000)"
     printf 'translate\t%s\n' "$(per_unit EventStreamProfile translate 10 30 1000)"
+    printf 'anthropic\t%s\n' "$(per_unit EventStreamProfile anthropic 10 30 1000)"
+    printf 'responses\t%s\n' "$(per_unit EventStreamProfile responses 10 30 1000)"
     printf 'map\t%s\n' "$(per_unit EventStreamProfile map 2 6 1)"
     printf 'relay\t%s\n' "$(per_unit GatewayProfile chat 4 12 1000)"
     printf 'token\t%s\n' "$(per_unit GatewayProfile token 2000 6000 1)"

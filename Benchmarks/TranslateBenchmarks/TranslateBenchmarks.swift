@@ -129,27 +129,3 @@ func responsesTextDeltaBenchmark(configuration: Benchmark.Configuration) {
         precondition(translator.ending == nil && translator.hasWrittenEvent)
     }
 }
-
-/// The frames around the measured deltas, built here so this suite needs nothing new in BenchmarkFixtures.
-enum ResponsesFrames {
-    /// `messageStart`, the same text deltas as the measured ones, then `contentBlockStop`.
-    static func warmUp(deltas: ByteBuffer) -> ByteBuffer {
-        var out = ByteBuffer()
-        out.writeImmutableBuffer(Self.event("messageStart", #"{"p":"abcd","role":"assistant"}"#))
-        out.writeImmutableBuffer(deltas)
-        out.writeImmutableBuffer(Self.event("contentBlockStop", #"{"contentBlockIndex":0,"p":"abcdefgh"}"#))
-        return out
-    }
-
-    static func event(_ type: String, _ json: String) -> ByteBuffer {
-        let headers = [
-            EventStreamHeader(name: ":event-type", value: .init(string: type)),
-            EventStreamHeader(name: ":content-type", value: .init(string: "application/json")),
-            EventStreamHeader(name: ":message-type", value: .init(string: "event")),
-        ]
-        var out = ByteBuffer()
-        // The headers and sizes are valid, so encoding cannot fail.
-        try? EventStreamEncoder.write(headers: headers, payload: ByteBuffer(string: json), into: &out)
-        return out
-    }
-}

@@ -100,7 +100,7 @@ enum NonStreamingBodies {
 /// `{"input":{"converse":{…}}}` → `{"inputTokens":N}`, N ≈ bytes / 4 (at least 1).
 enum CountTokens {
     static func answer(body: ByteBuffer) throws(BedrockError) -> ByteBuffer {
-        guard let json = try? SimulatorJSON.parse(body), let input = json["input"] else {
+        guard let json = try? ParsedJSON.parse(body), let input = json["input"] else {
             throw BedrockError.validation("Malformed input request: input: Field required.")
         }
         let byteCount: Int

@@ -26,7 +26,7 @@ struct RequestFacts {
     init() {}
 
     /// Reads `body` (already validated as a JSON object) in `dialect`.
-    init(body: ByteBuffer, json: SimulatorJSON, dialect: RequestDialect) {
+    init(body: ByteBuffer, json: ParsedJSON, dialect: RequestDialect) {
         self.inputTokens = max(1, body.readableBytes / 4)
         self.seed = body.withUnsafeReadableBytes { bytes in
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -69,7 +69,7 @@ struct RequestFacts {
 }
 
 extension RequestFacts {
-    private static func enablesThinking(_ thinking: SimulatorJSON?) -> Bool {
+    private static func enablesThinking(_ thinking: ParsedJSON?) -> Bool {
         switch thinking?["type"]?.stringValue {
         case "enabled", "adaptive": true
         default: false

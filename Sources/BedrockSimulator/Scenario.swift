@@ -1,3 +1,5 @@
+internal import StreamCore
+
 /// How the simulator answers one request: content shape, timing, and the faults to inject.
 ///
 /// A request's scenario is built in three layers, later layers overriding earlier ones key by key:
@@ -152,7 +154,7 @@ package struct Scenario: Sendable, Hashable {
         case "accept_betas": self.acceptedBetas = BetaAcceptance(list: value)
         case "tools": self.tools = try integer(0...64)
         case "tool_input":
-            guard let parsed = try? SimulatorJSON.parse(value), parsed.isObject else {
+            guard let parsed = try? ParsedJSON.parse(value), parsed.isObject else {
                 throw ScenarioError("tool_input must be a JSON object, not '\(value)'")
             }
             self.toolInput = parsed.compactText

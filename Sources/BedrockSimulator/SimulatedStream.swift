@@ -1,4 +1,5 @@
 package import NIOCore
+internal import StreamCore
 
 /// The frames the simulator streams for one request, rendered at once and without a server: what the
 /// in-process end-to-end benchmark (Benchmarks/GatewayBenchmarks) feeds the gateway's stream loops,
@@ -21,9 +22,9 @@ package enum SimulatedStream {
     /// - Throws: ``ScenarioError`` for a body the simulator would refuse (not a JSON object, or no
     ///   `messages`), with the message the HTTP route would have sent.
     package static func frames(_ operation: Operation, body: ByteBuffer, scenario: Scenario) throws(ScenarioError) -> [ByteBuffer] {
-        let json: SimulatorJSON
+        let json: ParsedJSON
         do {
-            json = try SimulatorJSON.parse(body)
+            json = try ParsedJSON.parse(body)
         } catch {
             throw ScenarioError("the request body is not a JSON object")
         }

@@ -169,9 +169,9 @@ struct SimulatorResponder: HTTPResponder {
                 return self.json(try CountTokens.answer(body: exchange.body), exchange)
             }
             let dialect: RequestDialect = isInvoke ? .anthropic : .converse
-            let json: SimulatorJSON
+            let json: ParsedJSON
             do {
-                json = try SimulatorJSON.parse(exchange.body)
+                json = try ParsedJSON.parse(exchange.body)
             } catch {
                 throw BedrockError.validation("Malformed input request, please reformat your input and try again.")
             }

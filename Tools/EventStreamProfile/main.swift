@@ -3,7 +3,8 @@ import NIOCore
 import StreamCore
 
 // Decodes (or decodes and translates) the benchmark's 1,000-frame Bedrock stream over and over, for
-// profilers that need a plain process (package-benchmark's runner expects its host); `map` maps the
+// profilers that need a plain process (package-benchmark's runner expects its host); `anthropic` and
+// `responses` run the Anthropic Messages and Responses translators over their streams; `map` maps the
 // 200 KB coding-session request instead:
 //   perf record -e cpu-clock -g .build-bench/release/EventStreamProfile translate 2000
 let arguments = CommandLine.arguments
@@ -53,6 +54,55 @@ func translateRounds(_ rounds: Int) -> Int {
     return checksum
 }
 
+/// The Anthropic Messages route's per-chunk work: decode + CRCs + base64 + metering + the SSE write.
+func anthropicRounds(_ rounds: Int) -> Int {
+    let stream = AnthropicChunkFrames.stream(count: 1000)
+    var checksum = 0
+    var out = ByteBuffer()
+    out.reserveCapacity(4096)
+    for _ in 0..<rounds {
+        var decoder = EventStreamDecoder()
+        var translator = AnthropicStreamTranslator()
+        do {
+            try decoder.feed(stream)
+            while let message = try decoder.next() {
+                translator.translate(message, into: &out)
+                checksum &+= out.readableBytes
+                out.clear()
+            }
+            try decoder.finish()
+        } catch {
+            fatalError("decode failed: \(error)")
+        }
+    }
+    return checksum
+}
+
+/// The Responses route's per-delta work: a message item of 1,000 text deltas, opened and closed.
+func responsesRounds(_ rounds: Int) -> Int {
+    let stream = ResponsesFrames.warmUp(deltas: BedrockFrames.stream(count: 1000).bytes)
+    let options = ResponsesStreamTranslator.Options(id: "resp_profile", createdAt: 1_700_000_000, model: "claude-sonnet")
+    var checksum = 0
+    var out = ByteBuffer()
+    out.reserveCapacity(64 * 1024)
+    for _ in 0..<rounds {
+        var decoder = EventStreamDecoder()
+        var translator = ResponsesStreamTranslator(options: options)
+        do {
+            try decoder.feed(stream)
+            while let message = try decoder.next() {
+                translator.translate(message, into: &out)
+                checksum &+= out.readableBytes
+                out.clear()
+            }
+            try decoder.finish()
+        } catch {
+            fatalError("decode failed: \(error)")
+        }
+    }
+    return checksum
+}
+
 func mapRounds(_ rounds: Int) -> Int {
     let body = CodingSessionFixture.makeRequestBody()
     let mapper = ChatRequestMapper()
@@ -71,6 +121,8 @@ let checksum: Int
 switch mode {
 case "translate": checksum = translateRounds(rounds)
 case "map": checksum = mapRounds(rounds)
+case "anthropic": checksum = anthropicRounds(rounds)
+case "responses": checksum = responsesRounds(rounds)
 default: checksum = decodeRounds(rounds)
 }
 print("\(mode): \(rounds) rounds, checksum \(checksum)")

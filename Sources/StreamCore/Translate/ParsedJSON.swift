@@ -1,3 +1,4 @@
+package import NIOCore
 // A JSON value for the once-per-request translations (OpenAI request → Converse request, Converse
 // response → chat.completion). The per-chunk path never builds one of these (DESIGN.md: hot path).
 //
@@ -54,6 +55,29 @@ package enum ParsedJSON: Sendable, Equatable {
             double >= -9.0e15, double <= 9.0e15
         else { return nil }
         return Int(double)
+    }
+}
+
+extension ParsedJSON {
+    /// An object's member by key (the last of duplicates, `null` included); nil for other values.
+    package subscript(key: String) -> ParsedJSON? {
+        self.objectValue?[key]
+    }
+
+    package var isObject: Bool { self.objectValue != nil }
+
+    /// Compact JSON text, members in their original order, numbers as they were written.
+    package func write(into buffer: inout ByteBuffer) {
+        var output = JSONOutput(buffer: buffer)
+        buffer = ByteBuffer()  // `output` holds the only reference while writing: no copy on write
+        output.value(self)
+        buffer = output.buffer
+    }
+
+    package var compactText: String {
+        var buffer = ByteBuffer()
+        self.write(into: &buffer)
+        return String(buffer: buffer)
     }
 }
 

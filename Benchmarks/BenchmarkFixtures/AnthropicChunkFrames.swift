@@ -1,15 +1,15 @@
-import NIOCore
+public import NIOCore
 import StreamCore
 
 /// A deterministic stream of InvokeModelWithResponseStream `chunk` frames of a Claude model, as the
 /// Anthropic Messages route receives them: the three string headers Bedrock sends, a payload
 /// `{"bytes":"<base64 of a text_delta event>","p":"<padding>"}` with 1–40 characters of text and
 /// 0–62 of padding (frames of about 240–330 bytes).
-enum AnthropicChunkFrames {
+public enum AnthropicChunkFrames {
     static let padding = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
     static let words = ["fn", " main", "()", " {", "\\n", "    let", " x", " =", " \\\"quoted\\\"", ";", " // é✓", " return", " 42"]
 
-    static func stream(count: Int, seed: UInt64 = 0x5EED) -> ByteBuffer {
+    public static func stream(count: Int, seed: UInt64 = 0x5EED) -> ByteBuffer {
         var state = seed
         func next(_ bound: Int) -> Int {
             // SplitMix64, as BedrockFrames: the same mix of text lengths.
