@@ -40,7 +40,11 @@ package struct InvokeStreamTranslator {
     private var eventType = 0..<0
     private var dispatch = FrameDispatch<InvokeStreamEvent>()
 
-    package init() {}
+    package init() {
+        // One allocation up front instead of a doubling per larger event early in the stream: events
+        // are a few hundred bytes (message_start the largest); a bigger one grows it once.
+        self.decodedEvent.reserveCapacity(1024)
+    }
 
     /// Decodes and meters one frame.
     package mutating func observe(_ message: EventStreamMessage) -> Observation {
