@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end suite: the real clients (openai, boto3, anthropic, Claude Code, curl) against the real
+# End-to-end suite: the real clients (openai, boto3, anthropic, Claude Code, Codex, curl) against the real
 # `sluice serve` binary with its built-in Bedrock simulator upstream.
 #
 #   bash Tests/e2e/run.sh [pytest args…]
