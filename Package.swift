@@ -42,9 +42,13 @@ let package = Package(
         // CRC-32 of every event-stream prelude and message (carry-less multiply on x86_64, the CRC32
         // instructions on arm64, a table elsewhere): our own C, so building needs no system library.
         .target(name: "CCRC32"),
+        // Base64 of Bedrock's InvokeModelWithResponseStream chunks, 16 characters at a time (SSSE3 on
+        // x86_64; elsewhere StreamCore's scalar decoder does all of it).
+        .target(name: "CBase64"),
         .target(
             name: "StreamCore",
             dependencies: [
+                "CBase64",
                 "CCRC32",
                 "CJSONScan",
                 .product(name: "NIOCore", package: "swift-nio"),

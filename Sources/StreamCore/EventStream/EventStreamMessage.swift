@@ -63,6 +63,7 @@ public struct EventStreamMessage: Hashable, Sendable {
     @inline(__always)
     package func withUnsafePayload<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         let headersLength = self.headersLength
-        return self.body.withUnsafeReadableBytes { bytes in body(UnsafeRawBufferPointer(rebasing: bytes[headersLength...])) }
+        // A closed range: `bytes[headersLength...]` went through an unspecialised `dropFirst` call.
+        return self.body.withUnsafeReadableBytes { bytes in body(UnsafeRawBufferPointer(rebasing: bytes[headersLength..<bytes.count])) }
     }
 }

@@ -82,4 +82,18 @@ extension ByteBuffer {
         }
         self.moveWriterIndex(forwardBy: written)
     }
+
+    /// The same reservation for a writer of its own: `body` fills at most `maximumLength` bytes at the
+    /// pointer and returns how many it wrote (0 leaves the buffer as it was).
+    package mutating func writeRawBytes(maximumLength: Int, _ body: (UnsafeMutableRawPointer) -> Int) {
+        let length = max(maximumLength, 1)
+        self.reserveCapacity(minimumWritableBytes: length)
+        let start = self.writerIndex
+        let written = self.withVeryUnsafeMutableBytes { storage in
+            // Safe to force unwrap: the reservation above gave the storage at least `length` bytes.
+            body(storage.baseAddress! + start)
+        }
+        precondition(written >= 0 && written <= length, "writeRawBytes: wrote outside the reservation")
+        self.moveWriterIndex(forwardBy: written)
+    }
 }

@@ -138,30 +138,48 @@ struct InvokeStreamTranslatorTests {
         #expect(translator.observe(message) == .malformed)
     }
 
-    @Test("base64 decodes every length and padding like Foundation", arguments: 0..<64)
+    /// The decoders this CPU can run: the scalar one always, the vector one (x86_64 with SSSE3) where it can.
+    static let decoders = Base64.isVectorDecoderAvailable ? [false, true] : [false]
+
+    @Test("base64 decodes every length and padding like Foundation, scalar and vector", arguments: 0..<200)
     func base64(length: Int) throws {
         var rng = SeededGenerator(seed: UInt64(length))
         let bytes = rng.bytes(length)
         let encoded = Data(bytes).base64EncodedString()
-        var out = ByteBuffer()
-        try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out) }
-        #expect(Array(out.readableBytesView) == bytes)
+        for vector in Self.decoders {
+            var out = ByteBuffer(string: "kept")
+            try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }
+            #expect(Array(out.readableBytesView) == Array("kept".utf8) + bytes, "vector: \(vector)")
+        }
     }
 
     @Test("base64 refuses a byte outside the alphabet anywhere, and padding before the last quad; nothing is appended")
     func base64Invalid() throws {
-        let valid = Array("QUJDREVGR0hJSktM".utf8)
+        // 64 characters: three blocks for the vector decoder, then the scalar quads.
+        let valid = Array("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2".utf8)
         for position in valid.indices {
             for bad in [UInt8(ascii: "!"), UInt8(ascii: "\""), 0x80, 0xFF] + (position < valid.count - 2 ? [UInt8(ascii: "=")] : []) {
                 var encoded = valid
                 encoded[position] = bad
-                var out = ByteBuffer(string: "kept")
-                #expect(throws: Base64.Failure.self) { try encoded.withUnsafeBytes { try Base64.decode($0, appendingTo: &out) } }
-                #expect(String(buffer: out) == "kept")
+                for vector in Self.decoders {
+                    var out = ByteBuffer(string: "kept")
+                    #expect(throws: Base64.Failure.self) { try encoded.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) } }
+                    #expect(String(buffer: out) == "kept")
+                }
             }
         }
-        var out = ByteBuffer()
-        try valid.withUnsafeBytes { try Base64.decode($0, appendingTo: &out) }
-        #expect(String(buffer: out) == "ABCDEFGHIJKL")
+        for vector in Self.decoders {
+            var out = ByteBuffer()
+            try valid.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }
+            #expect(String(buffer: out) == "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv")
+        }
+        // Padding: one or two `=` at the end only, never a whole quad of it.
+        for (text, valid) in [("QQ==", true), ("QUI=", true), ("QUJD", true), ("====", false), ("Q===", false), ("QQ=A", false), ("QQ==QUJD", false)] {
+            for vector in Self.decoders {
+                var out = ByteBuffer()
+                let decoded = (try? Array(text.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }) != nil
+                #expect(decoded == valid, "\(text) vector: \(vector)")
+            }
+        }
     }
 }

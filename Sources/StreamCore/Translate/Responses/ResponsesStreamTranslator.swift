@@ -298,7 +298,8 @@ package struct ResponsesStreamTranslator {
             writer.appendDecimal(sequence)
             writer.append("}\n\n")
         }
-        self.content.writeBytes(raw)
+        // Through a raw reservation: `writeBytes` costs ~230 instructions per delta in NIO's generic path.
+        self.content.writeRaw(maximumLength: raw.count) { $0.append(raw) }
     }
 
     private enum DeltaKind {

@@ -1,0 +1,111 @@
+// Base64 decoding 16 characters at a time with SSSE3 byte shuffles (x86_64), after Wojciech Muła's
+// method: each character's value is its byte plus an offset that depends only on its high nibble
+// (and on whether it is '/'), and whether it belongs to the alphabet is a bit test between two
+// 16-entry tables indexed by its high and low nibbles. Bedrock's InvokeModelWithResponseStream sends
+// every Anthropic event as base64, so this runs once per streamed chunk.
+
+#include "sluice_base64.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// Decodes one block of 16 characters into 16 bytes at `output` (the first 12 are the decoded ones);
+// returns 0 when a character is outside the alphabet.
+__attribute__((target("ssse3"), always_inline)) static inline int decode_block(const uint8_t *input, uint8_t *output) {
+    // Bit tests: a character is outside the alphabet exactly when lookup_low[low] & lookup_high[high]
+    // is not 0. Bit 0x10 marks bytes >= 0x80 (every high-nibble entry from 8 on, every low entry);
+    // 0x01 the row 0x2_ ('+' and '/' only), 0x02 the row 0x3_ (digits), 0x04 and 0x08 the letter rows,
+    // whose ends ('@', '[', '`', '{' and beyond) the low-nibble entries exclude.
+    const __m128i lookup_low = _mm_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
+    const __m128i lookup_high = _mm_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+    // Offsets by high nibble: '+' 0x2B → 62 (+19), '/' → 63 (+16, selected one entry lower, since
+    // '/' adds -1 to its index), digits 0x30 → 52 (+4), 'A'..'Z' → 0.. (-65), 'a'..'z' → 26.. (-71).
+    const __m128i offsets = _mm_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    // Four 6-bit values a b c d → one 24-bit number per 32-bit lane (a·2^18 + b·2^12 + c·2^6 + d),
+    // then its three bytes, most significant first, packed to the front.
+    const __m128i pair_weights = _mm_set1_epi32(0x01400140);
+    const __m128i quad_weights = _mm_set1_epi32(0x00011000);
+    const __m128i pack = _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+
+    const __m128i text = _mm_loadu_si128((const __m128i *)input);
+    const __m128i high = _mm_and_si128(_mm_srli_epi32(text, 4), nibble);
+    const __m128i low = _mm_and_si128(text, nibble);
+    const __m128i invalid = _mm_and_si128(_mm_shuffle_epi8(lookup_low, low), _mm_shuffle_epi8(lookup_high, high));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(invalid, _mm_setzero_si128())) != 0xFFFF) {
+        return 0;
+    }
+    const __m128i index = _mm_add_epi8(_mm_cmpeq_epi8(text, _mm_set1_epi8(0x2F)), high);
+    const __m128i values = _mm_add_epi8(text, _mm_shuffle_epi8(offsets, index));
+    const __m128i pairs = _mm_maddubs_epi16(values, pair_weights);
+    const __m128i words = _mm_madd_epi16(pairs, quad_weights);
+    _mm_storeu_si128((__m128i *)output, _mm_shuffle_epi8(words, pack));
+    return 1;
+}
+
+__attribute__((target("ssse3"))) static long decode_ssse3(const uint8_t *input, size_t length, uint8_t *output) {
+    if (length % 4 != 0) {
+        return -1;
+    }
+    if (length == 0) {
+        return 0;
+    }
+    size_t padding = (input[length - 1] == '=') + (input[length - 2] == '=');
+    // Whole blocks but the last (which holds any padding): straight from the input.
+    size_t done = 0;
+    long written = 0;
+    while (length - done > 16) {
+        if (!decode_block(input + done, output + written)) {
+            return -1;
+        }
+        done += 16;
+        written += 12;
+    }
+    // The last 4 to 16 characters: copied into a block of 'A' (value 0) with the padding made 'A' too,
+    // decoded, and only the bytes they encode kept. A '=' anywhere else stays and fails the block.
+    uint8_t block[16];
+    uint8_t decoded[16];
+    size_t rest = length - done;
+    memset(block, 'A', sizeof block);
+    memcpy(block, input + done, rest - padding);
+    if (!decode_block(block, decoded)) {
+        return -1;
+    }
+    size_t kept = rest / 4 * 3 - padding;
+    memcpy(output + written, decoded, kept);
+    return written + (long)kept;
+}
+#endif
+
+enum { support_unknown = 0, support_none, support_ssse3 };
+
+// Decided once: the CPU does not change under a running process; racing threads store the same value.
+static _Atomic int support = support_unknown;
+
+int sluice_base64_is_available(void) {
+    int chosen = atomic_load_explicit(&support, memory_order_relaxed);
+    if (chosen == support_unknown) {
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        chosen = __builtin_cpu_supports("ssse3") ? support_ssse3 : support_none;
+#else
+        chosen = support_none;
+#endif
+        atomic_store_explicit(&support, chosen, memory_order_relaxed);
+    }
+    return chosen == support_ssse3;
+}
+
+long sluice_base64_decode(const uint8_t *input, size_t length, uint8_t *output) {
+#if defined(__x86_64__)
+    return decode_ssse3(input, length, output);
+#else
+    (void)input;
+    (void)length;
+    (void)output;
+    return -1;
+#endif
+}
