@@ -14,7 +14,7 @@
 
 // Decodes one block of 16 characters into 16 bytes at `output` (the first 12 are the decoded ones);
 // returns 0 when a character is outside the alphabet.
-__attribute__((target("ssse3"), always_inline)) static inline int decode_block(const uint8_t *input, uint8_t *output) {
+__attribute__((target("ssse3"), always_inline)) static inline int decode_block(__m128i text, uint8_t *output) {
     // Bit tests: a character is outside the alphabet exactly when lookup_low[low] & lookup_high[high]
     // is not 0. Bit 0x10 marks bytes >= 0x80 (every high-nibble entry from 8 on, every low entry);
     // 0x01 the row 0x2_ ('+' and '/' only), 0x02 the row 0x3_ (digits), 0x04 and 0x08 the letter rows,
@@ -31,7 +31,6 @@ __attribute__((target("ssse3"), always_inline)) static inline int decode_block(c
     const __m128i quad_weights = _mm_set1_epi32(0x00011000);
     const __m128i pack = _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
 
-    const __m128i text = _mm_loadu_si128((const __m128i *)input);
     const __m128i high = _mm_and_si128(_mm_srli_epi32(text, 4), nibble);
     const __m128i low = _mm_and_si128(text, nibble);
     const __m128i invalid = _mm_and_si128(_mm_shuffle_epi8(lookup_low, low), _mm_shuffle_epi8(lookup_high, high));
@@ -46,7 +45,7 @@ __attribute__((target("ssse3"), always_inline)) static inline int decode_block(c
     return 1;
 }
 
-__attribute__((target("ssse3"))) static long decode_ssse3(const uint8_t *input, size_t length, uint8_t *output) {
+__attribute__((target("ssse3"))) static long decode_ssse3(const uint8_t *input, size_t length, size_t readable, uint8_t *output) {
     if (length % 4 != 0) {
         return -1;
     }
@@ -58,25 +57,32 @@ __attribute__((target("ssse3"))) static long decode_ssse3(const uint8_t *input, 
     size_t done = 0;
     long written = 0;
     while (length - done > 16) {
-        if (!decode_block(input + done, output + written)) {
+        if (!decode_block(_mm_loadu_si128((const __m128i *)(input + done)), output + written)) {
             return -1;
         }
         done += 16;
         written += 12;
     }
-    // The last 4 to 16 characters: copied into a block of 'A' (value 0) with the padding made 'A' too,
-    // decoded, and only the bytes they encode kept. A '=' anywhere else stays and fails the block.
-    uint8_t block[16];
-    uint8_t decoded[16];
+    // The last 4 to 16 characters, the padding excluded, in a block whose other lanes are 'A' (value
+    // 0); only the bytes they encode count. A '=' anywhere else stays and fails the block.
     size_t rest = length - done;
-    memset(block, 'A', sizeof block);
-    memcpy(block, input + done, rest - padding);
-    if (!decode_block(block, decoded)) {
+    size_t characters = rest - padding;
+    __m128i text;
+    if (readable - done >= 16) {
+        const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m128i keep = _mm_cmplt_epi8(lane, _mm_set1_epi8((char)characters));
+        const __m128i loaded = _mm_loadu_si128((const __m128i *)(input + done));
+        text = _mm_or_si128(_mm_and_si128(keep, loaded), _mm_andnot_si128(keep, _mm_set1_epi8('A')));
+    } else {
+        uint8_t block[16];
+        memset(block, 'A', sizeof block);
+        memcpy(block, input + done, characters);
+        text = _mm_loadu_si128((const __m128i *)block);
+    }
+    if (!decode_block(text, output + written)) {
         return -1;
     }
-    size_t kept = rest / 4 * 3 - padding;
-    memcpy(output + written, decoded, kept);
-    return written + (long)kept;
+    return written + (long)(rest / 4 * 3 - padding);
 }
 #endif
 
@@ -99,12 +105,13 @@ int sluice_base64_is_available(void) {
     return chosen == support_ssse3;
 }
 
-long sluice_base64_decode(const uint8_t *input, size_t length, uint8_t *output) {
+long sluice_base64_decode(const uint8_t *input, size_t length, size_t readable, uint8_t *output) {
 #if defined(__x86_64__)
-    return decode_ssse3(input, length, output);
+    return decode_ssse3(input, length, readable < length ? length : readable, output);
 #else
     (void)input;
     (void)length;
+    (void)readable;
     (void)output;
     return -1;
 #endif

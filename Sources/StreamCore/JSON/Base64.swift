@@ -8,13 +8,15 @@ package enum Base64 {
     package struct Failure: Error, Hashable, Sendable {}
 
     /// Decodes `encoded` (no whitespace, padded to a multiple of 4) and appends the bytes to `out`;
-    /// on failure nothing is appended.
-    package static func decode(_ encoded: UnsafeRawBufferPointer, appendingTo out: inout ByteBuffer) throws(Failure) {
-        try self.decode(encoded, appendingTo: &out, vector: Self.isVectorDecoderAvailable)
+    /// on failure nothing is appended. `readable`: how many bytes from `encoded`'s start may be read
+    /// (more than its count when it is a slice of a larger buffer, which spares the vector decoder a
+    /// copy of the last block).
+    package static func decode(_ encoded: UnsafeRawBufferPointer, readable: Int? = nil, appendingTo out: inout ByteBuffer) throws(Failure) {
+        try self.decode(encoded, readable: readable, appendingTo: &out, vector: Self.isVectorDecoderAvailable)
     }
 
     /// The same, choosing the decoder: `vector` only where ``isVectorDecoderAvailable`` (tests run both).
-    static func decode(_ encoded: UnsafeRawBufferPointer, appendingTo out: inout ByteBuffer, vector: Bool) throws(Failure) {
+    static func decode(_ encoded: UnsafeRawBufferPointer, readable: Int? = nil, appendingTo out: inout ByteBuffer, vector: Bool) throws(Failure) {
         let count = encoded.count
         guard count % 4 == 0 else { throw Failure() }
         if count == 0 { return }
@@ -24,10 +26,11 @@ package enum Base64 {
         let decodedCount = count / 4 * 3 - padding
         var isValid = true
         if vector {
-            // 4 bytes of slack: the vector decoder stores 16 bytes for every 12 it decodes.
-            out.writeRawBytes(maximumLength: decodedCount + 4) { target -> Int in
+            // 16 bytes of slack: every block the vector decoder decodes is a 16-byte store.
+            out.writeRawBytes(maximumLength: decodedCount + 16) { target -> Int in
                 let written = sluice_base64_decode(
-                    encoded.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self), count, target.assumingMemoryBound(to: UInt8.self)
+                    encoded.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self), count, max(readable ?? count, count),
+                    target.assumingMemoryBound(to: UInt8.self)
                 )
                 guard written >= 0 else {
                     isValid = false

@@ -77,7 +77,9 @@ package struct InvokeStreamTranslator {
                     payload[end + 1] == UInt8(ascii: ",") || payload[end + 1] == UInt8(ascii: "}")
                 {
                     do {
-                        try Base64.decode(UnsafeRawBufferPointer(rebasing: payload[index..<end]), appendingTo: &self.decodedEvent)
+                        try Base64.decode(
+                            UnsafeRawBufferPointer(rebasing: payload[index..<end]), readable: payload.count - index, appendingTo: &self.decodedEvent
+                        )
                         return true
                     } catch {
                         return false

@@ -150,6 +150,12 @@ struct InvokeStreamTranslatorTests {
             var out = ByteBuffer(string: "kept")
             try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }
             #expect(Array(out.readableBytesView) == Array("kept".utf8) + bytes, "vector: \(vector)")
+            // A slice of a larger buffer (as in a chunk's payload): the last block may be read in place.
+            var inPlace = ByteBuffer()
+            try Array((encoded + #"","p":"abcdefghijklmnop"}"#).utf8).withUnsafeBytes { all in
+                try Base64.decode(UnsafeRawBufferPointer(rebasing: all[0..<encoded.utf8.count]), readable: all.count, appendingTo: &inPlace, vector: vector)
+            }
+            #expect(Array(inPlace.readableBytesView) == bytes, "in place, vector: \(vector)")
         }
     }
 
@@ -165,6 +171,12 @@ struct InvokeStreamTranslatorTests {
                     var out = ByteBuffer(string: "kept")
                     #expect(throws: Base64.Failure.self) { try encoded.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) } }
                     #expect(String(buffer: out) == "kept")
+                    let trailed = encoded + Array(#"","p":"abcdefghijklmnop"}"#.utf8)
+                    #expect(throws: Base64.Failure.self) {
+                        try trailed.withUnsafeBytes { all in
+                            try Base64.decode(UnsafeRawBufferPointer(rebasing: all[0..<encoded.count]), readable: all.count, appendingTo: &out, vector: vector)
+                        }
+                    }
                 }
             }
         }
