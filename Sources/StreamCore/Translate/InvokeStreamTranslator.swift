@@ -40,11 +40,7 @@ package struct InvokeStreamTranslator {
     private var eventType = 0..<0
     private var dispatch = FrameDispatch<InvokeStreamEvent>()
 
-    package init() {
-        // One allocation up front instead of a doubling per larger event early in the stream: events
-        // are a few hundred bytes (message_start the largest); a bigger one grows it once.
-        self.decodedEvent.reserveCapacity(1024)
-    }
+    package init() {}
 
     /// Decodes and meters one frame.
     package mutating func observe(_ message: EventStreamMessage) -> Observation {
@@ -64,6 +60,12 @@ package struct InvokeStreamTranslator {
             return .malformed
         case .event?, nil:
             guard event == .chunk else { return .skipped }
+        }
+        if self.decodedEvent.capacity == 0 {
+            // One allocation at the first chunk instead of a doubling per larger event early in the
+            // stream (events are a few hundred bytes, message_start the largest; a bigger one grows
+            // it once), and none for a meter that never sees a chunk.
+            self.decodedEvent.reserveCapacity(1024)
         }
         self.decodedEvent.clear()
         let decoded: Bool = message.withUnsafePayload { payload in
