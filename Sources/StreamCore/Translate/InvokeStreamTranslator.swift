@@ -72,8 +72,9 @@ package struct InvokeStreamTranslator {
             // Bedrock's own layout, `{"bytes":"<base64>",…}`: the string is found with one vector scan
             // (base64 has no quote, backslash or control byte) and decoded; any other layout goes
             // through the general scan. The frame's CRCs have already vouched for the bytes.
-            var index = 0
-            if Self.match("{\"bytes\":\"", in: payload, at: &index) {
+            var prefix = JSONScanner(payload)
+            if prefix.match("{\"bytes\":\"") {
+                let index = prefix.index
                 let end = JSONSpecialBytes.first(in: payload, from: index)
                 if end + 1 < payload.count, payload[end] == UInt8(ascii: "\""),
                     payload[end + 1] == UInt8(ascii: ",") || payload[end + 1] == UInt8(ascii: "}")
@@ -176,19 +177,13 @@ package struct InvokeStreamTranslator {
     /// member, another order, whitespace, a signature delta) returns false and goes to ``meter(_:)``,
     /// which reads any layout.
     private mutating func meterDelta(_ event: UnsafeRawBufferPointer) -> Bool {
-        var index = 0
-        guard Self.match("{\"type\":\"content_block_delta\",\"index\":", in: event, at: &index) else { return false }
-        let digits = index
-        while index < event.count, event[index] >= UInt8(ascii: "0"), event[index] <= UInt8(ascii: "9") { index += 1 }
-        guard index > digits, Self.match(",\"delta\":{\"type\":\"", in: event, at: &index) else { return false }
-        guard Self.match("text_delta\",\"text\":", in: event, at: &index)
-            || Self.match("input_json_delta\",\"partial_json\":", in: event, at: &index)
-            || Self.match("thinking_delta\",\"thinking\":", in: event, at: &index)
+        var scanner = JSONScanner(event)
+        guard scanner.match("{\"type\":\"content_block_delta\",\"index\":"), (try? scanner.readInteger()) != nil,
+            scanner.match(",\"delta\":{\"type\":\""),
+            scanner.match("text_delta\",\"text\":") || scanner.match("input_json_delta\",\"partial_json\":")
+                || scanner.match("thinking_delta\",\"thinking\":"),
+            let string = try? scanner.readString(), scanner.match("}}"), scanner.index == event.count
         else { return false }
-        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: event[index..<event.count]))
-        guard let string = try? scanner.readString() else { return false }
-        let end = index + scanner.index
-        guard end + 2 == event.count, event[end] == UInt8(ascii: "}"), event[end + 1] == UInt8(ascii: "}") else { return false }
         self.producedBytes &+= string.count
         self.eventType = Self.deltaTypeRange
         return true
@@ -196,28 +191,6 @@ package struct InvokeStreamTranslator {
 
     /// Where `content_block_delta` sits in the layout ``meterDelta(_:)`` accepts.
     private static let deltaTypeRange = 9..<28
-
-    /// Whether `literal` is at `index` in `bytes`; if so, `index` moves past it.
-    @inline(__always)
-    private static func match(_ literal: StaticString, in bytes: UnsafeRawBufferPointer, at index: inout Int) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard bytes.count - index >= count else { return false }
-        let expected = UnsafeRawPointer(literal.utf8Start)
-        let actual = bytes.baseAddress.unsafelyUnwrapped + index
-        // Eight bytes at a time, then the rest (the literals are 19 to 38 bytes).
-        var offset = 0
-        while count - offset >= 8 {
-            guard actual.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == expected.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            else { return false }
-            offset += 8
-        }
-        while offset < count {
-            guard actual.load(fromByteOffset: offset, as: UInt8.self) == expected.load(fromByteOffset: offset, as: UInt8.self) else { return false }
-            offset += 1
-        }
-        index += count
-        return true
-    }
 
     private mutating func meter(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) {
         var type = 0..<0
