@@ -30,15 +30,26 @@ func decodeRounds(_ rounds: Int) -> Int {
     return checksum
 }
 
-func translateRounds(_ rounds: Int) -> Int {
-    let (stream, _) = BedrockFrames.stream(count: 1000)
-    let options = ChatChunkTranslator.Options(id: "chatcmpl-profile", created: 1_700_000_000, model: "claude-sonnet")
+/// The three stream translators, for one loop over any of them.
+protocol ProfiledTranslator {
+    mutating func translate(_ message: EventStreamMessage, into out: inout ByteBuffer)
+}
+
+extension ChatChunkTranslator: ProfiledTranslator {}
+extension AnthropicStreamTranslator: ProfiledTranslator {}
+extension ResponsesStreamTranslator: ProfiledTranslator {}
+
+/// Decodes `stream` and translates every frame with a fresh translator per round, one output buffer
+/// cleared after each frame (generic, so each translator gets its own specialised loop).
+func translationRounds<Translator: ProfiledTranslator>(
+    _ rounds: Int, stream: ByteBuffer, outputCapacity: Int, makeTranslator: () -> Translator
+) -> Int {
     var checksum = 0
     var out = ByteBuffer()
-    out.reserveCapacity(4096)
+    out.reserveCapacity(outputCapacity)
     for _ in 0..<rounds {
         var decoder = EventStreamDecoder()
-        var translator = ChatChunkTranslator(options: options)
+        var translator = makeTranslator()
         do {
             try decoder.feed(stream)
             while let message = try decoder.next() {
@@ -52,55 +63,26 @@ func translateRounds(_ rounds: Int) -> Int {
         }
     }
     return checksum
+}
+
+func translateRounds(_ rounds: Int) -> Int {
+    let options = ChatChunkTranslator.Options(id: "chatcmpl-profile", created: 1_700_000_000, model: "claude-sonnet")
+    return translationRounds(rounds, stream: BedrockFrames.stream(count: 1000).bytes, outputCapacity: 4096) {
+        ChatChunkTranslator(options: options)
+    }
 }
 
 /// The Anthropic Messages route's per-chunk work: decode + CRCs + base64 + metering + the SSE write.
 func anthropicRounds(_ rounds: Int) -> Int {
-    let stream = AnthropicChunkFrames.stream(count: 1000)
-    var checksum = 0
-    var out = ByteBuffer()
-    out.reserveCapacity(4096)
-    for _ in 0..<rounds {
-        var decoder = EventStreamDecoder()
-        var translator = AnthropicStreamTranslator()
-        do {
-            try decoder.feed(stream)
-            while let message = try decoder.next() {
-                translator.translate(message, into: &out)
-                checksum &+= out.readableBytes
-                out.clear()
-            }
-            try decoder.finish()
-        } catch {
-            fatalError("decode failed: \(error)")
-        }
-    }
-    return checksum
+    translationRounds(rounds, stream: AnthropicChunkFrames.stream(count: 1000), outputCapacity: 4096) { AnthropicStreamTranslator() }
 }
 
 /// The Responses route's per-delta work: a message item of 1,000 text deltas, opened and closed.
 func responsesRounds(_ rounds: Int) -> Int {
-    let stream = ResponsesFrames.warmUp(deltas: BedrockFrames.stream(count: 1000).bytes)
     let options = ResponsesStreamTranslator.Options(id: "resp_profile", createdAt: 1_700_000_000, model: "claude-sonnet")
-    var checksum = 0
-    var out = ByteBuffer()
-    out.reserveCapacity(64 * 1024)
-    for _ in 0..<rounds {
-        var decoder = EventStreamDecoder()
-        var translator = ResponsesStreamTranslator(options: options)
-        do {
-            try decoder.feed(stream)
-            while let message = try decoder.next() {
-                translator.translate(message, into: &out)
-                checksum &+= out.readableBytes
-                out.clear()
-            }
-            try decoder.finish()
-        } catch {
-            fatalError("decode failed: \(error)")
-        }
+    return translationRounds(rounds, stream: ResponsesFrames.warmUp(deltas: BedrockFrames.stream(count: 1000).bytes), outputCapacity: 64 * 1024) {
+        ResponsesStreamTranslator(options: options)
     }
-    return checksum
 }
 
 func mapRounds(_ rounds: Int) -> Int {

@@ -35,7 +35,7 @@ package protocol APIShape: Sendable {
     ) async throws(GatewayError) -> MappedRequest<Mapped>
     /// Called once a streamed answer ended, however it ended, before the response's end: what the
     /// shape keeps of it (a kept Responses API response).
-    func streamEnded(_ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome, caller: Caller, settings: GatewaySettings) async
+    func streamEnded(_ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome) async
 }
 
 extension APIShape {
@@ -45,9 +45,7 @@ extension APIShape {
         _ request: MappedRequest<Mapped>, body: ByteBuffer, caller: Caller, settings: GatewaySettings
     ) async throws(GatewayError) -> MappedRequest<Mapped> { request }
 
-    package func streamEnded(
-        _ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome, caller: Caller, settings: GatewaySettings
-    ) async {}
+    package func streamEnded(_ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome) async {}
 }
 
 /// A repaired request to send once more, and the `anthropic_beta` values the repair dropped that were
@@ -214,7 +212,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             return self.shape.errors.response(error)
         }
         guard mapped.operation.isStreaming else {
-            return await self.complete(mapped, response: response, account: account, caller: caller)
+            return await self.complete(mapped, response: response, account: account)
         }
         let headers = self.shape.streamHead(mapped, upstreamHeaders: response.headers)
         let shape = self.shape
@@ -228,15 +226,13 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 await StreamPump.run(&processor, upstream: upstreamBody, deadline: deadline, writer: &writer, logger: logger, observer: observer)
             }
             await account.finish(outcome)
-            await shape.streamEnded(processor, request: request, outcome: outcome, caller: caller, settings: settings)
+            await shape.streamEnded(processor, request: request, outcome: outcome)
             if outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })
     }
 
-    private func complete(
-        _ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount, caller: Caller
-    ) async -> Response {
+    private func complete(_ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount) async -> Response {
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: 64 * 1024 * 1024)

@@ -126,10 +126,7 @@ package struct ResponsesShape: APIShape {
 
 extension ResponsesShape {
     /// A kept response is saved once its stream completed; a failed or cut one is not kept.
-    package func streamEnded(
-        _ processor: TranslatingProcessor<ResponsesStreamTranslator>, request: MappedRequest<Mapped>, outcome: StreamOutcome, caller: Caller,
-        settings: GatewaySettings
-    ) async {
+    package func streamEnded(_ processor: TranslatingProcessor<ResponsesStreamTranslator>, request: MappedRequest<Mapped>, outcome: StreamOutcome) async {
         guard let conversation = request.mapped.request.conversationItems, let keep = request.mapped.keep else { return }
         let translator = processor.translator
         guard !outcome.disconnected, case .completed? = translator.ending else {
