@@ -33,6 +33,8 @@ package struct SimulatorConfiguration: Sendable {
     /// `{"message":"invalid beta flag"}`, as Bedrock does. Models no key matches take every value
     /// (the default: empty). A request's `[[sim accept_betas=…]]` wins over this.
     package var acceptedBetas: [String: [String]]
+    /// Faults of this instance as a whole (throttling, slowness), changeable while it runs.
+    package var faults: SimulatorFaults
 
     package init(
         host: String = "127.0.0.1",
@@ -41,8 +43,10 @@ package struct SimulatorConfiguration: Sendable {
         defaultScenario: Scenario = Scenario(),
         recorder: SimulatorRecorder? = nil,
         maximumRequestBodySize: Int = 32 * 1024 * 1024,
-        acceptedBetas: [String: [String]] = [:]
+        acceptedBetas: [String: [String]] = [:],
+        faults: SimulatorFaults = SimulatorFaults()
     ) {
+        self.faults = faults
         self.host = host
         self.port = port
         self.requiredBearerToken = requiredBearerToken

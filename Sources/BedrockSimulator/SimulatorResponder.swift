@@ -157,6 +157,9 @@ struct SimulatorResponder: HTTPResponder {
             guard let modelID = exchange.modelID, !modelID.isEmpty else {
                 throw BedrockError.validation("The model identifier is not valid percent-encoded UTF-8.")
             }
+            let fault = self.configuration.faults.next(modelID: modelID)
+            if fault.delay > .zero { try await Task.sleep(for: fault.delay) }
+            if let error = fault.error { throw error }
             if modelID.contains("does-not-exist") { throw BedrockError.modelNotFound() }
             let isInvoke = operation == .invokeModel || operation == .invokeModelWithResponseStream
             if isInvoke, !Self.isAnthropic(modelID) {

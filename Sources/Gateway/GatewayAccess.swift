@@ -33,7 +33,7 @@ package struct GatewayAccess: Sendable {
         )
         let metrics = GatewayMetrics()
         self.metrics = metrics
-        self.ledger = Ledger(store: store, audit: audit, metrics: metrics, upstreamRegion: configuration.upstream.region, now: now)
+        self.ledger = Ledger(store: store, audit: audit, metrics: metrics, now: now)
     }
 
     package var store: any Store { self.ledger.store }

@@ -10,7 +10,7 @@ struct UsageCommand: AsyncParsableCommand {
         discussion: "Example: sluice usage --by model --since 30d"
     )
 
-    @Option(help: "Group by identity, group or model.")
+    @Option(help: "Group by identity, group, model or upstream.")
     var by: String = "identity"
 
     @Option(help: "How far back: e.g. 7d, 24h, 2w.")
@@ -19,7 +19,7 @@ struct UsageCommand: AsyncParsableCommand {
     @OptionGroup var store: TokenCommand.StoreOptions
 
     func validate() throws {
-        guard UsageReport.Grouping(rawValue: self.by) != nil else { throw ValidationError("--by must be identity, group or model") }
+        guard UsageReport.Grouping(rawValue: self.by) != nil else { throw ValidationError("--by must be identity, group, model or upstream") }
         guard ClientToken.parseDuration(self.since) != nil else { throw ValidationError("--since must look like 7d, 24h or 2w") }
     }
 

@@ -163,10 +163,25 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Default scenario for requests that name none, e.g. \"chunks=40,gap_ms=5,stamps=1\".")
     var scenario: String?
 
+    @Option(help: "Refuse this share (0-100) of model requests as a throttling region does (with --fail-status).")
+    var failPercent: Int = 0
+
+    @Option(help: "The status of refused requests: 429 (ThrottlingException), 500, 503, ….")
+    var failStatus: Int = 429
+
+    @Option(help: "Retry-After seconds on refused requests.")
+    var retryAfter: Int?
+
+    @Option(help: "Pause this many milliseconds before every model request's response head.")
+    var firstByteMs: Int = 0
+
     @Option(help: "Log level.")
     var logLevel: String = "info"
 
     func run() async throws {
+        guard (0...100).contains(self.failPercent) else { throw ValidationError("--fail-percent must be in 0...100") }
+        guard (400...599).contains(self.failStatus) else { throw ValidationError("--fail-status must be an HTTP error status") }
+        guard (0...600_000).contains(self.firstByteMs) else { throw ValidationError("--first-byte-ms must be in 0...600000") }
         let logger = Serve.makeLogger(label: "sluice-simulator", level: self.logLevel)
         var defaultScenario = Scenario()
         if let scenario = self.scenario {
@@ -177,7 +192,10 @@ struct Simulate: AsyncParsableCommand {
             }
         }
         let configuration = SimulatorConfiguration(
-            host: self.host, port: self.port, requiredBearerToken: self.requireBearerToken, defaultScenario: defaultScenario
+            host: self.host, port: self.port, requiredBearerToken: self.requireBearerToken, defaultScenario: defaultScenario,
+            faults: SimulatorFaults(
+                .init(failurePercent: self.failPercent, status: self.failStatus, retryAfterSeconds: self.retryAfter, firstByteDelay: .milliseconds(self.firstByteMs))
+            )
         )
         let application = makeSimulatorApplication(configuration: configuration, logger: logger) { port in
             logger.notice("Bedrock simulator is listening", metadata: ["server.address": "http://\(self.host):\(port)"])

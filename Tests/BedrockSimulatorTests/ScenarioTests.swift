@@ -301,6 +301,32 @@ struct ScenarioTests {
         }
     }
 
+    @Test("instance faults: an exact share of model requests refused with the status and Retry-After, a slow first byte, changed at run time")
+    func instanceFaults() async throws {
+        let faults = SimulatorFaults(.init(failurePercent: 30, status: 503, retryAfterSeconds: 2))
+        try await Simulator.run(faults: faults) { simulator in
+            var refused: [Int] = []
+            for index in 1...10 {
+                let (response, _) = try await simulator.send("/model/\(Self.model)/converse", body: Bodies.converse("x"))
+                if response.status != .ok {
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(response.headers.first(name: "Retry-After") == "2")
+                    refused.append(index)
+                }
+            }
+            #expect(refused == [4, 7, 10])
+            // The inference-profile listing is not a model request: it always answers.
+            faults.set(.init(failurePercent: 100, firstByteDelay: .milliseconds(300)))
+            #expect(try await simulator.send("/inference-profiles", method: .GET).response.status == .ok)
+            let started = ContinuousClock.now
+            let (throttled, _) = try await simulator.send("/model/\(Self.model)/converse-stream", body: Bodies.converse("x"))
+            #expect(throttled.status == .tooManyRequests)
+            #expect(ContinuousClock.now - started >= .milliseconds(300))
+            faults.set(.init())
+            #expect(try await simulator.send("/model/\(Self.model)/converse", body: Bodies.converse("x")).response.status == .ok)
+        }
+    }
+
     @Test(
         "exception_after sends one exception frame after N frames, then ends the body",
         arguments: ["throttlingException", "modelStreamErrorException", "internalServerException", "validationException", "serviceUnavailableException"]

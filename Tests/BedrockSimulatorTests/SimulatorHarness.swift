@@ -18,12 +18,13 @@ struct Simulator {
         requiredBearerToken: String? = nil,
         defaultScenario: Scenario = Scenario(),
         acceptedBetas: [String: [String]] = [:],
+        faults: SimulatorFaults = SimulatorFaults(),
         _ body: (Simulator) async throws -> Value
     ) async throws -> Value {
         let recorder = SimulatorRecorder()
         let configuration = SimulatorConfiguration(
             requiredBearerToken: requiredBearerToken, defaultScenario: defaultScenario, recorder: recorder,
-            acceptedBetas: acceptedBetas
+            acceptedBetas: acceptedBetas, faults: faults
         )
         var logger = Logger(label: "BedrockSimulatorTests")
         // Cancelling the server at the end of a test makes HummingbirdCore log the cancellation of

@@ -18,10 +18,18 @@ import Testing
 /// test passes its own `Authorization` or `x-api-key`.
 struct LiveStack {
     let gatewayPort: Int
-    let simulatorPort: Int
-    let recorder: SimulatorRecorder
+    /// Every simulator's port and recorder, in `upstreams` order; the first is `simulatorPort`/`recorder`.
+    let simulatorPorts: [Int]
+    let recorders: [SimulatorRecorder]
+    var simulatorPort: Int { self.simulatorPorts[0] }
+    var recorder: SimulatorRecorder { self.recorders[0] }
+    /// The gateway's upstreams (their health board, for assertions).
+    let upstreams: Upstreams
     let client: HTTPClient
     let store: SQLiteStore
+    /// Names and regions of the upstreams a stack with several simulators configures, in order.
+    static let upstreamNames = [("east", "us-east-1"), ("west", "us-west-2"), ("central", "us-east-2")]
+
     /// The admin token `post` and `get` send by default.
     let token: String
     let audit: AuditCapture
@@ -29,8 +37,11 @@ struct LiveStack {
     var gateway: String { "http://127.0.0.1:\(self.gatewayPort)" }
     var simulator: String { "http://127.0.0.1:\(self.simulatorPort)" }
 
+    /// - Parameter more: further simulators; with any, the gateway has one upstream per simulator
+    ///   (``upstreamNames``) in `upstreams`, which `configure` may still change.
     static func run<Result: Sendable>(
         simulator simulatorConfiguration: SimulatorConfiguration = .init(),
+        more: [SimulatorConfiguration] = [],
         authentication: UpstreamAuthentication = .none,
         configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
         now: @escaping @Sendable () -> Date = { Date() },
@@ -45,7 +56,7 @@ struct LiveStack {
         do {
             try await store.insertToken(admin.record)
             let result = try await Self.run(
-                simulator: simulatorConfiguration, authentication: authentication, configure: configure, now: now, store: store, token: admin.token,
+                simulators: [simulatorConfiguration] + more, authentication: authentication, configure: configure, now: now, store: store, token: admin.token,
                 body
             )
             try await store.close()
@@ -57,7 +68,7 @@ struct LiveStack {
     }
 
     private static func run<Result: Sendable>(
-        simulator simulatorConfiguration: SimulatorConfiguration,
+        simulators simulatorConfigurations: [SimulatorConfiguration],
         authentication: UpstreamAuthentication,
         configure: @Sendable (inout GatewayConfiguration) -> Void,
         now: @escaping @Sendable () -> Date,
@@ -69,40 +80,56 @@ struct LiveStack {
         var logger = Logger(label: "sluice-test")
         // Cancelling the task group stops the servers abruptly, which Hummingbird logs as errors.
         logger.logLevel = .critical
-        let recorder = SimulatorRecorder()
-        var simulatorConfiguration = simulatorConfiguration
-        simulatorConfiguration.recorder = recorder
-        simulatorConfiguration.port = 0
+        let recorders = simulatorConfigurations.map { _ in SimulatorRecorder() }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let (simulatorPorts, simulatorPort) = AsyncStream.makeStream(of: Int.self)
         let (gatewayPorts, gatewayPort) = AsyncStream.makeStream(of: Int.self)
         do {
             let result = try await withThrowingTaskGroup(of: Void.self) { group in
-                let simulatorApp = makeSimulatorApplication(configuration: simulatorConfiguration, logger: logger) { port in
-                    simulatorPort.yield(port)
+                var simulatorBound: [Int] = []
+                for (index, var simulatorConfiguration) in simulatorConfigurations.enumerated() {
+                    simulatorConfiguration.recorder = recorders[index]
+                    simulatorConfiguration.port = 0
+                    let (simulatorPorts, simulatorPort) = AsyncStream.makeStream(of: Int.self)
+                    let simulatorApp = makeSimulatorApplication(configuration: simulatorConfiguration, logger: logger) { port in
+                        simulatorPort.yield(port)
+                    }
+                    group.addTask { try await simulatorApp.runService() }
+                    var ports = simulatorPorts.makeAsyncIterator()
+                    simulatorBound.append(try #require(await ports.next()))
                 }
-                group.addTask { try await simulatorApp.runService() }
-                var ports = simulatorPorts.makeAsyncIterator()
-                let simulatorBound = try #require(await ports.next())
                 var configuration = GatewayConfiguration()
                 configuration.server.port = 0
-                configuration.upstream.endpoint = URL(string: "http://127.0.0.1:\(simulatorBound)")
+                configuration.upstream.endpoint = URL(string: "http://127.0.0.1:\(simulatorBound[0])")
+                if simulatorBound.count > 1 {
+                    configuration.upstreams = simulatorBound.enumerated().map { index, port in
+                        var upstream = GatewayConfiguration.Upstream()
+                        (upstream.name, upstream.region) = Self.upstreamNames[index]
+                        upstream.endpoint = URL(string: "http://127.0.0.1:\(port)")
+                        return upstream
+                    }
+                }
                 configure(&configuration)
-                let upstream = UpstreamClient(
-                    endpoint: try #require(configuration.upstream.endpoint), region: "us-east-1", authentication: authentication,
-                    timeouts: configuration.timeouts
+                let upstream = Upstreams(
+                    members: try configuration.effectiveUpstreams.map { member in
+                        UpstreamClient(
+                            name: member.name, endpoint: try #require(member.endpoint), region: member.region, authentication: authentication,
+                            timeouts: configuration.timeouts, weight: member.weight, models: member.models,
+                            retriesConnecting: configuration.effectiveUpstreams.count == 1
+                        )
+                    },
+                    routing: configuration.routing
                 )
                 let access = GatewayAccess(configuration: configuration, store: store, audit: audit.sink, now: now)
                 let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
-                let gatewayApp = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, server: server, logger: logger) { port in
+                let gatewayApp = buildGatewayApplication(configuration: configuration, upstreams: upstream, access: access, server: server, logger: logger) { port in
                     gatewayPort.yield(port)
                 }
                 group.addTask { try await gatewayApp.runService() }
                 var gatewayIterator = gatewayPorts.makeAsyncIterator()
                 let gatewayBound = try #require(await gatewayIterator.next())
                 let stack = LiveStack(
-                    gatewayPort: gatewayBound, simulatorPort: simulatorBound, recorder: recorder, client: client, store: store, token: token,
-                    audit: audit
+                    gatewayPort: gatewayBound, simulatorPorts: simulatorBound, recorders: recorders, upstreams: upstream, client: client, store: store,
+                    token: token, audit: audit
                 )
                 do {
                     let result = try await body(stack)

@@ -24,6 +24,12 @@ package import StreamCore
 /// | `upstream.apiKey` | secret string | none | `AWS_BEARER_TOKEN_BEDROCK` |
 /// | `upstream.profile` | string | none (`AWS_PROFILE`, else `default` when the credentials file has it) | `AWS_PROFILE` |
 /// | `upstream.simulator` | bool | true when no credentials are found | `SLUICE_SIMULATOR` |
+/// | `upstreams` | [{`name`, `region`, `endpoint`?, `apiKey`?, `profile`?, `weight`?, `models`?}] | none: the one `upstream` (not both) | |
+/// | `routing.maxAttempts` | int 1…10 | 3: upstream calls per request, failovers included | |
+/// | `routing.budgetSeconds` | number | 90: time from the first upstream call to a response head, across attempts | |
+/// | `routing.cooldownSeconds` | number | 5: how long a failed upstream is skipped (doubling on repeat) | |
+/// | `routing.maxCooldownSeconds` | number | 300: the cooldown's cap | |
+/// | `routing.maxRetryAfterWaitSeconds` | number | 2: a `Retry-After` the gateway waits out itself when every upstream refused | |
 /// | `models.default` | string | `us.anthropic.claude-sonnet-4-5-20250929-v1:0` | `SLUICE_DEFAULT_MODEL` |
 /// | `models.aliases` | object name → Bedrock id | `claude-sonnet`, `claude-haiku`, `claude-opus`, `gpt-4o`, `gpt-4o-mini` | |
 /// | `models.allowed` | [string] | the alias targets and the default | |
@@ -73,6 +79,12 @@ package struct GatewayConfiguration: Sendable {
     }
 
     package struct Upstream: Sendable, CustomStringConvertible {
+        /// The name in metrics, audit lines and the ledger (`default` for the `upstream` object).
+        package var name = "default"
+        /// The share of routing keys among healthy upstreams.
+        package var weight = 1.0
+        /// Globs over the models this upstream serves; `nil`: all.
+        package var models: [String]?
         /// `nil` means "the region's Bedrock Runtime endpoint", or the simulator.
         package var endpoint: URL?
         package var region = "us-east-1"
@@ -82,8 +94,10 @@ package struct GatewayConfiguration: Sendable {
         /// `nil`: decide at start-up (simulator when no credentials are found).
         package var useSimulator: Bool?
 
+        package init() {}
+
         package var description: String {
-            "Upstream(endpoint: \(self.endpoint?.absoluteString ?? "default"), region: \(self.region), apiKey: \(self.apiKey == nil ? "none" : "<redacted>"), profile: \(self.profile ?? "none"))"
+            "Upstream(name: \(self.name), endpoint: \(self.endpoint?.absoluteString ?? "default"), region: \(self.region), apiKey: \(self.apiKey == nil ? "none" : "<redacted>"), profile: \(self.profile ?? "none"))"
         }
     }
 
@@ -112,7 +126,11 @@ package struct GatewayConfiguration: Sendable {
     }
 
     package var server = Server()
+    /// The one-upstream shorthand (`upstream`), used when `upstreams` is empty.
     package var upstream = Upstream()
+    /// `upstreams`: several regions or accounts, routed by affinity with failover.
+    package var upstreams: [Upstream] = []
+    package var routing = Upstreams.Routing()
     package var models = ModelCatalog()
     package var timeouts = Timeouts()
     /// Answer `GET /bedrock/inference-profiles` without a token (Claude Code with
@@ -143,6 +161,11 @@ package struct GatewayConfiguration: Sendable {
     package var responsesRetentionDays = 7
 
     package init() {}
+
+    /// The upstreams in force: the `upstreams` list, else the one `upstream`.
+    package var effectiveUpstreams: [Upstream] {
+        self.upstreams.isEmpty ? [self.upstream] : self.upstreams
+    }
 }
 
 /// Why the configuration was refused: which source, which key, what is wrong.
@@ -214,7 +237,7 @@ extension GatewayConfiguration {
         let reader = JSONConfigReader(source: path)
         let object = try reader.object(root, key: "")
         try reader.only(
-            object, allowed: ["server", "upstream", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log", "responses"],
+            object, allowed: ["server", "upstream", "upstreams", "routing", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log", "responses"],
             key: ""
         )
         if let server = try reader.optionalObject(object["server"], key: "server") {
@@ -259,6 +282,64 @@ extension GatewayConfiguration {
             if let key = try reader.optionalString(upstream["apiKey"], key: "upstream.apiKey") { self.upstream.apiKey = key }
             if let profile = try reader.optionalString(upstream["profile"], key: "upstream.profile") { self.upstream.profile = profile }
             if let simulator = try reader.optionalBool(upstream["simulator"], key: "upstream.simulator") { self.upstream.useSimulator = simulator }
+        }
+        if let list = try reader.optionalArray(object["upstreams"], key: "upstreams") {
+            guard object["upstream"] == nil else {
+                throw reader.fail("upstreams", "give either 'upstream' (one upstream) or 'upstreams' (a list), not both")
+            }
+            guard !list.isEmpty else { throw reader.fail("upstreams", "must list at least one upstream") }
+            var names = Set<String>()
+            self.upstreams = try list.enumerated().map { index, element in
+                let key = "upstreams[\(index)]"
+                let entry = try reader.object(element, key: key)
+                try reader.only(entry, allowed: ["name", "region", "endpoint", "apiKey", "profile", "weight", "models"], key: key)
+                var upstream = Upstream()
+                guard let name = try reader.optionalString(entry["name"], key: "\(key).name") else { throw reader.fail("\(key).name", "is required") }
+                guard name.utf8.count <= 32, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                    throw reader.fail("\(key).name", "must be 1-32 letters, digits, '-', '_' or '.' (it becomes a metric label)")
+                }
+                guard names.insert(name).inserted else { throw reader.fail("\(key).name", "'\(name)' is used by another upstream") }
+                upstream.name = name
+                guard let region = try reader.optionalString(entry["region"], key: "\(key).region") else {
+                    throw reader.fail("\(key).region", "is required (the upstream's AWS region)")
+                }
+                guard region.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+                    throw reader.fail("\(key).region", "'\(region)' is not a region name")
+                }
+                upstream.region = region
+                if let endpoint = try reader.optionalString(entry["endpoint"], key: "\(key).endpoint") {
+                    upstream.endpoint = try Self.endpoint(endpoint, source: path, key: "\(key).endpoint")
+                }
+                upstream.apiKey = try reader.optionalString(entry["apiKey"], key: "\(key).apiKey")
+                upstream.profile = try reader.optionalString(entry["profile"], key: "\(key).profile")
+                if let weight = try reader.optionalAmount(entry["weight"], key: "\(key).weight") {
+                    guard weight > 0, weight <= 1000 else { throw reader.fail("\(key).weight", "must be a number in (0, 1000]") }
+                    upstream.weight = weight
+                }
+                if let models = try reader.optionalStringArray(entry["models"], key: "\(key).models") {
+                    guard !models.isEmpty else { throw reader.fail("\(key).models", "must list at least one model glob (leave it out to serve all)") }
+                    upstream.models = models
+                }
+                upstream.useSimulator = false
+                return upstream
+            }
+        }
+        if let routing = try reader.optionalObject(object["routing"], key: "routing") {
+            try reader.only(
+                routing, allowed: ["maxAttempts", "budgetSeconds", "cooldownSeconds", "maxCooldownSeconds", "maxRetryAfterWaitSeconds"], key: "routing"
+            )
+            if let count = try reader.optionalInt(routing["maxAttempts"], key: "routing.maxAttempts", range: 1...10) { self.routing.maximumAttempts = count }
+            if let value = try reader.optionalSeconds(routing["budgetSeconds"], key: "routing.budgetSeconds") { self.routing.budget = value }
+            if let value = try reader.optionalSeconds(routing["cooldownSeconds"], key: "routing.cooldownSeconds") { self.routing.cooldown = value }
+            if let value = try reader.optionalSeconds(routing["maxCooldownSeconds"], key: "routing.maxCooldownSeconds") {
+                self.routing.maximumCooldown = value
+            }
+            if let value = routing["maxRetryAfterWaitSeconds"], !value.isNull {
+                guard case .number(let seconds) = value, seconds >= 0, seconds <= 3600 else {
+                    throw reader.fail("routing.maxRetryAfterWaitSeconds", "must be a number of seconds in [0, 3600] (0: never wait)")
+                }
+                self.routing.maximumRetryAfterWait = .milliseconds(Int64(seconds * 1000))
+            }
         }
         if let models = try reader.optionalObject(object["models"], key: "models") {
             try reader.only(models, allowed: ["default", "aliases", "allowed", "betas"], key: "models")
@@ -453,6 +534,9 @@ extension GatewayConfiguration {
             self.log.format = format
         }
         if let endpoint = value("SLUICE_UPSTREAM") {
+            guard self.upstreams.isEmpty else {
+                throw ConfigurationError(source: "environment", key: "SLUICE_UPSTREAM", problem: "the configuration file lists 'upstreams'; give one or the other")
+            }
             self.upstream.endpoint = try Self.endpoint(endpoint, source: "environment", key: "SLUICE_UPSTREAM")
         }
         if let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") { self.upstream.region = region }
@@ -480,6 +564,9 @@ extension GatewayConfiguration {
             self.server.port = port
         }
         if let upstream = overrides.upstream {
+            guard self.upstreams.isEmpty else {
+                throw ConfigurationError(source: "command line", key: "--upstream", problem: "the configuration file lists 'upstreams'; give one or the other")
+            }
             self.upstream.endpoint = try Self.endpoint(upstream, source: "command line", key: "--upstream")
         }
         if let region = overrides.region { self.upstream.region = region }

@@ -74,6 +74,9 @@ package struct MappedRequest<Mapped: Sendable>: Sendable {
     /// The client's session (Claude Code's `X-Claude-Code-Session-Id`), for the audit lines and
     /// upstream affinity.
     package var session: String?
+    /// The key the API gives for keeping a conversation on one upstream (OpenAI `prompt_cache_key`
+    /// or `user`, Anthropic `metadata.user_id`); see ``AffinityKey``.
+    package var affinity: String?
     /// `anthropic_beta` values the beta policy removed before the call (counted in the metrics).
     package var droppedBetas: [String] = []
     /// The shape's own data.
@@ -128,13 +131,13 @@ package struct ExchangeLimits: Sendable {
 package struct Exchange<Shape: APIShape>: Sendable {
     package let shape: Shape
     package let access: GatewayAccess
-    package let upstream: UpstreamClient
+    package let upstreams: Upstreams
     package let limits: ExchangeLimits
 
-    package init(shape: Shape, access: GatewayAccess, upstream: UpstreamClient, limits: ExchangeLimits) {
+    package init(shape: Shape, access: GatewayAccess, upstreams: Upstreams, limits: ExchangeLimits) {
         self.shape = shape
         self.access = access
-        self.upstream = upstream
+        self.upstreams = upstreams
         self.limits = limits
     }
 
@@ -171,7 +174,16 @@ package struct Exchange<Shape: APIShape>: Sendable {
             await self.access.ledger.recordRefused(caller, route: route, requested: "", error: error, requestID: context.requestID)
             return self.shape.errors.response(error)
         }
-        let account: RequestAccount
+        // Where it can go: a model no upstream serves is refused before it counts against any limit.
+        let key = self.upstreams.members.count > 1
+            ? AffinityKey.make(session: mapped.session, declared: mapped.affinity, identity: caller.identity, upstreamBody: mapped.body) : ""
+        let candidates = self.upstreams.candidates(key: key, requested: mapped.requestedModel, resolved: mapped.resolvedModel, now: .now)
+        guard !candidates.isEmpty else {
+            let error = GatewayError(.modelNotFound, "no upstream of this gateway serves the model '\(mapped.requestedModel)'")
+            await self.access.ledger.recordRefused(caller, route: route, requested: mapped.requestedModel, error: error, requestID: context.requestID)
+            return self.shape.errors.response(error)
+        }
+        var account: RequestAccount
         switch await self.access.admit(caller, route: route, request: mapped, settings: settings, requestID: context.requestID) {
         case .success(let admitted): account = admitted
         case .failure(let refusal): return self.shape.errors.response(refusal)
@@ -180,36 +192,15 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let started = ContinuousClock.now
         let logger = context.logger
         let executor = LoopExecutor.preferred(for: context.eventLoop)
-        var response: HTTPClientResponse
-        var attempt = 0
-        while true {
-            attempt += 1
-            let call = mapped
-            do {
-                // Called from the client connection's loop, so the upstream connection is made there.
-                response = try await withTaskExecutorPreference(executor) {
-                    try await self.upstream.execute(
-                        operation: call.operation, modelID: call.modelID, body: call.body, headers: call.headers, logger: logger
-                    )
-                }
-            } catch {
-                let failure = UpstreamFailure.describe(error)
-                logger.info("upstream request failed", metadata: ["upstream.error": "\(failure.label)"])
-                await account.finish(failure)
-                return self.shape.errors.response(failure)
-            }
-            if response.status == .ok { break }
-            let error = await UpstreamFailure.error(from: response)
-            if attempt == 1, let retry = self.shape.retry(mapped, after: error, settings: settings) {
-                for beta in retry.droppedBetas {
-                    logger.notice("Bedrock refused a beta flag for this model: dropped from now on", metadata: ["beta": "\(beta)", "model": "\(mapped.modelID)"])
-                    self.access.metrics.betaDropped(beta)
-                }
-                mapped = retry.request
-                continue
-            }
-            await account.finish(error)
-            return self.shape.errors.response(error)
+        let response: HTTPClientResponse
+        switch await self.call(&mapped, candidates: candidates, settings: settings, logger: logger, executor: executor) {
+        case .success(let answered):
+            response = answered.response
+            account.upstream = answered.route
+        case .failure(let failed):
+            account.upstream = failed.route
+            await account.finish(failed.error)
+            return self.shape.errors.response(failed.error)
         }
         guard mapped.operation.isStreaming else {
             return await self.complete(mapped, response: response, account: account)
@@ -219,17 +210,139 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let request = mapped
         let upstreamBody = response.body
         let deadline = started + self.limits.requestTimeout
+        let finalAccount = account
         let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var processor = shape.makeProcessor(request)
             let outcome = await withTaskExecutorPreference(executor) {
                 await StreamPump.run(&processor, upstream: upstreamBody, deadline: deadline, writer: &writer, logger: logger, observer: observer)
             }
-            await account.finish(outcome)
+            await finalAccount.finish(outcome)
             await shape.streamEnded(processor, request: request, outcome: outcome)
             if outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })
+    }
+
+    /// An upstream's response head, from the first upstream in the request's ranking that gives one
+    /// (README, "Several upstreams"): a throttle, an overload, a server error, a refused connection or
+    /// a first-byte timeout moves the request on to the next candidate, within the routing's attempts
+    /// and time budget; any other answer is final. No byte has reached the client yet, so moving on
+    /// costs it nothing but the time. The shape's one repair (a refused beta flag) is resent to the
+    /// same upstream and is not counted as an attempt.
+    private func call(
+        _ mapped: inout MappedRequest<Shape.Mapped>, candidates: [Upstreams.Candidate], settings: GatewaySettings, logger: Logger,
+        executor: LoopExecutor?
+    ) async -> Result<Answered, Failed> {
+        let routing = self.upstreams.routing
+        let health = self.upstreams.health
+        let metrics = self.access.metrics
+        let deadline = ContinuousClock.now + routing.budget
+        var queue = candidates[...]
+        var attempts = 0
+        var repaired = false
+        var last: (error: GatewayError, upstream: UpstreamClient)?
+        // The failure the next attempt moves on from (counted as a failover when it starts).
+        var movingOn: (error: GatewayError, upstream: UpstreamClient)?
+        // The upstream whose refusal said when to come back, and when.
+        var comeBack: (upstream: UpstreamClient, at: ContinuousClock.Instant)?
+        while attempts < routing.maximumAttempts {
+            guard var candidate = queue.popFirst() else {
+                // Every candidate refused: wait out a short Retry-After that fits the budget.
+                guard let wait = comeBack, wait.at - .now <= routing.maximumRetryAfterWait, wait.at < deadline else { break }
+                comeBack = nil
+                try? await Task.sleep(until: wait.at)
+                queue.append(Upstreams.Candidate(upstream: wait.upstream, state: .healthy))
+                continue
+            }
+            let now = ContinuousClock.now
+            guard now < deadline else { break }
+            if candidate.state == .probeDue {
+                if health.claimProbe(candidate.upstream.name, now: now) {
+                    candidate.state = .healthy
+                } else if queue.contains(where: { $0.state != .coolingDown }) {
+                    // Another request is trying it: after the others, as one cooling down.
+                    queue.append(Upstreams.Candidate(upstream: candidate.upstream, state: .coolingDown))
+                    continue
+                }
+            }
+            let upstream = candidate.upstream
+            attempts += 1
+            if let moving = movingOn {
+                metrics.failover(from: moving.upstream.name, reason: moving.error.label)
+                movingOn = nil
+            }
+            let call = mapped
+            let modelID = upstream.modelID(for: call.modelID, regional: call.modelID != call.requestedModel)
+            let firstByte = min(upstream.timeouts.firstByte, deadline - now)
+            let response: HTTPClientResponse
+            do {
+                // Called from the client connection's loop, so the upstream connection is made there.
+                response = try await withTaskExecutorPreference(executor) {
+                    try await upstream.execute(
+                        operation: call.operation, modelID: modelID, body: call.body, headers: call.headers, firstByte: firstByte, logger: logger
+                    )
+                }
+            } catch {
+                let failure = UpstreamFailure.describe(error)
+                logger.info("upstream request failed", metadata: ["upstream": "\(upstream.name)", "upstream.error": "\(failure.label)"])
+                metrics.upstreamRequest(upstream.name, outcome: failure.label)
+                health.failed(upstream.name, now: .now, retryAfter: nil)
+                last = (failure, upstream)
+                movingOn = last
+                continue
+            }
+            if response.status == .ok {
+                health.succeeded(upstream.name)
+                metrics.upstreamRequest(upstream.name, outcome: "ok")
+                return .success(Answered(response: response, route: .init(upstream: upstream, attempts: attempts)))
+            }
+            let error = await UpstreamFailure.error(from: response)
+            metrics.upstreamRequest(upstream.name, outcome: error.label)
+            if !repaired, let retry = self.shape.retry(mapped, after: error, settings: settings) {
+                for beta in retry.droppedBetas {
+                    logger.notice("Bedrock refused a beta flag for this model: dropped from now on", metadata: ["beta": "\(beta)", "model": "\(mapped.modelID)"])
+                    metrics.betaDropped(beta)
+                }
+                repaired = true
+                mapped = retry.request
+                attempts -= 1
+                queue.insert(Upstreams.Candidate(upstream: upstream, state: .healthy), at: queue.startIndex)
+                continue
+            }
+            guard Self.movesOn(status: Int(response.status.code)) else {
+                // The caller's own error: the upstream is fine, and another would say the same.
+                health.succeeded(upstream.name)
+                return .failure(Failed(error: error, route: .init(upstream: upstream, attempts: attempts)))
+            }
+            // Bedrock's own Retry-After only (the error's default of 1 s for a throttle is for the client).
+            let retryAfter = response.headers.first(name: "retry-after").flatMap { Int($0) }.map { Duration.seconds($0) }
+            health.failed(upstream.name, now: .now, retryAfter: retryAfter)
+            if let retryAfter {
+                let at = ContinuousClock.now + retryAfter
+                if comeBack.map({ at < $0.at }) ?? true { comeBack = (upstream, at) }
+            }
+            last = (error, upstream)
+            movingOn = last
+        }
+        let final = last ?? (GatewayError(.upstreamFirstByteTimeout, "no upstream answered within the routing time budget"), candidates[0].upstream)
+        return .failure(Failed(error: final.error, route: .init(upstream: final.upstream, attempts: attempts)))
+    }
+
+    /// Statuses that move a request on to the next upstream: throttling, overload and server errors.
+    /// Other 4xx are the caller's and would be the same anywhere.
+    static func movesOn(status: Int) -> Bool {
+        status == 429 || status == 529 || (500...599).contains(status)
+    }
+
+    struct Answered {
+        var response: HTTPClientResponse
+        var route: UpstreamRoute
+    }
+
+    struct Failed: Error {
+        var error: GatewayError
+        var route: UpstreamRoute
     }
 
     private func complete(_ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount) async -> Response {

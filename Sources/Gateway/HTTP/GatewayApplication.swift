@@ -5,7 +5,7 @@ package import Logging
 import NIOCore
 import StreamCore
 
-/// Builds the gateway's HTTP application. The caller owns `upstream` and `access.store` (and
+/// Builds the gateway's HTTP application. The caller owns `upstreams` and `access.store` (and
 /// closes them after the application has stopped), and runs the application as a service; the
 /// application runs the token-cache refresher as its own service.
 ///
@@ -13,12 +13,12 @@ import StreamCore
 /// goes without one only when the configuration allows it.
 ///
 /// ```swift
-/// let app = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, logger: logger)
+/// let app = buildGatewayApplication(configuration: configuration, upstreams: upstreams, access: access, logger: logger)
 /// try await app.runService()
 /// ```
 package func buildGatewayApplication(
     configuration: GatewayConfiguration,
-    upstream: UpstreamClient,
+    upstreams: Upstreams,
     access: GatewayAccess,
     server: HTTPServerBuilder? = nil,
     logger: Logger,
@@ -30,15 +30,18 @@ package func buildGatewayApplication(
         maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
         requestTimeout: configuration.timeouts.request
     )
-    let chat = Exchange(shape: OpenAIChatShape(), access: access, upstream: upstream, limits: limits)
-    let bedrock = Exchange(shape: BedrockShape(), access: access, upstream: upstream, limits: limits)
-    let messages = Exchange(shape: AnthropicMessagesShape(region: upstream.region), access: access, upstream: upstream, limits: limits)
-    let countTokens = Exchange(shape: AnthropicCountTokensShape(region: upstream.region), access: access, upstream: upstream, limits: limits)
+    // The Anthropic names and the listing take the first upstream's region; the router moves an id
+    // the gateway chose to each upstream's own region (``UpstreamClient/modelID(for:regional:)``).
+    let region = upstreams.primary.region
+    let chat = Exchange(shape: OpenAIChatShape(), access: access, upstreams: upstreams, limits: limits)
+    let bedrock = Exchange(shape: BedrockShape(), access: access, upstreams: upstreams, limits: limits)
+    let messages = Exchange(shape: AnthropicMessagesShape(region: region), access: access, upstreams: upstreams, limits: limits)
+    let countTokens = Exchange(shape: AnthropicCountTokensShape(region: region), access: access, upstreams: upstreams, limits: limits)
     let responses = Exchange(
-        shape: ResponsesShape(seal: access.reasoningSeal, memory: ResponseMemory(store: access.store)), access: access, upstream: upstream,
+        shape: ResponsesShape(seal: access.reasoningSeal, memory: ResponseMemory(store: access.store)), access: access, upstreams: upstreams,
         limits: limits
     )
-    let controlPlane = BedrockControlPlane(region: upstream.region)
+    let controlPlane = BedrockControlPlane(region: region)
     let metricsToken = configuration.metricsToken
 
     router.post("/v1/chat/completions") { request, context in
@@ -62,7 +65,7 @@ package func buildGatewayApplication(
         case .success(let caller):
             let settings = access.settings.current
             return anthropic
-                ? ModelsRoute.anthropicList(settings, caller: caller, region: upstream.region) : ModelsRoute.list(settings, caller: caller)
+                ? ModelsRoute.anthropicList(settings, caller: caller, region: region) : ModelsRoute.list(settings, caller: caller)
         case .failure(let error):
             return (anthropic ? ErrorShape.anthropic : ErrorShape.openAI).response(error)
         }
@@ -97,7 +100,7 @@ package func buildGatewayApplication(
         guard MetricsRoute.isAuthorized(request.headers, token: metricsToken) else {
             return ErrorShape.openAI.response(AuthenticationFailure.unknown.gatewayError)
         }
-        return MetricsRoute.render(access)
+        return MetricsRoute.render(access, upstreams: upstreams)
     }
     return Application(
         router: router,

@@ -40,15 +40,30 @@ package enum GatewayServer {
             try? await store.close()
             throw error
         }
-        let upstream = UpstreamClient(
-            endpoint: plan.endpoint, region: configuration.upstream.region, authentication: plan.authentication, timeouts: configuration.timeouts,
-            maxConnections: configuration.server.maxConcurrentStreams
+        let upstreams = Upstreams(
+            members: plan.members.map { member in
+                UpstreamClient(
+                    name: member.configuration.name, endpoint: member.endpoint, region: member.configuration.region,
+                    authentication: member.authentication, timeouts: configuration.timeouts, weight: member.configuration.weight,
+                    models: member.configuration.models, maxConnections: configuration.server.maxConcurrentStreams,
+                    retriesConnecting: plan.members.count == 1
+                )
+            },
+            routing: configuration.routing
         )
         Self.raiseOpenFileLimit(logger: logger)
-        logger.info("upstream", metadata: ["upstream.endpoint": "\(plan.endpoint.absoluteString)", "upstream.auth": "\(plan.authentication)"])
+        for member in plan.members {
+            logger.info(
+                "upstream",
+                metadata: [
+                    "upstream": "\(member.configuration.name)", "upstream.region": "\(member.configuration.region)",
+                    "upstream.endpoint": "\(member.endpoint.absoluteString)", "upstream.auth": "\(member.authentication)",
+                ]
+            )
+        }
         let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
         let scheme = configuration.server.tls == nil ? "http" : "https"
-        let application = buildGatewayApplication(configuration: configuration, upstream: upstream, access: access, server: server, logger: logger) { port in
+        let application = buildGatewayApplication(configuration: configuration, upstreams: upstreams, access: access, server: server, logger: logger) { port in
             logger.notice("sluice is listening", metadata: ["server.address": "\(scheme)://\(configuration.server.host):\(port)"])
         }
         // Signals are handled here rather than by the service group, so that shutdown can drain
@@ -66,7 +81,7 @@ package enum GatewayServer {
                             Self.reload(access: access, using: reload, logger: logger)
                         } else if draining {
                             logger.notice("second shutdown signal: ending the drain now", metadata: ["signal": "\(signal)"])
-                            await Self.endOpenStreams(access: access, upstream: upstream, logger: logger)
+                            await Self.endOpenStreams(access: access, upstreams: upstreams, logger: logger)
                         } else {
                             draining = true
                             logger.notice(
@@ -81,7 +96,7 @@ package enum GatewayServer {
                                     try? await Task.sleep(for: .milliseconds(50))
                                 }
                                 if access.streams.open > 0, !access.lifecycle.isDrainExpired {
-                                    await Self.endOpenStreams(access: access, upstream: upstream, logger: logger)
+                                    await Self.endOpenStreams(access: access, upstreams: upstreams, logger: logger)
                                 }
                             }
                         }
@@ -92,11 +107,11 @@ package enum GatewayServer {
                 tasks.cancelAll()
             }
         } catch {
-            try? await upstream.shutdown()
+            try? await upstreams.shutdown()
             try? await store.close()
             throw error
         }
-        try? await upstream.shutdown()
+        try? await upstreams.shutdown()
         try await store.close()
         logger.notice("sluice stopped")
     }
@@ -115,11 +130,11 @@ package enum GatewayServer {
 
     /// The drain time is over: ends the streams still open with an error event by shutting the
     /// upstream client down under them (each records its usage as it ends).
-    static func endOpenStreams(access: GatewayAccess, upstream: UpstreamClient, logger: Logger) async {
+    static func endOpenStreams(access: GatewayAccess, upstreams: Upstreams, logger: Logger) async {
         guard !access.lifecycle.isDrainExpired else { return }
         access.lifecycle.markDrainExpired()
         logger.warning("drain time over: ending open streams", metadata: ["streams.open": "\(access.streams.open)"])
-        try? await upstream.shutdown()
+        try? await upstreams.shutdown()
     }
 
     /// Re-reads the configuration; an invalid one is refused and the running one stays.
@@ -141,30 +156,48 @@ package enum GatewayServer {
     }
 }
 
-/// Where upstream requests go and how they are authenticated, decided once at start-up.
+/// Where upstream requests go and how they are authenticated, decided once at start-up: one member
+/// per configured upstream (the one `upstream`, or each of `upstreams`).
 package struct UpstreamPlan: Sendable {
-    package var endpoint: URL
-    package var authentication: UpstreamAuthentication
+    package struct Member: Sendable {
+        package var configuration: GatewayConfiguration.Upstream
+        package var endpoint: URL
+        package var authentication: UpstreamAuthentication
+    }
+
+    package var members: [Member]
     package var usesSimulator: Bool
 
+    /// The one member's endpoint and authentication (the one-upstream case).
+    package var endpoint: URL { self.members[0].endpoint }
+    package var authentication: UpstreamAuthentication { self.members[0].authentication }
+
     /// Whether the configuration asks for the simulator: explicitly, or by having no credentials of
-    /// any kind and no endpoint of its own.
+    /// any kind and no endpoint of its own. A list of `upstreams` never does.
     package static func wantsSimulator(_ configuration: GatewayConfiguration, environment: [String: String]) throws -> Bool {
+        guard configuration.upstreams.isEmpty else {
+            if configuration.upstream.useSimulator == true {
+                throw ConfigurationError(
+                    source: "configuration", key: "SLUICE_SIMULATOR", problem: "the simulator replaces one upstream; the file lists 'upstreams'"
+                )
+            }
+            return false
+        }
         if let explicit = configuration.upstream.useSimulator { return explicit }
         guard configuration.upstream.apiKey == nil, configuration.upstream.endpoint == nil else { return false }
-        return try Self.awsCredentials(configuration, environment: environment) == nil
+        return try Self.awsCredentials(profile: configuration.upstream.profile, environment: environment, key: "upstream.profile") == nil
     }
 
     /// AWS credentials from the environment or the shared credentials file (`~/.aws/credentials`, or
-    /// `AWS_SHARED_CREDENTIALS_FILE`), for the configured or `AWS_PROFILE` profile.
-    static func awsCredentials(_ configuration: GatewayConfiguration, environment: [String: String]) throws -> AWSCredentials? {
+    /// `AWS_SHARED_CREDENTIALS_FILE`), for the given or `AWS_PROFILE` profile.
+    static func awsCredentials(profile: String?, environment: [String: String], key: String) throws -> AWSCredentials? {
         let path = environment["AWS_SHARED_CREDENTIALS_FILE"]
             ?? environment["HOME"].map { "\($0)/.aws/credentials" }
         let contents = path.flatMap { FileManager.default.contents(atPath: $0) }.map { String(decoding: $0, as: UTF8.self) }
         do {
-            return try AWSCredentials.load(environment: environment, profile: configuration.upstream.profile, credentialsFileContents: contents)
+            return try AWSCredentials.load(environment: environment, profile: profile, credentialsFileContents: contents)
         } catch {
-            throw ConfigurationError(source: path ?? "environment", key: "upstream.profile", problem: "\(error)")
+            throw ConfigurationError(source: path ?? "environment", key: key, problem: "\(error)")
         }
     }
 
@@ -173,29 +206,54 @@ package struct UpstreamPlan: Sendable {
             guard let simulatorEndpoint else {
                 throw ConfigurationError(source: "start-up", key: "upstream.simulator", problem: "the simulator was asked for but not started")
             }
-            self.endpoint = simulatorEndpoint
-            self.authentication = .none
+            self.members = [Member(configuration: configuration.upstream, endpoint: simulatorEndpoint, authentication: .none)]
             self.usesSimulator = true
             return
         }
-        let region = configuration.upstream.region
-        if let endpoint = configuration.upstream.endpoint {
-            self.endpoint = endpoint
-        } else if region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }),
-            let endpoint = URL(string: "https://bedrock-runtime.\(region).amazonaws.com")
-        {
-            self.endpoint = endpoint
-        } else {
-            throw ConfigurationError(source: "configuration", key: "upstream.region", problem: "'\(region)' is not a region name")
-        }
-        if let key = configuration.upstream.apiKey {
-            self.authentication = .apiKey(key)
-        } else if let credentials = try Self.awsCredentials(configuration, environment: environment) {
-            self.authentication = .sigV4(SigV4Signer(credentials: credentials, region: region))
-        } else {
-            // An explicit endpoint without credentials: a local stand-in or a proxy that signs.
-            self.authentication = .none
+        let listed = !configuration.upstreams.isEmpty
+        self.members = try configuration.effectiveUpstreams.enumerated().map { index, upstream in
+            let key = listed ? "upstreams[\(index)]" : "upstream"
+            return try Self.member(upstream, key: key, listed: listed, environment: environment)
         }
         self.usesSimulator = false
+    }
+
+    /// One upstream's endpoint (its own, else its region's Bedrock Runtime) and credentials (its own
+    /// key or profile, else the global ones: `AWS_BEARER_TOKEN_BEDROCK`, AWS credentials or profile).
+    private static func member(
+        _ upstream: GatewayConfiguration.Upstream, key: String, listed: Bool, environment: [String: String]
+    ) throws -> Member {
+        let region = upstream.region
+        let endpoint: URL
+        if let configured = upstream.endpoint {
+            endpoint = configured
+        } else if region.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }),
+            let regional = URL(string: "https://bedrock-runtime.\(region).amazonaws.com")
+        {
+            endpoint = regional
+        } else {
+            throw ConfigurationError(source: "configuration", key: "\(key).region", problem: "'\(region)' is not a region name")
+        }
+        // The one `upstream` already took AWS_BEARER_TOKEN_BEDROCK and AWS_PROFILE from the environment.
+        let globalKey = listed ? environment["AWS_BEARER_TOKEN_BEDROCK"].flatMap { $0.isEmpty ? nil : $0 } : nil
+        let authentication: UpstreamAuthentication
+        if let apiKey = upstream.apiKey ?? globalKey {
+            authentication = .apiKey(apiKey)
+        } else if let credentials = try Self.awsCredentials(
+            profile: upstream.profile ?? (listed ? environment["AWS_PROFILE"] : nil), environment: environment, key: "\(key).profile"
+        ) {
+            authentication = .sigV4(SigV4Signer(credentials: credentials, region: region))
+        } else if upstream.endpoint != nil {
+            // An explicit endpoint without credentials: a local stand-in or a proxy that signs.
+            authentication = .none
+        } else if listed {
+            throw ConfigurationError(
+                source: "configuration", key: key,
+                problem: "no credentials for upstream '\(upstream.name)': give it an apiKey or profile, or set AWS_BEARER_TOKEN_BEDROCK or AWS credentials"
+            )
+        } else {
+            authentication = .none
+        }
+        return Member(configuration: upstream, endpoint: endpoint, authentication: authentication)
     }
 }

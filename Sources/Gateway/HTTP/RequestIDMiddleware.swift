@@ -52,8 +52,8 @@ enum MetricsRoute {
         return constantTimeEquals(Array(value.utf8.dropFirst("Bearer ".count)), Array(token.utf8))
     }
 
-    static func render(_ access: GatewayAccess) -> Response {
-        let text = access.metrics.render(openStreams: access.streams.open)
+    static func render(_ access: GatewayAccess, upstreams: Upstreams) -> Response {
+        let text = access.metrics.render(openStreams: access.streams.open, upstreamHealth: upstreams.healthGauge())
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: text))

@@ -25,8 +25,6 @@ package struct Ledger: Sendable {
     package let store: any Store
     package let audit: AuditSink
     package let metrics: GatewayMetrics
-    /// Where upstream requests go, for the audit lines.
-    let upstreamRegion: String
     let now: @Sendable () -> Date
 
     /// A request refused before it was authenticated: an audit line (there is no identity to charge).
@@ -54,7 +52,6 @@ package struct Ledger: Sendable {
     func recordAdmitted(_ account: RequestAccount) {
         var line = AuditLine(event: "request")
         account.describe(into: &line)
-        line.add("upstream.region", self.upstreamRegion)
         self.audit.write(line.text)
     }
 

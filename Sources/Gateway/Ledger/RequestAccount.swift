@@ -23,6 +23,8 @@ package struct RequestAccount: Sendable {
     var bodyBytes = 0
     /// The client's session id, when it sent one.
     var session: String?
+    /// The upstream that answered (or last refused) and the calls it took to get there.
+    package var upstream: UpstreamRoute?
 
     init(
         ledger: Ledger, caller: Caller, route: String, requestedModel: String, resolvedModel: String, messageCount: Int?,
@@ -96,7 +98,8 @@ package struct RequestAccount: Sendable {
             timestamp: self.startedAt, requestID: self.requestID, identity: self.caller.identity, tokenPrefix: self.caller.tokenPrefix,
             groups: self.caller.groups, route: self.route, requestedModel: self.requestedModel, resolvedModel: self.resolvedModel,
             status: status, finishReason: finishReason, usage: usage, costUSD: cost,
-            firstByteMilliseconds: firstByte.map { ($0 - self.started).totalMilliseconds }, durationMilliseconds: (end - self.started).totalMilliseconds
+            firstByteMilliseconds: firstByte.map { ($0 - self.started).totalMilliseconds }, durationMilliseconds: (end - self.started).totalMilliseconds,
+            upstream: self.upstream?.name
         )
         // The write must happen even when the client's disconnect has cancelled this task (the
         // thread pool drops cancelled work): an unstructured task does not inherit the cancellation,
@@ -121,7 +124,11 @@ package struct RequestAccount: Sendable {
         line.add("cost.usd", cost)
         if let firstByte = record.firstByteMilliseconds { line.add("first_byte.ms", firstByte) }
         line.add("duration.ms", record.durationMilliseconds)
-        line.add("upstream.region", self.ledger.upstreamRegion)
+        if let upstream = self.upstream {
+            line.add("upstream", upstream.name)
+            line.add("upstream.region", upstream.region)
+            line.add("upstream.attempts", upstream.attempts)
+        }
         if let stored { line.add("ledger.error", "\(type(of: stored))") }
         self.ledger.metrics.requestFinished(
             route: self.route, model: self.resolvedModel, identity: self.caller.identity, status: status, usage: usage,
@@ -129,5 +136,19 @@ package struct RequestAccount: Sendable {
         )
         self.ledger.audit.write(line.text)
         MemoryRelief.afterRequest(bodyBytes: self.bodyBytes)
+    }
+}
+
+/// Where a request went upstream: the upstream's name and region, and how many upstream calls it took
+/// (more than one when it failed over).
+package struct UpstreamRoute: Sendable {
+    package var name: String
+    package var region: String
+    package var attempts: Int
+
+    init(upstream: UpstreamClient, attempts: Int) {
+        self.name = upstream.name
+        self.region = upstream.region
+        self.attempts = attempts
     }
 }

@@ -86,6 +86,18 @@ package final class GatewayMetrics: Sendable {
         Counter(label: "sluice_upstream_errors_total", dimensions: [("kind", kind)], factory: self.factory).increment()
     }
 
+    /// One upstream call and how it went: `ok`, or the error's label (`upstream_throttled`,
+    /// `upstream_unreachable`, …). Upstream names come from the configuration, outcomes are our codes.
+    func upstreamRequest(_ upstream: String, outcome: String) {
+        Counter(label: "sluice_upstream_requests_total", dimensions: [("upstream", upstream), ("outcome", outcome)], factory: self.factory)
+            .increment()
+    }
+
+    /// A request moved on from `upstream` to the next in its ranking, and why.
+    func failover(from upstream: String, reason: String) {
+        Counter(label: "sluice_failovers_total", dimensions: [("from", upstream), ("reason", reason)], factory: self.factory).increment()
+    }
+
     /// A request refused by a limit (`requests_per_minute`, `concurrent_streams`, …).
     func limitRefusal(_ limit: String) {
         Counter(label: "sluice_limit_refusals_total", dimensions: [("limit", limit)], factory: self.factory).increment()
@@ -109,9 +121,13 @@ package final class GatewayMetrics: Sendable {
         self.chunkTimers[Self.routeLabel(route)]
     }
 
-    /// The exposition text (`text/plain; version=0.0.4`), with the gauge of open streams read now.
-    package func render(openStreams: Int) -> [UInt8] {
+    /// The exposition text (`text/plain; version=0.0.4`), with the gauges of open streams and of
+    /// upstream health (1 taking requests, 0 cooling down) read now.
+    package func render(openStreams: Int, upstreamHealth: [(name: String, healthy: Bool)] = []) -> [UInt8] {
         self.activeStreams.set(openStreams)
+        for (name, healthy) in upstreamHealth {
+            Meter(label: "sluice_upstream_healthy", dimensions: [("upstream", name)], factory: self.factory).set(healthy ? 1 : 0)
+        }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         self.registry.emit(into: &buffer)

@@ -45,6 +45,7 @@ package struct AnthropicMessagesShape: APIShape {
         )
         request.headers = [(HTTPField.Name.bedrockRequestMetadata.canonicalName, RequestMetadata.json(for: caller))]
         request.droppedBetas = invoke.droppedBetas
+        request.affinity = invoke.metadataUserID
         return request
     }
 
@@ -135,6 +136,7 @@ package struct AnthropicCountTokensShape: APIShape {
             declared: DeclaredRequest(messageCount: invoke.messageCount, bodyBytes: body.readableBytes), mapped: Mapped()
         )
         request.countsAgainstLimits = false
+        request.affinity = invoke.metadataUserID
         return request
     }
 

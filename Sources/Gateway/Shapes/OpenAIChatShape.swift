@@ -35,12 +35,14 @@ package struct OpenAIChatShape: APIShape {
         // Cost allocation: the caller's identity and group go upstream as Converse request metadata.
         var upstreamBody = converse.body
         RequestMetadata.add(for: caller, to: &upstreamBody)
-        return MappedRequest(
+        var request = MappedRequest(
             requestedModel: converse.requestedModel, resolvedModel: converse.modelID,
             operation: converse.isStreaming ? .converseStream : .converse, modelID: converse.modelID, body: upstreamBody,
             declared: DeclaredRequest(messageCount: converse.messageCount, bodyBytes: body.readableBytes, maxTokens: converse.maxTokens),
             mapped: Mapped(converse: converse, id: "chatcmpl-" + randomID(), created: Int(Date().timeIntervalSince1970))
         )
+        request.affinity = converse.promptCacheKey ?? converse.user
+        return request
     }
 
     package func streamHead(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders) -> HTTPFields {

@@ -74,7 +74,7 @@ package struct ResponsesShape: APIShape {
     private static func mapped(_ request: ResponsesRequest, body: ByteBuffer, caller: Caller, settings: GatewaySettings) -> MappedRequest<Mapped> {
         var upstreamBody = request.body
         RequestMetadata.add(for: caller, to: &upstreamBody)
-        return MappedRequest(
+        var mapped = MappedRequest(
             requestedModel: request.requestedModel, resolvedModel: request.modelID,
             operation: request.isStreaming ? .converseStream : .converse, modelID: request.modelID, body: upstreamBody,
             declared: DeclaredRequest(messageCount: request.messageCount, bodyBytes: body.readableBytes, maxTokens: request.maxTokens),
@@ -83,6 +83,8 @@ package struct ResponsesShape: APIShape {
                 keep: request.conversationItems == nil ? nil : (caller.identity, settings.responsesRetentionDays)
             )
         )
+        mapped.affinity = request.promptCacheKey ?? request.user
+        return mapped
     }
 
     package func streamHead(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders) -> HTTPFields {

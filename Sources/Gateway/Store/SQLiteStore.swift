@@ -148,6 +148,8 @@ package final class SQLiteStore: Store {
             """,
             "CREATE INDEX responses_expires_at ON responses(expires_at)",
         ],
+        // 3: the upstream that served each request (`upstreams`).
+        ["ALTER TABLE usage ADD COLUMN upstream TEXT"],
     ]
 
     private func migrate() async throws {
@@ -248,8 +250,8 @@ package final class SQLiteStore: Store {
         _ = try await self.connection.query(
             """
             INSERT INTO usage (at, request_id, identity, token_prefix, groups, route, model_requested, model_resolved, status,
-                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms, upstream)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .float(record.timestamp.timeIntervalSince1970), .text(record.requestID), .text(record.identity), .text(record.tokenPrefix),
@@ -257,6 +259,7 @@ package final class SQLiteStore: Store {
                 .integer(record.status), record.finishReason.map { .text($0) } ?? .null, .integer(record.usage.inputTokens),
                 .integer(record.usage.outputTokens), .integer(record.usage.cacheReadInputTokens), .integer(record.usage.cacheWriteInputTokens),
                 .float(record.costUSD), record.firstByteMilliseconds.map { .float($0) } ?? .null, .float(record.durationMilliseconds),
+                record.upstream.map { .text($0) } ?? .null,
             ]
         )
     }
@@ -280,7 +283,7 @@ package final class SQLiteStore: Store {
                     cacheWriteInputTokens: row.column("cache_write_tokens")?.integer ?? 0
                 ),
                 costUSD: row.column("cost_usd")?.double ?? 0, firstByteMilliseconds: row.column("first_byte_ms")?.double,
-                durationMilliseconds: duration
+                durationMilliseconds: duration, upstream: row.column("upstream")?.string
             )
         }
     }

@@ -127,12 +127,16 @@ package struct UsageRecord: Sendable, Hashable {
     package var costUSD: Double
     package var firstByteMilliseconds: Double?
     package var durationMilliseconds: Double
+    /// The upstream that answered (or last refused), by its name in `upstreams`; `nil` when the
+    /// request never reached one.
+    package var upstream: String?
 
     package init(
         timestamp: Date, requestID: String, identity: String, tokenPrefix: String, groups: [String], route: String, requestedModel: String,
         resolvedModel: String, status: Int, finishReason: String?, usage: TokenUsage, costUSD: Double, firstByteMilliseconds: Double?,
-        durationMilliseconds: Double
+        durationMilliseconds: Double, upstream: String? = nil
     ) {
+        self.upstream = upstream
         self.timestamp = timestamp
         self.requestID = requestID
         self.identity = identity

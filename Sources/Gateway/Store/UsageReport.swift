@@ -1,10 +1,10 @@
 import Foundation
 import StreamCore
 
-/// Totals of the usage ledger grouped by identity, group or model (`sluice usage`).
+/// Totals of the usage ledger grouped by identity, group, model or upstream (`sluice usage`).
 package struct UsageReport: Sendable {
     package enum Grouping: String, Sendable, CaseIterable {
-        case identity, group, model
+        case identity, group, model, upstream
     }
 
     package struct Row: Sendable, Hashable {
@@ -28,6 +28,7 @@ package struct UsageReport: Sendable {
             case .identity: keys = [record.identity]
             case .group: keys = record.groups.isEmpty ? ["(none)"] : record.groups
             case .model: keys = [record.resolvedModel]
+            case .upstream: keys = [record.upstream ?? "(none)"]
             }
             for key in keys {
                 var row = table[key] ?? Row(key: key)

@@ -24,27 +24,42 @@ package enum UpstreamAuthentication: Sendable, CustomStringConvertible {
     }
 }
 
-/// The one shared, pooled HTTP client that talks to Bedrock Runtime (or a stand-in).
+/// One upstream: a Bedrock Runtime endpoint (a region of an account, or a stand-in) with its own
+/// credentials and pooled connections. ``Upstreams`` routes requests over one or several.
 ///
 /// Time limits: connecting (`connect`), the response head (`firstByte`, a per-request deadline that
 /// AsyncHTTPClient lifts once the head has arrived) and the gap between body reads (`idle`, the
 /// client's read timeout). The whole-request limit is checked by the streaming loops after each read.
 package final class UpstreamClient: Sendable {
+    /// The name in `upstreams` (`default` for the one-upstream `upstream` object): metric labels,
+    /// audit lines and the ledger's `upstream` column.
+    package let name: String
     package let endpoint: URL
     package let region: String
+    /// The share of routing keys this upstream gets among healthy ones (rendezvous weight).
+    package let weight: Double
+    /// Globs over model ids (and the names clients use) that this upstream serves; `nil`: every model.
+    package let models: [String]?
     package let authentication: UpstreamAuthentication
     package let timeouts: GatewayConfiguration.Timeouts
     let httpClient: HTTPClient
 
-    /// - Parameter maxConnections: upstream connections kept at once. Over HTTP/1.1 each open stream
-    ///   holds one, so this must be at least the gateway's stream limit: AsyncHTTPClient's default of
-    ///   8 per host queued every request beyond the eighth concurrent stream.
+    /// - Parameters:
+    ///   - maxConnections: upstream connections kept at once. Over HTTP/1.1 each open stream holds
+    ///     one, so this must be at least the gateway's stream limit: AsyncHTTPClient's default of 8 per
+    ///     host queued every request beyond the eighth concurrent stream.
+    ///   - retriesConnecting: keep trying to connect until the connect timeout (the only upstream);
+    ///     `false` fails at the first refusal, so the router can move on (one of several).
     package init(
-        endpoint: URL, region: String, authentication: UpstreamAuthentication, timeouts: GatewayConfiguration.Timeouts,
-        maxConnections: Int = 16_384
+        name: String = "default", endpoint: URL, region: String, authentication: UpstreamAuthentication,
+        timeouts: GatewayConfiguration.Timeouts, weight: Double = 1, models: [String]? = nil, maxConnections: Int = 16_384,
+        retriesConnecting: Bool = true
     ) {
+        self.name = name
         self.endpoint = endpoint
         self.region = region
+        self.weight = weight
+        self.models = models
         self.authentication = authentication
         self.timeouts = timeouts
         var configuration = HTTPClient.Configuration()
@@ -56,6 +71,10 @@ package final class UpstreamClient: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        // With other upstreams to move to, a refused connection fails the request at once; alone,
+        // the pool retries with backoff until the connect timeout (a burst of connections can fail
+        // to establish and then succeed).
+        configuration.connectionPool.retryConnectionEstablishment = retriesConnecting
         self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -91,11 +110,14 @@ package final class UpstreamClient: Sendable {
     /// - Parameters:
     ///   - headers: extra headers to forward (never the client's `Authorization`: callers pass only
     ///     headers from an allowlist).
+    ///   - firstByte: how long to wait for the response head; the configured first-byte limit when
+    ///     `nil` (the router passes less when its time budget has less left).
     package func execute(
         operation: BedrockOperation,
         modelID: String,
         body: ByteBuffer,
         headers: [(String, String)] = [],
+        firstByte: Duration? = nil,
         logger: Logger
     ) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: self.url(operation: operation, modelID: modelID))
@@ -120,7 +142,46 @@ package final class UpstreamClient: Sendable {
             break
         }
         request.body = .bytes(body)
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(self.timeouts.firstByte.totalNanoseconds))
+        let deadline = NIODeadline.now() + .nanoseconds(Int64((firstByte ?? self.timeouts.firstByte).totalNanoseconds))
         return try await self.httpClient.execute(request, deadline: deadline, logger: logger)
+    }
+}
+
+extension UpstreamClient {
+    /// The cross-region inference-profile prefix of this upstream's region (`us.` for `us-west-2`,
+    /// `eu.` for `eu-central-1`, `apac.` for `ap-northeast-1`); `nil` for a region outside them.
+    package var crossRegionPrefix: String? {
+        Self.crossRegionPrefix(region: self.region)
+    }
+
+    static func crossRegionPrefix(region: String) -> String? {
+        if region.hasPrefix("us-gov-") { return "us-gov." }
+        if region.hasPrefix("us-") { return "us." }
+        if region.hasPrefix("eu-") { return "eu." }
+        if region.hasPrefix("ap-") { return "apac." }
+        return nil
+    }
+
+    /// The model id to call here. An id the gateway chose (an alias, the default, an Anthropic name:
+    /// `regional`) follows this upstream's region: its geographic profile prefix (`us.`, `eu.`,
+    /// `apac.`, …) becomes this region's. `global.` profiles, foundation ids, ARNs and ids the
+    /// client named itself pass unchanged.
+    package func modelID(for id: String, regional: Bool) -> String {
+        guard regional, let prefix = self.crossRegionPrefix, !id.hasPrefix(prefix), !id.hasPrefix("global.") else { return id }
+        for other in ModelCatalog.crossRegionPrefixes where other != "global." && id.hasPrefix(other) {
+            return prefix + id.dropFirst(other.count)
+        }
+        return id
+    }
+
+    /// Whether this upstream serves the model: no `models` list, or a glob in it matches the name the
+    /// client used, the resolved id, or either without its cross-region prefix.
+    package func serves(requested: String, resolved: String) -> Bool {
+        guard let models = self.models else { return true }
+        let candidates = [requested, resolved, ModelCatalog.foundationModelID(resolved)]
+        return models.contains { pattern in
+            let bare = ModelCatalog.foundationModelID(pattern)
+            return candidates.contains { Glob.matches(pattern, $0) || Glob.matches(bare, $0) }
+        }
     }
 }

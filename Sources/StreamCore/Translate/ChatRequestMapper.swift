@@ -148,6 +148,8 @@ struct RequestTranslation {
     let isStreaming: Bool
     let includesUsage: Bool
     let user: String?
+    /// `prompt_cache_key` (chat): routing affinity only.
+    var promptCacheKey: String?
     var maxTokens: Int?
     var temperature: Double?
     var topP: Double?
@@ -223,6 +225,10 @@ struct RequestTranslation {
             messageCount: messages.count
         )
 
+        if let key = root.present("prompt_cache_key") {
+            guard let value = key.stringValue else { throw .type("prompt_cache_key", expected: "a string") }
+            promptCacheKey = value
+        }
         try readSampling(root)
         try readTools(root)
         try readResponseFormat(root)
@@ -662,6 +668,7 @@ struct RequestTranslation {
             isStreaming: isStreaming,
             includesUsage: includesUsage,
             user: user,
+            promptCacheKey: promptCacheKey,
             usesResponseFormatTool: responseFormatSchema != nil,
             isThinkingEnabled: thinkingBudget != nil,
             messageCount: messageCount,

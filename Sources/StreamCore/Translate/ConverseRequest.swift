@@ -16,6 +16,9 @@ package struct ConverseRequest: Sendable {
     package var includesUsage: Bool
     /// OpenAI's `user` field, for the audit log only; never forwarded to Bedrock.
     package var user: String?
+    /// OpenAI's `prompt_cache_key`: the client's key for keeping a conversation on one upstream (its
+    /// prompt cache); routing only, never forwarded.
+    package var promptCacheKey: String?
     /// The request asked for `response_format` JSON, emulated with the forced tool
     /// ``ChatRequestMapper/responseFormatToolName``: that tool's input is the answer's `content`.
     package var usesResponseFormatTool: Bool
