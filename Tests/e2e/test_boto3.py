@@ -181,8 +181,8 @@ def test_http_errors_are_modeled(bedrock_runtime, status, code, http_status):
 
 def test_throttling_on_streaming_call(bedrock_runtime):
     with pytest.raises(bedrock_runtime.exceptions.ThrottlingException) as raised:
-        bedrock_runtime.converse_stream(modelId=MODEL, messages=converse_messages("fail [[sim status=429 retry_after=2]]"))
-    assert raised.value.response["ResponseMetadata"]["HTTPHeaders"].get("retry-after") == "2"
+        bedrock_runtime.converse_stream(modelId=MODEL, messages=converse_messages("fail [[sim status=429 retry_after=3]]"))
+    assert raised.value.response["ResponseMetadata"]["HTTPHeaders"].get("retry-after") == "3"
 
 
 @pytest.mark.parametrize("exception,code", [
