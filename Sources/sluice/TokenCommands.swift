@@ -7,8 +7,8 @@ import Logging
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Create, list and revoke client tokens.",
-        subcommands: [Create.self, List.self, Revoke.self]
+        abstract: "Create, list and revoke client tokens; print the signed-in IdP token.",
+        subcommands: [Create.self, List.self, Revoke.self, Print.self]
     )
 
     /// Where the database is: the same rules as `sluice serve`.

@@ -23,7 +23,7 @@ struct Sluice: AsyncParsableCommand {
             With no subcommand, `sluice` serves. With no AWS credentials configured it starts a built-in \
             Bedrock simulator and says so, so a first run works on any machine.
             """,
-        subcommands: [Serve.self, Simulate.self, TokenCommand.self, UsageCommand.self],
+        subcommands: [Serve.self, Simulate.self, TokenCommand.self, UsageCommand.self, LoginCommand.self],
         defaultSubcommand: Serve.self
     )
 }

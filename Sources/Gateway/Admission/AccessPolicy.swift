@@ -63,12 +63,23 @@ package struct AccessPolicy: Sendable, Hashable {
     /// Globs over model names; `nil` allows every model.
     package var models: [String]?
     package var limits: Limits
+    /// `"require": "oidc"`: the rule applies only to callers signed in with the IdP, not to
+    /// holders of Sluice tokens.
+    package var requiresOIDC: Bool
 
-    package init(source: Source, provider: String = Self.defaultProvider, models: [String]? = nil, limits: Limits = Limits()) {
+    package init(
+        source: Source, provider: String = Self.defaultProvider, models: [String]? = nil, limits: Limits = Limits(), requiresOIDC: Bool = false
+    ) {
         self.source = source
         self.provider = provider
         self.models = models
         self.limits = limits
+        self.requiresOIDC = requiresOIDC
+    }
+
+    /// Whether the rule is about this caller: its source names them, and they signed in as it requires.
+    func applies(to caller: Caller) -> Bool {
+        self.source.matches(caller) && self.provider == Self.defaultProvider && (!self.requiresOIDC || caller.issuer != nil)
     }
 
     /// With no configuration file: members of `admins` may use every model, nobody else anything.
@@ -112,7 +123,7 @@ package struct PolicySet: Sendable {
     /// access; the limits of all of them apply: an identity rule's and a `*` rule's are counted
     /// for the caller, a group rule's for the whole group.
     package func evaluate(_ caller: Caller, requested: String, resolved: String) -> PolicyVerdict {
-        let applicable = self.policies.filter { $0.source.matches(caller) && $0.provider == AccessPolicy.defaultProvider }
+        let applicable = self.policies.filter { $0.applies(to: caller) }
         guard !applicable.isEmpty else {
             return .denied(reason: "no policy grants identity '\(caller.identity)' access to this gateway")
         }
@@ -138,7 +149,7 @@ package struct PolicySet: Sendable {
 
     /// Whether a caller has any policy at all (for routes that name no model, like model lists).
     package func admits(_ caller: Caller) -> Bool {
-        self.policies.contains { $0.source.matches(caller) && $0.provider == AccessPolicy.defaultProvider }
+        self.policies.contains { $0.applies(to: caller) }
     }
 
     /// An allowlist entry matches the name asked for, the resolved id, either without its

@@ -47,7 +47,8 @@ package import StreamCore
 /// | `responses.store` | bool | false: stateless, `previous_response_id` refused | `SLUICE_RESPONSES_STORE` (`1`/`0`) |
 /// | `responses.retentionDays` | int 1…365 | 7 | |
 /// | `store.path` | string | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both) |
-/// | `policies` | [{`source`, `provider`, `models`, `limits`}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
+/// | `oidc` | {`issuer`, `audience`, `groupsClaim`?, `identityClaim`?, `clientId`?, `scopes`?} | none: Sluice tokens only | |
+/// | `policies` | [{`source`, `provider`, `models`, `limits`, `require`?}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
 /// | `prices` | [{`model`, `input`, `output`, `cacheRead`, `cacheWrite`}] USD per million tokens, first matching glob wins | empty (cost 0) | |
 ///
 /// A policy: `source` is `identity:<name>`, `group:<name>` or `*`; `provider` is `default` (the
@@ -131,6 +132,8 @@ package struct GatewayConfiguration: Sendable {
     /// `upstreams`: several regions or accounts, routed by affinity with failover.
     package var upstreams: [Upstream] = []
     package var routing = Upstreams.Routing()
+    /// `oidc`: IdP tokens accepted beside Sluice tokens.
+    package var oidc: OIDCSettings?
     package var models = ModelCatalog()
     package var timeouts = Timeouts()
     /// Answer `GET /bedrock/inference-profiles` without a token (Claude Code with
@@ -237,7 +240,7 @@ extension GatewayConfiguration {
         let reader = JSONConfigReader(source: path)
         let object = try reader.object(root, key: "")
         try reader.only(
-            object, allowed: ["server", "upstream", "upstreams", "routing", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log", "responses"],
+            object, allowed: ["server", "upstream", "upstreams", "routing", "oidc", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log", "responses"],
             key: ""
         )
         if let server = try reader.optionalObject(object["server"], key: "server") {
@@ -323,6 +326,24 @@ extension GatewayConfiguration {
                 upstream.useSimulator = false
                 return upstream
             }
+        }
+        if let oidc = try reader.optionalObject(object["oidc"], key: "oidc") {
+            try reader.only(oidc, allowed: ["issuer", "audience", "groupsClaim", "identityClaim", "clientId", "scopes"], key: "oidc")
+            guard let issuer = try reader.optionalString(oidc["issuer"], key: "oidc.issuer") else { throw reader.fail("oidc.issuer", "is required") }
+            guard let url = URL(string: issuer), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty,
+                scheme == "https" || (scheme == "http" && Self.isLoopback(host))
+            else {
+                throw reader.fail("oidc.issuer", "must be an https:// URL (http:// only on a loopback address, for tests), got '\(issuer)'")
+            }
+            guard let audience = try reader.optionalString(oidc["audience"], key: "oidc.audience") else {
+                throw reader.fail("oidc.audience", "is required (the `aud` the IdP puts in tokens for this gateway)")
+            }
+            var settings = OIDCSettings(issuer: issuer, audience: audience)
+            if let claim = try reader.optionalString(oidc["groupsClaim"], key: "oidc.groupsClaim") { settings.groupsClaim = claim }
+            if let claim = try reader.optionalString(oidc["identityClaim"], key: "oidc.identityClaim") { settings.identityClaim = claim }
+            settings.clientID = try reader.optionalString(oidc["clientId"], key: "oidc.clientId")
+            if let scopes = try reader.optionalStringArray(oidc["scopes"], key: "oidc.scopes") { settings.scopes = scopes }
+            self.oidc = settings
         }
         if let routing = try reader.optionalObject(object["routing"], key: "routing") {
             try reader.only(
@@ -428,7 +449,12 @@ extension GatewayConfiguration {
             for (index, element) in policies.enumerated() {
                 let key = "policies[\(index)]"
                 let policy = try reader.object(element, key: key)
-                try reader.only(policy, allowed: ["source", "provider", "models", "limits"], key: key)
+                try reader.only(policy, allowed: ["source", "provider", "models", "limits", "require"], key: key)
+                var requiresOIDC = false
+                if let requirement = try reader.optionalString(policy["require"], key: "\(key).require") {
+                    guard requirement == "oidc" else { throw reader.fail("\(key).require", "must be 'oidc' (the rule then applies only to IdP sign-ins)") }
+                    requiresOIDC = true
+                }
                 guard let sourceText = try reader.optionalString(policy["source"], key: "\(key).source"),
                     let source = AccessPolicy.Source(sourceText)
                 else {
@@ -448,7 +474,7 @@ extension GatewayConfiguration {
                     limits.tokensPerDay = try reader.optionalInt(object["tokensPerDay"], key: "\(limitsKey).tokensPerDay", range: 0...Int(Int32.max) * 1000)
                     limits.budgetUSDPerMonth = try reader.optionalAmount(object["budgetUSDPerMonth"], key: "\(limitsKey).budgetUSDPerMonth")
                 }
-                self.policies.append(AccessPolicy(source: source, provider: provider, models: models, limits: limits))
+                self.policies.append(AccessPolicy(source: source, provider: provider, models: models, limits: limits, requiresOIDC: requiresOIDC))
             }
         }
         if let prices = try reader.optionalArray(object["prices"], key: "prices") {
@@ -585,6 +611,10 @@ extension GatewayConfiguration {
         default:
             throw ConfigurationError(source: "command line", key: "--tls-cert/--tls-key", problem: "give both or neither")
         }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
     static func endpoint(_ text: String, source: String, key: String) throws -> URL {

@@ -70,6 +70,30 @@ package func buildGatewayApplication(
             return (anthropic ? ErrorShape.anthropic : ErrorShape.openAI).response(error)
         }
     }
+    // What `sluice login --gateway` needs to sign a developer in: the IdP and the public client.
+    // Public by design (no secrets: the client is a public one, used with the device flow).
+    router.get("/.well-known/sluice") { _, _ in
+        var body = ByteBuffer()
+        body.writeStaticString("{\"oidc\":")
+        if let oidc = configuration.oidc {
+            body.writeStaticString("{\"issuer\":")
+            body.writeJSONString(oidc.issuer)
+            body.writeStaticString(",\"audience\":")
+            body.writeJSONString(oidc.audience)
+            body.writeStaticString(",\"clientId\":")
+            if let client = oidc.clientID { body.writeJSONString(client) } else { body.writeStaticString("null") }
+            body.writeStaticString(",\"scopes\":[")
+            for (index, scope) in oidc.scopes.enumerated() {
+                if index > 0 { body.writeStaticString(",") }
+                body.writeJSONString(scope)
+            }
+            body.writeStaticString("]}")
+        } else {
+            body.writeStaticString("null")
+        }
+        body.writeStaticString("}")
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
     router.get("/healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
     }

@@ -34,6 +34,7 @@ package enum GatewayServer {
         let store = try await SQLiteStore.open(path: databasePath, logger: logger)
         logger.info("store", metadata: ["store.path": "\(databasePath)"])
         let access = GatewayAccess(configuration: configuration, store: store)
+        await access.authenticator.oidc?.start()
         do {
             try await access.warmUp()
         } catch {

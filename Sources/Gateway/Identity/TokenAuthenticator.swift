@@ -8,13 +8,20 @@ import Synchronization
 package struct Caller: Sendable, Hashable {
     package var identity: String
     package var groups: [String]
+    /// A Sluice token's public prefix; `oidc` for an IdP token.
     package var tokenPrefix: String
+    /// The IdP that vouched for the caller; `nil` for a Sluice token.
+    package var issuer: String?
 
-    package init(identity: String, groups: [String], tokenPrefix: String) {
+    package init(identity: String, groups: [String], tokenPrefix: String, issuer: String? = nil) {
         self.identity = identity
         self.groups = groups
         self.tokenPrefix = tokenPrefix
+        self.issuer = issuer
     }
+
+    /// How the caller signed in, for the audit lines: `token` or `oidc`.
+    package var authentication: String { self.issuer == nil ? "token" : "oidc" }
 }
 
 /// Why a request was not authenticated. Each case has its own message; none names another
@@ -27,6 +34,8 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
     case unknown
     case expired
     case revoked
+    /// An IdP token (a JWT) that did not verify.
+    case oidc(OIDCFailure)
 
     package var gatewayError: GatewayError {
         let message: String
@@ -48,6 +57,22 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
             code = .tokenExpired
         case .revoked:
             message = "the API token has been revoked"
+        case .oidc(let failure):
+            switch failure {
+            case .malformed: message = "the IdP token is not a well-formed JWT (or one of its claims has the wrong type)"
+            case .unsupportedAlgorithm:
+                message = "the IdP token's signing algorithm is not accepted: only asymmetric ones the issuer's key declares (RS*, PS*, ES256, ES384, EdDSA)"
+            case .wrongIssuer: message = "the IdP token comes from another issuer than the one this gateway trusts: sign in again with `sluice login`"
+            case .unknownKey: message = "the IdP token is signed with a key its issuer does not publish: sign in again with `sluice login`"
+            case .badSignature: message = "the IdP token's signature does not verify"
+            case .wrongAudience: message = "the IdP token was not issued for this gateway (audience): sign in with `sluice login --gateway <this gateway>`"
+            case .expired:
+                message = "the IdP token has expired: get a fresh one (`sluice token print` refreshes it)"
+                code = .tokenExpired
+            case .notYetValid: message = "the IdP token is not valid yet (nbf or iat in the future): check this machine's clock"
+            case .noIdentity: message = "the IdP token names no identity (neither the configured identity claim nor sub)"
+            case .issuerUnavailable: message = "the gateway cannot fetch its IdP's keys right now, so it cannot check the token: try again shortly"
+            }
         }
         return GatewayError(code, message)
     }
@@ -61,6 +86,19 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
         case .unknown: "token_unknown"
         case .expired: "token_expired"
         case .revoked: "token_revoked"
+        case .oidc(let failure):
+            switch failure {
+            case .malformed: "oidc_malformed"
+            case .unsupportedAlgorithm: "oidc_algorithm"
+            case .wrongIssuer: "oidc_wrong_issuer"
+            case .unknownKey: "oidc_unknown_key"
+            case .badSignature: "oidc_bad_signature"
+            case .wrongAudience: "oidc_wrong_audience"
+            case .expired: "oidc_expired"
+            case .notYetValid: "oidc_not_yet_valid"
+            case .noIdentity: "oidc_no_identity"
+            case .issuerUnavailable: "oidc_issuer_unavailable"
+            }
         }
     }
 }
@@ -83,10 +121,13 @@ package final class TokenAuthenticator: Sendable {
 
     let store: any Store
     let now: @Sendable () -> Date
+    /// IdP tokens, when `oidc` is configured.
+    package let oidc: OIDCVerifier?
     private let state = Mutex(State())
 
-    package init(store: any Store, now: @escaping @Sendable () -> Date = { Date() }) {
+    package init(store: any Store, oidc: OIDCVerifier? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.store = store
+        self.oidc = oidc
         self.now = now
     }
 
@@ -103,6 +144,14 @@ package final class TokenAuthenticator: Sendable {
 
     /// The caller a token stands for, or why it stands for none.
     package func authenticate(token: String) async -> Result<Caller, AuthenticationFailure> {
+        if let oidc = self.oidc, OIDCVerifier.looksLikeJWT(token) {
+            switch await oidc.verify(token) {
+            case .success(let verified):
+                return .success(Caller(identity: verified.identity, groups: verified.groups, tokenPrefix: "oidc", issuer: verified.issuer))
+            case .failure(let failure):
+                return .failure(.oidc(failure))
+            }
+        }
         guard ClientToken.prefix(of: token) != nil else { return .failure(.malformed) }
         let digest = ClientToken.digest(token)
         let key = Array(digest)

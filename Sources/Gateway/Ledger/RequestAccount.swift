@@ -59,6 +59,8 @@ package struct RequestAccount: Sendable {
         line.add("request.id", self.requestID)
         line.add("identity", self.caller.identity)
         line.add("token.prefix", self.caller.tokenPrefix)
+        line.add("auth", self.caller.authentication)
+        if let issuer = self.caller.issuer { line.add("issuer", issuer) }
         line.add("groups", self.caller.groups)
         line.add("route", self.route)
         line.add("model.requested", self.requestedModel)
