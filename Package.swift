@@ -275,6 +275,8 @@ if environment["SLUICE_BENCHMARKS"] != nil {
                 "BedrockSimulator",
                 "Gateway",
                 "StreamCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -56,6 +56,28 @@ let benchmarks: @Sendable () -> Void = {
         teardown: { try await CurrentTokenFixture.stop() }
     )
 
+    // IdP tokens (issue: "verification of a cached key costs ≤ 20 µs per request"): the signature
+    // check with the issuer's key already fetched, and a token verified before.
+    for (name, check) in [
+        ("IdP token check, RS256, key cached", { @Sendable (fixture: IdPTokenFixture) in try await fixture.verifyRS256() }),
+        ("IdP token check, ES256, key cached", { @Sendable (fixture: IdPTokenFixture) in try await fixture.verifyES256() }),
+        ("IdP token check, token verified before", { @Sendable (fixture: IdPTokenFixture) in try await fixture.verifyRemembered() }),
+    ] as [(String, @Sendable (IdPTokenFixture) async throws -> Void)] {
+        Benchmark(name, configuration: perRequest) { benchmark, fixture in
+            benchmark.startMeasurement()
+            do {
+                for _ in benchmark.scaledIterations {
+                    try await check(fixture)
+                }
+            } catch {
+                benchmark.error("\(error)")
+            }
+            benchmark.stopMeasurement()
+        } setup: {
+            try IdPTokenFixture()
+        }
+    }
+
     relayBenchmarks()
 }
 
