@@ -27,6 +27,35 @@ struct UsageLimiterTests {
         #expect(limiter.admit(limits).refusal == nil)
     }
 
+    @Test("per-minute limits slide: a burst at the end of one UTC minute and another at the start of the next cannot get twice the limit")
+    func slidingMinute() {
+        let clock = TestClock(Self.start.addingTimeInterval(59.5))
+        let limiter = UsageLimiter(now: clock.function)
+        let limits: [LimitScope: AccessPolicy.Limits] = [.group("eng"): .init(requestsPerMinute: 5, tokensPerMinute: 1_000)]
+        for _ in 0..<5 { #expect(limiter.admit(limits).refusal == nil) }
+        // One second later the clock's minute has changed; the five are still within the last 60 s.
+        clock.advance(by: 1)
+        let refusal = limiter.admit(limits).refusal
+        #expect(refusal?.limit == "requests_per_minute")
+        #expect(refusal?.retryAfter == 59)
+        // They age out a second at a time: at 60 s after the burst there is room again.
+        clock.advance(by: 58)
+        #expect(limiter.admit(limits).refusal != nil)
+        clock.advance(by: 1)
+        #expect(limiter.admit(limits).refusal == nil)
+        // Tokens slide the same way: 1,000 charged over 30 s, refused until the first of them is a minute old.
+        let tokens: [LimitScope: AccessPolicy.Limits] = [.identity("t"): .init(tokensPerMinute: 1_000)]
+        for _ in 0..<4 {
+            limiter.charge([.identity("t")], tokens: 250, costUSD: 0)
+            clock.advance(by: 10)
+        }
+        let tokenRefusal = limiter.admit(tokens).refusal
+        #expect(tokenRefusal?.limit == "tokens_per_minute")
+        #expect(tokenRefusal?.retryAfter == 20)
+        clock.advance(by: 20)
+        #expect(limiter.admit(tokens).refusal == nil)
+    }
+
     @Test("tokens per minute and per day: counted at the end of each request, reset with their windows")
     func tokens() {
         let clock = TestClock(Self.start)

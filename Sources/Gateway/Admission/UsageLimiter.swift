@@ -84,8 +84,10 @@ package final class LimitHold: Sendable {
     }
 }
 
-/// Counts requests, tokens and spend per identity and per group in fixed windows (the UTC minute,
-/// day and calendar month) and refuses what would go over a limit.
+/// Counts requests, tokens and spend per identity and per group and refuses what would go over a
+/// limit: per minute over the last 60 seconds (a sliding window of one-second buckets, so no burst
+/// can straddle a minute boundary and get twice the limit), per day and per month in the UTC day and
+/// calendar month.
 ///
 /// Requests are counted when admitted; tokens and spend when the request ends, from the usage the
 /// upstream reported. So that concurrent streams cannot all overshoot a token or spend limit, each
@@ -98,9 +100,8 @@ package final class LimitHold: Sendable {
 /// a few dictionary operations, never across an `await`.
 package final class UsageLimiter: Sendable {
     struct Counters {
-        var minute: Int64 = .min
-        var minuteRequests = 0
-        var minuteTokens = 0
+        var minuteRequests = SlidingMinute()
+        var minuteTokens = SlidingMinute()
         var day: Int64 = .min
         var dayTokens = 0
         var month = Int.min
@@ -142,7 +143,7 @@ package final class UsageLimiter: Sendable {
             }
             for scope in limits.keys {
                 var counters = Self.rolled(table[scope] ?? Counters(), to: windows)
-                counters.minuteRequests += 1
+                counters.minuteRequests.add(1, at: windows.second)
                 counters.inFlight += 1
                 counters.reservedTokens += estimate.tokens
                 counters.reservedUSD += estimate.costUSD
@@ -157,16 +158,17 @@ package final class UsageLimiter: Sendable {
     private static func refusal(
         scope: LimitScope, limit: AccessPolicy.Limits, counters: Counters, estimate: LimitEstimate, windows: Windows
     ) -> LimitRefusal? {
-        if let maximum = limit.requestsPerMinute, counters.minuteRequests >= maximum {
+        if let maximum = limit.requestsPerMinute, counters.minuteRequests.total >= maximum {
             return LimitRefusal(
-                message: "requests-per-minute limit (\(maximum)) reached for \(scope)", retryAfter: windows.secondsToMinuteEnd,
-                limit: "requests_per_minute"
+                message: "requests-per-minute limit (\(maximum)) reached for \(scope)",
+                retryAfter: counters.minuteRequests.secondsUntilBelow(maximum, at: windows.second), limit: "requests_per_minute"
             )
         }
+        let minuteTokensRetry = limit.tokensPerMinute.map { counters.minuteTokens.secondsUntilBelow($0, at: windows.second) } ?? 1
         // Each token and spend limit: spent → refused until the window ends; room left but taken
         // by requests in flight → refused until they end.
         let tokenLimits: [(maximum: Int?, used: Int, name: String, label: String, retryAfter: Int)] = [
-            (limit.tokensPerMinute, counters.minuteTokens, "tokens-per-minute limit", "tokens_per_minute", windows.secondsToMinuteEnd),
+            (limit.tokensPerMinute, counters.minuteTokens.total, "tokens-per-minute limit", "tokens_per_minute", minuteTokensRetry),
             (limit.tokensPerDay, counters.dayTokens, "tokens-per-day limit", "tokens_per_day", windows.secondsToDayEnd),
         ]
         for check in tokenLimits {
@@ -210,7 +212,7 @@ package final class UsageLimiter: Sendable {
         self.counters.withLock { table in
             for scope in scopes {
                 var counters = Self.rolled(table[scope] ?? Counters(), to: windows)
-                counters.minuteTokens += tokens
+                counters.minuteTokens.add(tokens, at: windows.second)
                 counters.dayTokens += tokens
                 counters.monthUSD += costUSD
                 if let estimate {
@@ -243,7 +245,7 @@ package final class UsageLimiter: Sendable {
                 for scope in scopes {
                     var counters = Self.rolled(table[scope] ?? Counters(), to: current)
                     if windows.day == current.day { counters.dayTokens += record.usage.totalTokens }
-                    if windows.minute == current.minute { counters.minuteTokens += record.usage.totalTokens }
+                    if current.second - windows.second < 60 { counters.minuteTokens.add(record.usage.totalTokens, at: windows.second) }
                     counters.monthUSD += record.costUSD
                     table[scope] = counters
                 }
@@ -258,35 +260,31 @@ package final class UsageLimiter: Sendable {
     }
 
     struct Windows {
-        var minute: Int64
+        /// Whole seconds since 1970: the per-minute buckets' clock.
+        var second: Int64
         var day: Int64
         var month: Int
-        var secondsToMinuteEnd: Int
         var secondsToDayEnd: Int
         var secondsToMonthEnd: Int
     }
 
     static func windows(at date: Date) -> Windows {
         let seconds = date.timeIntervalSince1970
-        let minute = Int64((seconds / 60).rounded(.down))
+        let second = Int64(seconds.rounded(.down))
         let day = Int64((seconds / 86_400).rounded(.down))
         let components = Self.calendar.dateComponents([.year, .month], from: date)
         let month = (components.year ?? 0) * 12 + (components.month ?? 1) - 1
         let nextMonth = Self.calendar.date(byAdding: .month, value: 1, to: Self.calendar.date(from: components) ?? date) ?? date
         func until(_ end: Double) -> Int { max(1, Int((end - seconds).rounded(.up))) }
         return Windows(
-            minute: minute, day: day, month: month, secondsToMinuteEnd: until(Double(minute + 1) * 60),
-            secondsToDayEnd: until(Double(day + 1) * 86_400), secondsToMonthEnd: until(nextMonth.timeIntervalSince1970)
+            second: second, day: day, month: month, secondsToDayEnd: until(Double(day + 1) * 86_400), secondsToMonthEnd: until(nextMonth.timeIntervalSince1970)
         )
     }
 
     private static func rolled(_ counters: Counters, to windows: Windows) -> Counters {
         var counters = counters
-        if counters.minute != windows.minute {
-            counters.minute = windows.minute
-            counters.minuteRequests = 0
-            counters.minuteTokens = 0
-        }
+        counters.minuteRequests.advance(to: windows.second)
+        counters.minuteTokens.advance(to: windows.second)
         if counters.day != windows.day {
             counters.day = windows.day
             counters.dayTokens = 0
@@ -296,6 +294,55 @@ package final class UsageLimiter: Sendable {
             counters.monthUSD = 0
         }
         return counters
+    }
+}
+
+/// A count over the last 60 seconds, in one-second buckets: what is older than a minute drops out a
+/// second at a time instead of all at once at the top of the minute.
+struct SlidingMinute {
+    private var buckets = [Int](repeating: 0, count: 60)
+    /// The second of the newest bucket.
+    private var latest: Int64 = .min
+    private(set) var total = 0
+
+    /// Empties the buckets of seconds that are now more than a minute old.
+    mutating func advance(to second: Int64) {
+        guard second > self.latest else { return }
+        if self.latest == .min || second - self.latest >= 60 {
+            if self.total != 0 { self.buckets = [Int](repeating: 0, count: 60) }
+            self.total = 0
+        } else {
+            var passed = self.latest + 1
+            while passed <= second {
+                let index = Int(passed % 60)
+                self.total -= self.buckets[index]
+                self.buckets[index] = 0
+                passed += 1
+            }
+        }
+        self.latest = second
+    }
+
+    /// Adds `amount` at `second` (the present, or a recent second when preloading the ledger).
+    mutating func add(_ amount: Int, at second: Int64) {
+        self.advance(to: second)
+        guard self.latest - second < 60 else { return }
+        self.buckets[Int(((second % 60) + 60) % 60)] += amount
+        self.total += amount
+    }
+
+    /// Seconds from `now` until enough of the count has aged out for it to be below `limit` (at
+    /// least 1).
+    func secondsUntilBelow(_ limit: Int, at now: Int64) -> Int {
+        guard self.total >= limit, self.latest != .min else { return 1 }
+        var remaining = self.total
+        var second = self.latest - 59
+        while second <= self.latest {
+            remaining -= self.buckets[Int(((second % 60) + 60) % 60)]
+            if remaining < limit { return max(1, Int(second + 60 - now)) }
+            second += 1
+        }
+        return 60
     }
 }
 
