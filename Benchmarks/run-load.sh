@@ -40,35 +40,9 @@ duration="${DURATION:-10}"
 scenario="${SCENARIO:-chunks=20 gap_ms=50}"
 throughput_scenario="${THROUGHPUT_SCENARIO:-chunks=2000 gap_ms=0}"
 throughput_concurrency="${THROUGHPUT_CONCURRENCY:-64}"
-scratch="${SCRATCH:-.build-release}"
 
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-    echo "== building release binaries in $scratch" >&2
-    # sluice-load (libcurl) is declared only with SLUICE_LOAD set; both builds see the same manifest.
-    SLUICE_LOAD=1 swift build -c release --scratch-path "$scratch" --product sluice >&2
-    SLUICE_LOAD=1 swift build -c release --scratch-path "$scratch" --product sluice-load >&2
-fi
-sluice="${SLUICE_BIN:-$root/$scratch/release/sluice}"
-load="${SLUICE_LOAD_BIN:-$root/$scratch/release/sluice-load}"
-[[ -x "$sluice" && -x "$load" ]] || { echo "missing $sluice or $load" >&2; exit 2; }
-
-# Every stream is a socket in the load generator, and two in the gateway (client + upstream).
-ulimit -n "$(ulimit -Hn)"
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-load.XXXXXX")"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ "${KEEP:-}" == 1 ]]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# The servers see no AWS credentials and no home config: they can only talk to each other.
-server_env=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE
-    -u AWS_BEARER_TOKEN_BEDROCK HOME="$work" SLUICE_DB="$work/sluice.db")
+source Benchmarks/common.sh
+bench_start load
 
 sim_port="$(free_port)"
 "${server_env[@]}" "$sluice" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &

@@ -22,39 +22,11 @@ cd "$root"
 
 runs="${RUNS:-100:2000 1000:4000}"
 scenario="${SCENARIO:-chunks=50 gap_ms=5}"
-scratch="${SCRATCH:-.build-release}"
 command -v nginx > /dev/null || { echo "nginx is not installed (apt-get install nginx-light)" >&2; exit 2; }
 
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-    echo "== building release binaries in $scratch" >&2
-    SLUICE_LOAD=1 swift build -c release --scratch-path "$scratch" --product sluice >&2
-    SLUICE_LOAD=1 swift build -c release --scratch-path "$scratch" --product sluice-load >&2
-fi
-sluice="${SLUICE_BIN:-$root/$scratch/release/sluice}"
-load="${SLUICE_LOAD_BIN:-$root/$scratch/release/sluice-load}"
-[[ -x "$sluice" && -x "$load" ]] || { echo "missing $sluice or $load" >&2; exit 2; }
-
-# Every stream is a socket in the load generator, and two in each relay.
-ulimit -n "$(ulimit -Hn)"
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-wire.XXXXXX")"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    if [[ "${KEEP:-}" == 1 ]]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {
-    for _ in $(seq 100); do curl -fsS "$1" > /dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "not up: $1" >&2; return 1
-}
-
-server_env=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE
-    -u AWS_BEARER_TOKEN_BEDROCK HOME="$work" SLUICE_DB="$work/sluice.db" SLUICE_LOG_FORMAT=json)
+source Benchmarks/common.sh
+bench_start wire
+bench_cleanup_extra() { [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
 
 sim_port="$(free_port)"
 "${server_env[@]}" "$sluice" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
