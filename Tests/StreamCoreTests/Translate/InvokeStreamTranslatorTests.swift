@@ -138,25 +138,83 @@ struct InvokeStreamTranslatorTests {
         #expect(translator.observe(message) == .malformed)
     }
 
-    /// The decoders this CPU can run: the scalar one always, the vector one (x86_64 with SSSE3) where it can.
-    static let decoders = Base64.isVectorDecoderAvailable ? [false, true] : [false]
+    /// The decoders this CPU can run: the scalar one (0) always, the vector ones (x86_64: 1 SSSE3, 2 AVX) where it can.
+    static let decoders = Array(0...Base64.vectorLevel)
 
     @Test("base64 decodes every length and padding like Foundation, scalar and vector", arguments: 0..<200)
     func base64(length: Int) throws {
         var rng = SeededGenerator(seed: UInt64(length))
         let bytes = rng.bytes(length)
         let encoded = Data(bytes).base64EncodedString()
-        for vector in Self.decoders {
+        for level in Self.decoders {
             var out = ByteBuffer(string: "kept")
-            try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }
-            #expect(Array(out.readableBytesView) == Array("kept".utf8) + bytes, "vector: \(vector)")
+            try Array(encoded.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, level: level) }
+            #expect(Array(out.readableBytesView) == Array("kept".utf8) + bytes, "level: \(level)")
             // A slice of a larger buffer (as in a chunk's payload): the last block may be read in place.
             var inPlace = ByteBuffer()
             try Array((encoded + #"","p":"abcdefghijklmnop"}"#).utf8).withUnsafeBytes { all in
-                try Base64.decode(UnsafeRawBufferPointer(rebasing: all[0..<encoded.utf8.count]), readable: all.count, appendingTo: &inPlace, vector: vector)
+                try Base64.decode(UnsafeRawBufferPointer(rebasing: all[0..<encoded.utf8.count]), readable: all.count, appendingTo: &inPlace, level: level)
             }
-            #expect(Array(inPlace.readableBytesView) == bytes, "in place, vector: \(vector)")
+            #expect(Array(inPlace.readableBytesView) == bytes, "in place, level: \(level)")
         }
+    }
+
+    @Test("base64 in a JSON string decodes up to its closing quote, at every length, as the plain decoder does", arguments: 0..<120)
+    func base64String(length: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(length) &+ 7)
+        let bytes = rng.bytes(length)
+        let encoded = Data(bytes).base64EncodedString()
+        for level in Self.decoders where level > 0 {
+            func decode(_ string: [UInt8]) -> (count: Int, end: Int, bytes: [UInt8])? {
+                var target = [UInt8](repeating: 0, count: Base64.maximumWrittenCount(encodedCount: string.count))
+                let result = string.withUnsafeBytes { source in
+                    target.withUnsafeMutableBytes { Base64.decode(stringAt: source, into: $0.baseAddress!, level: level) }
+                }
+                return result.map { ($0.count, $0.end, Array(target[0..<$0.count])) }
+            }
+            // The quote right at the end of what may be read, and with Bedrock's padding member after it.
+            for trailer in ["\"", #"","p":"abcdefghijklmnopqrstuvwxyz"}"#] {
+                let string = Array((encoded + trailer).utf8)
+                let decoded = try #require(decode(string), "level \(level)")
+                #expect(decoded.end == encoded.utf8.count, "level \(level)")
+                #expect(decoded.bytes == bytes, "level \(level)")
+                // A byte outside the alphabet (a JSON escape among them) anywhere before the quote: no result.
+                for position in stride(from: 0, to: encoded.utf8.count, by: 3) {
+                    var broken = string
+                    broken[position] = UInt8(ascii: "\\")
+                    #expect(decode(broken) == nil, "level \(level), position \(position)")
+                }
+            }
+            // No closing quote within the bytes: no result.
+            #expect(decode(Array(encoded.utf8)) == nil, "level \(level)")
+        }
+    }
+
+    @Test("an event of any type is written after its own header, whatever the type's length, and metered alike", arguments: [
+        "ping", "message_stop", "content_block_delta", "a_type_much_longer_than_any_anthropic_event_type_so_far_at_all",
+    ])
+    func eventTypeLengths(type: String) throws {
+        let event = #"{"type":"\#(type)","index":0}"#
+        let (sse, _) = try self.run([InvokeFrames.chunk(event)])
+        #expect(sse == "event: \(type)\ndata: \(event)\n\n")
+        var decoder = EventStreamDecoder()
+        var meter = InvokeStreamTranslator()
+        try decoder.feed(InvokeFrames.chunk(event))
+        #expect(meter.observe(try #require(try decoder.next())) == .event)
+    }
+
+    @Test("a chunk whose bytes string is not in Bedrock's layout is read by the general scan", arguments: [
+        #"{"bytes":"%@" ,"p":"x"}"#, #"{ "bytes":"%@"}"#, #"{"p":"x","bytes":"%@"}"#,
+    ])
+    func otherPayloadLayouts(layout: String) throws {
+        let event = InvokeFrames.delta
+        let payload = layout.replacingOccurrences(of: "%@", with: Data(event.utf8).base64EncodedString())
+        var decoder = EventStreamDecoder()
+        var translator = InvokeStreamTranslator()
+        var out = ByteBuffer()
+        try decoder.feed(ConverseFrames.event("chunk", payload))
+        #expect(translator.translate(try #require(try decoder.next()), into: &out) == .event)
+        #expect(String(buffer: out) == "event: content_block_delta\ndata: \(event)\n\n")
     }
 
     @Test("base64 refuses a byte outside the alphabet anywhere, and padding before the last quad; nothing is appended")
@@ -167,30 +225,30 @@ struct InvokeStreamTranslatorTests {
             for bad in [UInt8(ascii: "!"), UInt8(ascii: "\""), 0x80, 0xFF] + (position < valid.count - 2 ? [UInt8(ascii: "=")] : []) {
                 var encoded = valid
                 encoded[position] = bad
-                for vector in Self.decoders {
+                for level in Self.decoders {
                     var out = ByteBuffer(string: "kept")
-                    #expect(throws: Base64.Failure.self) { try encoded.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) } }
+                    #expect(throws: Base64.Failure.self) { try encoded.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, level: level) } }
                     #expect(String(buffer: out) == "kept")
                     let trailed = encoded + Array(#"","p":"abcdefghijklmnop"}"#.utf8)
                     #expect(throws: Base64.Failure.self) {
                         try trailed.withUnsafeBytes { all in
-                            try Base64.decode(UnsafeRawBufferPointer(rebasing: all[0..<encoded.count]), readable: all.count, appendingTo: &out, vector: vector)
+                            try Base64.decode(UnsafeRawBufferPointer(rebasing: all[0..<encoded.count]), readable: all.count, appendingTo: &out, level: level)
                         }
                     }
                 }
             }
         }
-        for vector in Self.decoders {
+        for level in Self.decoders {
             var out = ByteBuffer()
-            try valid.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }
+            try valid.withUnsafeBytes { try Base64.decode($0, appendingTo: &out, level: level) }
             #expect(String(buffer: out) == "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv")
         }
         // Padding: one or two `=` at the end only, never a whole quad of it.
         for (text, valid) in [("QQ==", true), ("QUI=", true), ("QUJD", true), ("====", false), ("Q===", false), ("QQ=A", false), ("QQ==QUJD", false)] {
-            for vector in Self.decoders {
+            for level in Self.decoders {
                 var out = ByteBuffer()
-                let decoded = (try? Array(text.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, vector: vector) }) != nil
-                #expect(decoded == valid, "\(text) vector: \(vector)")
+                let decoded = (try? Array(text.utf8).withUnsafeBytes { try Base64.decode($0, appendingTo: &out, level: level) }) != nil
+                #expect(decoded == valid, "\(text) level: \(level)")
             }
         }
     }
