@@ -22,7 +22,7 @@ public final class IdPTokenFixture: Sendable {
             {"kty":"EC","kid":"e","crv":"P-256","x":"\(Base64URL.encode(point.prefix(32)))","y":"\(Base64URL.encode(point.suffix(32)))"}]}
             """
         self.verifier = OIDCVerifier(
-            settings: OIDCSettings(issuer: issuer, audience: "sluice"), keys: try JSONWebKeySet(json: Array(jwks.utf8)), fetches: false
+            settings: OIDCSettings(issuer: issuer, audience: "sluice"), keys: try JSONWebKeySet(json: Array(jwks.utf8)), fetch: nil
         )
         // Claims the size a real IdP sends (Entra ID and Okta tokens run to 1-2 KB with groups).
         let groups = (0..<20).map { "\"group-\($0)\"" }.joined(separator: ",")

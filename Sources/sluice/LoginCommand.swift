@@ -33,7 +33,7 @@ struct LoginCommand: AsyncParsableCommand {
 
     func run() async throws {
         let gateway = self.gateway.hasSuffix("/") ? String(self.gateway.dropLast()) : self.gateway
-        let published = try await OAuth.getJSON(gateway + "/.well-known/sluice")
+        let published = try await OAuth.reading(gateway) { try JSONDocument.object(try await JSONDocument.get(gateway + "/.well-known/sluice")) }
         guard let oidc = published.present("oidc")?.objectValue, let issuer = oidc.present("issuer")?.stringValue else {
             throw LoginError("the gateway at \(gateway) does not accept IdP sign-in (its /.well-known/sluice names no oidc issuer)")
         }
@@ -41,7 +41,7 @@ struct LoginCommand: AsyncParsableCommand {
             throw LoginError("the gateway publishes no client id for sign-in: pass --client-id")
         }
         let scopes = oidc.present("scopes")?.arrayValue?.compactMap(\.stringValue) ?? ["openid", "offline_access"]
-        let discovery = try await OAuth.discovery(issuer: issuer)
+        let discovery = try await OAuth.reading(issuer) { try await JSONDocument.discovery(issuer: issuer) }
         guard let deviceEndpoint = discovery.present("device_authorization_endpoint")?.stringValue,
             let tokenEndpoint = discovery.present("token_endpoint")?.stringValue
         else {
@@ -193,16 +193,13 @@ struct Credentials: Codable {
 
 /// The few OAuth requests the CLI makes: JSON GETs and form POSTs, answers parsed as JSON objects.
 enum OAuth {
-    static func discovery(issuer: String) async throws -> JSONObject {
-        var base = issuer
-        while base.hasSuffix("/") { base.removeLast() }
-        return try await Self.getJSON(base + "/.well-known/openid-configuration")
-    }
-
-    static func getJSON(_ url: String) async throws -> JSONObject {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "Accept", value: "application/json")
-        return try await Self.send(request, acceptErrors: false)
+    /// `read`, its failure (unreachable, not 200, not JSON) said as the CLI says it.
+    static func reading(_ url: String, _ read: () async throws -> JSONObject) async throws -> JSONObject {
+        do {
+            return try await read()
+        } catch {
+            throw LoginError("\(url): \(error)")
+        }
     }
 
     static func post(_ url: String, form: [String: String], acceptErrors: Bool = false) async throws -> JSONObject {

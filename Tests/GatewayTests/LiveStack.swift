@@ -110,14 +110,10 @@ struct LiveStack {
                 }
                 configure(&configuration)
                 let upstream = Upstreams(
-                    members: try configuration.effectiveUpstreams.map { member in
-                        UpstreamClient(
-                            name: member.name, endpoint: try #require(member.endpoint), region: member.region, authentication: authentication,
-                            timeouts: configuration.timeouts, weight: member.weight, models: member.models,
-                            retriesConnecting: configuration.effectiveUpstreams.count == 1
-                        )
+                    plan: try configuration.effectiveUpstreams.map { member in
+                        UpstreamPlan.Member(configuration: member, endpoint: try #require(member.endpoint), authentication: authentication)
                     },
-                    routing: configuration.routing
+                    configuration: configuration
                 )
                 let access = GatewayAccess(configuration: configuration, store: store, audit: audit.sink, now: now)
                 let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)

@@ -69,7 +69,7 @@ struct OIDCTests {
     static func verifier(now: @escaping @Sendable () -> Date = { Date() }) throws -> OIDCVerifier {
         var settings = OIDCSettings(issuer: Self.issuer, audience: "sluice")
         settings.groupsClaim = "groups"
-        return OIDCVerifier(settings: settings, keys: try Self.keySet, fetches: false, now: now)
+        return OIDCVerifier(settings: settings, keys: try Self.keySet, fetch: nil, now: now)
     }
 
     @Test("every asymmetric algorithm verifies with its key; identity and groups come from the configured claims")
@@ -175,7 +175,6 @@ struct OIDCTests {
             }
             inputs.append(String(characters))
         }
-        let started = ContinuousClock.now
         var accepted = 0
         for input in inputs {
             if case .success = await verifier.verify(input) { accepted += 1 }
@@ -183,8 +182,6 @@ struct OIDCTests {
         // A mutation may land in the signature's padding bits and still decode to the same bytes only
         // when it changes nothing: anything accepted must be the good token itself.
         #expect(accepted == inputs.filter { $0 == good }.count)
-        // 2,000 RSA verifications at most, tens of microseconds each: well under the time bound.
-        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(OIDCVerifier.looksLikeJWT(good))
         #expect(!OIDCVerifier.looksLikeJWT("sk-sluice-abc"))
     }

@@ -242,8 +242,8 @@ package struct Exchange<Shape: APIShape>: Sendable {
         var attempts = 0
         var repaired = false
         var last: (error: GatewayError, upstream: UpstreamClient)?
-        // The failure the next attempt moves on from (counted as a failover when it starts).
-        var movingOn: (error: GatewayError, upstream: UpstreamClient)?
+        // Whether the next attempt moves on from `last` (counted as a failover when it starts).
+        var movesOn = false
         // The upstream whose refusal said when to come back, and when.
         var comeBack: (upstream: UpstreamClient, at: ContinuousClock.Instant)?
         while attempts < routing.maximumAttempts {
@@ -268,9 +268,9 @@ package struct Exchange<Shape: APIShape>: Sendable {
             }
             let upstream = candidate.upstream
             attempts += 1
-            if let moving = movingOn {
-                metrics.failover(from: moving.upstream.name, reason: moving.error.label)
-                movingOn = nil
+            if movesOn, let last {
+                metrics.failover(from: last.upstream.name, reason: last.error.label)
+                movesOn = false
             }
             let call = mapped
             let modelID = upstream.modelID(for: call.modelID, regional: call.modelID != call.requestedModel)
@@ -289,13 +289,13 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 metrics.upstreamRequest(upstream.name, outcome: failure.label)
                 health.failed(upstream.name, now: .now, retryAfter: nil)
                 last = (failure, upstream)
-                movingOn = last
+                movesOn = true
                 continue
             }
             if response.status == .ok {
                 health.succeeded(upstream.name)
                 metrics.upstreamRequest(upstream.name, outcome: "ok")
-                return .success(Answered(response: response, route: .init(upstream: upstream, attempts: attempts)))
+                return .success(Answered(response: response, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
             }
             let error = await UpstreamFailure.error(from: response)
             metrics.upstreamRequest(upstream.name, outcome: error.label)
@@ -313,7 +313,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             guard Self.movesOn(status: Int(response.status.code)) else {
                 // The caller's own error: the upstream is fine, and another would say the same.
                 health.succeeded(upstream.name)
-                return .failure(Failed(error: error, route: .init(upstream: upstream, attempts: attempts)))
+                return .failure(Failed(error: error, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
             }
             // Bedrock's own Retry-After only (the error's default of 1 s for a throttle is for the client).
             let retryAfter = response.headers.first(name: "retry-after").flatMap { Int($0) }.map { Duration.seconds($0) }
@@ -323,10 +323,10 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 if comeBack.map({ at < $0.at }) ?? true { comeBack = (upstream, at) }
             }
             last = (error, upstream)
-            movingOn = last
+            movesOn = true
         }
         let final = last ?? (GatewayError(.upstreamFirstByteTimeout, "no upstream answered within the routing time budget"), candidates[0].upstream)
-        return .failure(Failed(error: final.error, route: .init(upstream: final.upstream, attempts: attempts)))
+        return .failure(Failed(error: final.error, route: UpstreamRoute(name: final.upstream.name, region: final.upstream.region, attempts: attempts)))
     }
 
     /// Statuses that move a request on to the next upstream: throttling, overload and server errors.

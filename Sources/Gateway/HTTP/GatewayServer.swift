@@ -41,17 +41,7 @@ package enum GatewayServer {
             try? await store.close()
             throw error
         }
-        let upstreams = Upstreams(
-            members: plan.members.map { member in
-                UpstreamClient(
-                    name: member.configuration.name, endpoint: member.endpoint, region: member.configuration.region,
-                    authentication: member.authentication, timeouts: configuration.timeouts, weight: member.configuration.weight,
-                    models: member.configuration.models, maxConnections: configuration.server.maxConcurrentStreams,
-                    retriesConnecting: plan.members.count == 1
-                )
-            },
-            routing: configuration.routing
-        )
+        let upstreams = Upstreams(plan: plan.members, configuration: configuration)
         Self.raiseOpenFileLimit(logger: logger)
         for member in plan.members {
             logger.info(
@@ -164,6 +154,12 @@ package struct UpstreamPlan: Sendable {
         package var configuration: GatewayConfiguration.Upstream
         package var endpoint: URL
         package var authentication: UpstreamAuthentication
+
+        package init(configuration: GatewayConfiguration.Upstream, endpoint: URL, authentication: UpstreamAuthentication) {
+            self.configuration = configuration
+            self.endpoint = endpoint
+            self.authentication = authentication
+        }
     }
 
     package var members: [Member]
@@ -256,5 +252,25 @@ package struct UpstreamPlan: Sendable {
             authentication = .none
         }
         return Member(configuration: upstream, endpoint: endpoint, authentication: authentication)
+    }
+}
+
+extension Upstreams {
+    /// One client per planned upstream, with the configuration's timeouts, weights, model lists and
+    /// routing. Each may keep a connection per open stream and 1,024 more for whole (non-streamed)
+    /// answers, which the stream limit does not count: with the pool sized to the stream limit alone,
+    /// a gateway at its stream limit queued every Converse or InvokeModel call behind the streams.
+    package convenience init(plan members: [UpstreamPlan.Member], configuration: GatewayConfiguration) {
+        self.init(
+            members: members.map { member in
+                UpstreamClient(
+                    name: member.configuration.name, endpoint: member.endpoint, region: member.configuration.region,
+                    authentication: member.authentication, timeouts: configuration.timeouts, weight: member.configuration.weight,
+                    models: member.configuration.models, maxConnections: configuration.server.maxConcurrentStreams + 1_024,
+                    retriesConnecting: members.count == 1
+                )
+            },
+            routing: configuration.routing
+        )
     }
 }

@@ -147,10 +147,4 @@ package struct UpstreamRoute: Sendable {
     package var name: String
     package var region: String
     package var attempts: Int
-
-    init(upstream: UpstreamClient, attempts: Int) {
-        self.name = upstream.name
-        self.region = upstream.region
-        self.attempts = attempts
-    }
 }

@@ -1,9 +1,6 @@
-import AsyncHTTPClient
 import Crypto
 package import Foundation
 package import Logging
-import NIOCore
-import NIOHTTP1
 import StreamCore
 import Synchronization
 
@@ -76,29 +73,27 @@ package final class OIDCVerifier: Sendable {
         /// When an unknown key last caused a fetch.
         var lastMissFetch: ContinuousClock.Instant?
         var fetching: Task<JSONWebKeySet?, Never>?
-        var fetches = 0
         var verified: [SHA256Digest: OIDCIdentity] = [:]
     }
 
     private let state = Mutex(State())
     private let now: @Sendable () -> Date
     private let logger: Logger
-    /// Whether keys are fetched from the issuer (`false`: only the ones given, for tests without one).
-    private let fetches: Bool
+    /// Reads a URL's body (the discovery document, the JWKS); `nil`: only the keys given (tests and
+    /// benchmarks without an issuer). The HTTP side is the caller's (``JSONDocument/get(_:)``), so
+    /// identity code stays free of it.
+    private let fetch: (@Sendable (String) async throws -> [UInt8])?
 
     package init(
-        settings: OIDCSettings, keys: JSONWebKeySet? = nil, fetches: Bool = true, logger: Logger = Logger(label: "sluice.oidc"),
-        now: @escaping @Sendable () -> Date = { Date() }
+        settings: OIDCSettings, keys: JSONWebKeySet? = nil, fetch: (@Sendable (String) async throws -> [UInt8])?,
+        logger: Logger = Logger(label: "sluice.oidc"), now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.settings = settings
         self.now = now
         self.logger = logger
-        self.fetches = fetches
+        self.fetch = fetch
         self.state.withLock { $0.keys = keys }
     }
-
-    /// JWKS fetches so far (start-up and refetches).
-    package var fetchCount: Int { self.state.withLock { $0.fetches } }
 
     /// Whether a bearer value is a JWT rather than a Sluice token: three base64url parts, the first
     /// a JSON object (`eyJ` is `{"` encoded).
@@ -213,7 +208,7 @@ package final class OIDCVerifier: Sendable {
 
     /// One refetch for an unknown key, unless one happened in the last 30 s (then the keys as they are).
     private func refetchForUnknownKey() async -> JSONWebKeySet? {
-        guard self.fetches else { return self.state.withLock { $0.keys } }
+        guard self.fetch != nil else { return self.state.withLock { $0.keys } }
         let allowed = self.state.withLock { state -> Bool in
             // Without any keys yet (the issuer was down at start-up), every miss may try again.
             guard state.keys != nil else { return true }
@@ -241,51 +236,29 @@ package final class OIDCVerifier: Sendable {
     }
 
     private func download(cause: String) async -> JSONWebKeySet? {
+        guard let fetch = self.fetch else { return self.state.withLock { $0.keys } }
         do {
             var jwksURI = self.state.withLock { $0.jwksURI }
             if jwksURI == nil {
                 var base = self.settings.issuer
                 while base.hasSuffix("/") { base.removeLast() }
-                let discovery = try await Self.getJSON(base + "/.well-known/openid-configuration")
+                let discovery = try JSONDocument.object(try await fetch(base + "/.well-known/openid-configuration"))
                 guard discovery.present("issuer")?.stringValue == self.settings.issuer else {
-                    throw DiscoveryError("the discovery document names another issuer")
+                    throw JSONDocument.Failure("the discovery document names another issuer")
                 }
-                guard let uri = discovery.present("jwks_uri")?.stringValue else { throw DiscoveryError("the discovery document has no jwks_uri") }
+                guard let uri = discovery.present("jwks_uri")?.stringValue else { throw JSONDocument.Failure("the discovery document has no jwks_uri") }
                 jwksURI = uri
                 self.state.withLock { $0.jwksURI = uri }
             }
             guard let jwksURI else { return nil }
-            let keys = try JSONWebKeySet(json: try await Self.get(jwksURI))
-            self.state.withLock { state in
-                state.keys = keys
-                state.fetches += 1
-            }
+            let keys = try JSONWebKeySet(json: try await fetch(jwksURI))
+            self.state.withLock { $0.keys = keys }
             self.logger.info("IdP keys fetched", metadata: ["oidc.issuer": "\(self.settings.issuer)", "oidc.keys": "\(keys.keys.count)", "cause": "\(cause)"])
             return keys
         } catch {
             self.logger.warning("IdP keys could not be fetched", metadata: ["oidc.issuer": "\(self.settings.issuer)", "error": "\(error)"])
             return self.state.withLock { $0.keys }
         }
-    }
-
-    struct DiscoveryError: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
-    }
-
-    static func get(_ url: String) async throws -> [UInt8] {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "Accept", value: "application/json")
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        guard response.status == .ok else { throw DiscoveryError("GET \(url): HTTP \(response.status.code)") }
-        return Array(buffer: try await response.body.collect(upTo: 1 << 20))
-    }
-
-    static func getJSON(_ url: String) async throws -> JSONObject {
-        let bytes = try await Self.get(url)
-        let parsed = try bytes.withUnsafeBytes { try JSONParser.parse($0, maximumNestingDepth: 16) }
-        guard let object = parsed.objectValue else { throw DiscoveryError("GET \(url): not a JSON object") }
-        return object
     }
 }
 
