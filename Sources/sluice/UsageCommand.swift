@@ -26,15 +26,15 @@ struct UsageCommand: AsyncParsableCommand {
     func run() async throws {
         guard let grouping = UsageReport.Grouping(rawValue: self.by), let window = ClientToken.parseDuration(self.since) else { return }
         let store = try await self.store.open()
-        let records: [UsageRecord]
+        let totals: [UsageTotal]
         do {
-            records = try await store.usage(since: Date().addingTimeInterval(-Double(window.components.seconds)))
+            totals = try await store.usageTotals(since: Date().addingTimeInterval(-Double(window.components.seconds)), bucketSeconds: nil)
         } catch {
             try? await store.close()
             throw error
         }
         try? await store.close()
-        let report = UsageReport(records: records, by: grouping)
+        let report = UsageReport(totals: totals, by: grouping)
         let rows = report.rows.map { row in
             [
                 row.key, String(row.requests), String(row.inputTokens), String(row.outputTokens), String(row.cacheReadTokens),

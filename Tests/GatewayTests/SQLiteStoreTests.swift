@@ -165,10 +165,94 @@ struct SQLiteStoreTests {
             #expect(all[1].firstByteMilliseconds == 12.5)
             #expect(all[2].usage.totalTokens == 18)
             #expect(try await store.usage(since: start.addingTimeInterval(61)).map(\.requestID) == ["r2"])
-            let report = UsageReport(records: all, by: .group)
+            let report = UsageReport(totals: try await store.usageTotals(since: start, bucketSeconds: nil), by: .group)
             #expect(report.rows.map(\.key).sorted() == ["eng", "ops"])
             #expect(report.rows.first?.requests == 3)
             #expect(report.rows.first?.costUSD == 1.5)
+            #expect(report.rows.first?.bucket == nil)
+        }
+    }
+
+    @Test("usage totals are summed in the database per key and per UTC hour or day; a window leaves out older rows")
+    func usageTotals() async throws {
+        try await withTemporaryStore { store, _ in
+            // 2027-01-15T00:00:00Z, a whole day and hour.
+            let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 1_800_000_000.truncatingRemainder(dividingBy: 86_400))
+            let rows: [(offset: Double, identity: String, groups: [String], model: String, upstream: String?, cost: Double)] = [
+                (-60, "old", ["eng"], "m1", "east", 9),  // before the window
+                (10, "jane", ["eng", "ops"], "m1", "east", 0.25),
+                (20, "jane", ["eng", "ops"], "m2", "east", 0.5),
+                (3_700, "bob", [], "m1", nil, 1),
+                (3_800, "jane", ["eng", "ops"], "m1", "west", 0.125),
+                (90_000, "bob", [], "m1", nil, 2),
+            ]
+            for (index, row) in rows.enumerated() {
+                try await store.recordUsage(
+                    UsageRecord(
+                        timestamp: midnight.addingTimeInterval(row.offset), requestID: "r\(index)", identity: row.identity, tokenPrefix: "p",
+                        groups: row.groups, route: "/v1/messages", requestedModel: row.model, resolvedModel: row.model, status: 200, finishReason: "stop",
+                        usage: TokenUsage(inputTokens: 100, outputTokens: 10, cacheReadInputTokens: 1, cacheWriteInputTokens: 2), costUSD: row.cost,
+                        firstByteMilliseconds: 5, durationMilliseconds: 50, upstream: row.upstream
+                    )
+                )
+            }
+            let totals = try await store.usageTotals(since: midnight, bucketSeconds: nil)
+            let byIdentity = UsageReport(totals: totals, by: .identity).rows
+            #expect(byIdentity.map(\.key) == ["bob", "jane"])
+            #expect(byIdentity.map(\.requests) == [2, 3])
+            #expect(byIdentity.map(\.costUSD) == [3, 0.875])
+            #expect(byIdentity[1].inputTokens == 300 && byIdentity[1].outputTokens == 30)
+            #expect(byIdentity[1].cacheReadTokens == 3 && byIdentity[1].cacheWriteTokens == 6)
+            #expect(UsageReport(totals: totals, by: .group).rows.map { "\($0.key)=\($0.requests)" } == ["(none)=2", "eng=3", "ops=3"])
+            #expect(UsageReport(totals: totals, by: .upstream).rows.map { "\($0.key)=\($0.requests)" } == ["(none)=2", "east=2", "west=1"])
+
+            let hourly = UsageReport(totals: try await store.usageTotals(since: midnight, bucketSeconds: 3_600), by: .identity).rows
+            #expect(hourly.map { "\($0.key)@\(Int($0.bucket?.timeIntervalSince(midnight) ?? -1))=\($0.requests)" } == [
+                "jane@0=2", "bob@3600=1", "jane@3600=1", "bob@90000=1",
+            ])
+            let daily = UsageReport(totals: try await store.usageTotals(since: midnight, bucketSeconds: 86_400), by: .model).rows
+            #expect(daily.map { "\($0.key)@\(Int($0.bucket?.timeIntervalSince(midnight) ?? -1))=\($0.requests)" } == ["m1@0=3", "m2@0=1", "m1@86400=1"])
+        }
+    }
+
+    @Test("recent requests: newest first, filtered by identity and window, paged with the last row's id")
+    func recentRequests() async throws {
+        try await withTemporaryStore { store, _ in
+            let start = Date(timeIntervalSince1970: 1_800_000_000)
+            for index in 0..<7 {
+                try await store.recordUsage(
+                    UsageRecord(
+                        timestamp: start.addingTimeInterval(Double(index)), requestID: "r\(index)", identity: index % 2 == 0 ? "jane" : "bob",
+                        tokenPrefix: "p", groups: [], route: "/v1/chat/completions", requestedModel: "m", resolvedModel: "m", status: 200,
+                        finishReason: nil, usage: TokenUsage(), costUSD: 0, firstByteMilliseconds: nil, durationMilliseconds: 1
+                    )
+                )
+            }
+            let first = try await store.recentRequests(RequestQuery(since: start, limit: 3))
+            #expect(first.map(\.record.requestID) == ["r6", "r5", "r4"])
+            let second = try await store.recentRequests(RequestQuery(since: start, before: first.last?.id, limit: 3))
+            #expect(second.map(\.record.requestID) == ["r3", "r2", "r1"])
+            let last = try await store.recentRequests(RequestQuery(since: start, before: second.last?.id, limit: 3))
+            #expect(last.map(\.record.requestID) == ["r0"])
+            #expect(try await store.recentRequests(RequestQuery(since: start, identity: "jane", limit: 10)).map(\.record.requestID) == ["r6", "r4", "r2", "r0"])
+            #expect(try await store.recentRequests(RequestQuery(since: start.addingTimeInterval(5), limit: 10)).map(\.record.requestID) == ["r6", "r5"])
+        }
+    }
+
+    @Test("revoking by prefix never revokes an identity's tokens")
+    func revokeByPrefixOnly() async throws {
+        try await withTemporaryStore { store, _ in
+            let now = Date()
+            let one = ClientToken.make(identity: "alpha", groups: [], label: nil, ttl: .seconds(3_600), now: now)
+            try await store.insertToken(one.record)
+            // A second identity whose name is the first token's prefix.
+            let two = ClientToken.make(identity: one.record.prefix, groups: [], label: nil, ttl: .seconds(3_600), now: now)
+            try await store.insertToken(two.record)
+            #expect(try await store.revokeToken(prefix: one.record.prefix, at: now))
+            #expect(try await store.revokeToken(prefix: one.record.prefix, at: now) == false)
+            let states = Dictionary(uniqueKeysWithValues: try await store.tokens().map { ($0.prefix, $0.state(at: now)) })
+            #expect(states[one.record.prefix] == .revoked)
+            #expect(states[two.record.prefix] == .active)
         }
     }
 

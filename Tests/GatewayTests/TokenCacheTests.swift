@@ -19,10 +19,15 @@ final class CountingStore: Store {
         return try await self.base.token(digest: digest)
     }
     func revokeTokens(matching selector: String, at date: Date) async throws -> [String] { try await self.base.revokeTokens(matching: selector, at: date) }
+    func revokeToken(prefix: String, at date: Date) async throws -> Bool { try await self.base.revokeToken(prefix: prefix, at: date) }
     func tokensVersion() async throws -> Int64 { try await self.base.tokensVersion() }
     func markTokensUsed(_ lastUsed: [String: Date]) async throws { try await self.base.markTokensUsed(lastUsed) }
     func recordUsage(_ record: UsageRecord) async throws { try await self.base.recordUsage(record) }
     func usage(since: Date) async throws -> [UsageRecord] { try await self.base.usage(since: since) }
+    func usageTotals(since: Date, bucketSeconds: Int?) async throws -> [UsageTotal] {
+        try await self.base.usageTotals(since: since, bucketSeconds: bucketSeconds)
+    }
+    func recentRequests(_ query: RequestQuery) async throws -> [LedgerEntry] { try await self.base.recentRequests(query) }
     func saveResponse(_ response: StoredResponse) async throws { try await self.base.saveResponse(response) }
     func storedResponse(id: String, identity: String, at now: Date) async throws -> StoredResponse? {
         try await self.base.storedResponse(id: id, identity: identity, at: now)

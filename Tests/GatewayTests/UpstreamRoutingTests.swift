@@ -219,7 +219,7 @@ struct UpstreamRoutingTests {
             #expect(lines.count == 36)
             #expect(lines.allSatisfy { $0["upstream.attempts"] as? Int == 1 && $0["upstream"] is String && $0["upstream.region"] is String })
             // The ledger: `sluice usage --by upstream`.
-            let report = UsageReport(records: try await stack.store.usage(since: Date(timeIntervalSinceNow: -60)), by: .upstream)
+            let report = UsageReport(totals: try await stack.store.usageTotals(since: Date(timeIntervalSinceNow: -60), bucketSeconds: nil), by: .upstream)
             #expect(Set(report.rows.map(\.key)) == ["east", "west", "central"])
             #expect(report.rows.map(\.requests).reduce(0, +) == 36)
         }
@@ -367,7 +367,9 @@ struct UpstreamRoutingTests {
             let lines = Self.responses(stack)
             #expect(lines.map { $0["upstream"] as? String } == ["west", "west", "west"])
             #expect(lines.map { $0["upstream.attempts"] as? Int } == [2, 1, 1])
-            #expect(stack.recorders[0].entries.count == 1)
+            // East saw at most the first request: 0 when, with the whole suite on 2 cores, the request
+            // had not reached its handler yet when the 3 s first-byte limit ran out (seen once).
+            #expect(stack.recorders[0].entries.count <= 1)
         }
     }
 

@@ -150,6 +150,8 @@ package final class SQLiteStore: Store {
         ],
         // 3: the upstream that served each request (`upstreams`).
         ["ALTER TABLE usage ADD COLUMN upstream TEXT"],
+        // 4: the console's recent requests of one identity, newest first.
+        ["CREATE INDEX usage_identity ON usage(identity, id)"],
     ]
 
     private func migrate() async throws {
@@ -216,6 +218,14 @@ package final class SQLiteStore: Store {
         return rows.compactMap { $0.column("prefix")?.string }.sorted()
     }
 
+    package func revokeToken(prefix: String, at date: Date) async throws -> Bool {
+        let rows = try await self.connection.query(
+            "UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND prefix = ? RETURNING prefix",
+            [.float(date.timeIntervalSince1970), .text(prefix)]
+        )
+        return !rows.isEmpty
+    }
+
     package func tokensVersion() async throws -> Int64 {
         let rows = try await self.connection.query("SELECT value FROM counters WHERE name = 'tokens_changed'")
         return Int64(rows.first?.column("value")?.integer ?? 0)
@@ -266,26 +276,77 @@ package final class SQLiteStore: Store {
 
     package func usage(since: Date) async throws -> [UsageRecord] {
         let rows = try await self.connection.query("SELECT * FROM usage WHERE at >= ? ORDER BY at, id", [.float(since.timeIntervalSince1970)])
+        return try rows.map(Self.usageRecord(from:))
+    }
+
+    package func usageTotals(since: Date, bucketSeconds: Int?) async throws -> [UsageTotal] {
+        // Timestamps are positive, so the integer cast is the floor: a bucket starts on a whole
+        // multiple of its length in UTC.
+        let bucket = bucketSeconds.map { "CAST(at / \($0) AS INTEGER) * \($0)" } ?? "NULL"
+        let rows = try await self.connection.query(
+            """
+            SELECT identity, groups, model_resolved, upstream, \(bucket) AS bucket, count(*) AS requests,
+                sum(input_tokens) AS input, sum(output_tokens) AS output, sum(cache_read_tokens) AS cache_read,
+                sum(cache_write_tokens) AS cache_write, sum(cost_usd) AS cost
+            FROM usage WHERE at >= ? GROUP BY identity, groups, model_resolved, upstream, bucket
+            """,
+            [.float(since.timeIntervalSince1970)]
+        )
         return try rows.map { row in
-            guard let at = row.column("at")?.double, let requestID = row.column("request_id")?.string,
-                let identity = row.column("identity")?.string, let prefix = row.column("token_prefix")?.string,
-                let groups = row.column("groups")?.string, let route = row.column("route")?.string,
-                let requested = row.column("model_requested")?.string, let resolved = row.column("model_resolved")?.string,
-                let status = row.column("status")?.integer, let duration = row.column("duration_ms")?.double
+            guard let identity = row.column("identity")?.string, let groups = row.column("groups")?.string,
+                let model = row.column("model_resolved")?.string, let requests = row.column("requests")?.integer
             else { throw StoreError.corruptRow("usage") }
-            return UsageRecord(
-                timestamp: Date(timeIntervalSince1970: at), requestID: requestID, identity: identity, tokenPrefix: prefix,
-                groups: Self.splitGroups(groups), route: route, requestedModel: requested, resolvedModel: resolved, status: status,
-                finishReason: row.column("finish_reason")?.string,
+            let bucket = row.column("bucket").flatMap { $0.isNull ? nil : $0.double }
+            return UsageTotal(
+                identity: identity, groups: Self.splitGroups(groups), resolvedModel: model, upstream: row.column("upstream")?.string,
+                bucket: bucket.map { Date(timeIntervalSince1970: $0) }, requests: requests,
                 usage: TokenUsage(
-                    inputTokens: row.column("input_tokens")?.integer ?? 0, outputTokens: row.column("output_tokens")?.integer ?? 0,
-                    cacheReadInputTokens: row.column("cache_read_tokens")?.integer ?? 0,
-                    cacheWriteInputTokens: row.column("cache_write_tokens")?.integer ?? 0
+                    inputTokens: row.column("input")?.integer ?? 0, outputTokens: row.column("output")?.integer ?? 0,
+                    cacheReadInputTokens: row.column("cache_read")?.integer ?? 0, cacheWriteInputTokens: row.column("cache_write")?.integer ?? 0
                 ),
-                costUSD: row.column("cost_usd")?.double ?? 0, firstByteMilliseconds: row.column("first_byte_ms")?.double,
-                durationMilliseconds: duration, upstream: row.column("upstream")?.string
+                costUSD: row.column("cost")?.double ?? 0
             )
         }
+    }
+
+    package func recentRequests(_ query: RequestQuery) async throws -> [LedgerEntry] {
+        var sql = "SELECT * FROM usage WHERE at >= ?"
+        var binds: [SQLiteData] = [.float(query.since.timeIntervalSince1970)]
+        if let identity = query.identity {
+            sql += " AND identity = ?"
+            binds.append(.text(identity))
+        }
+        if let before = query.before {
+            sql += " AND id < ?"
+            binds.append(.integer(Int(before)))
+        }
+        sql += " ORDER BY id DESC LIMIT ?"
+        binds.append(.integer(query.limit))
+        return try await self.connection.query(sql, binds).map { row in
+            guard let id = row.column("id")?.integer else { throw StoreError.corruptRow("usage") }
+            return LedgerEntry(id: Int64(id), record: try Self.usageRecord(from: row))
+        }
+    }
+
+    private static func usageRecord(from row: SQLiteRow) throws -> UsageRecord {
+        guard let at = row.column("at")?.double, let requestID = row.column("request_id")?.string,
+            let identity = row.column("identity")?.string, let prefix = row.column("token_prefix")?.string,
+            let groups = row.column("groups")?.string, let route = row.column("route")?.string,
+            let requested = row.column("model_requested")?.string, let resolved = row.column("model_resolved")?.string,
+            let status = row.column("status")?.integer, let duration = row.column("duration_ms")?.double
+        else { throw StoreError.corruptRow("usage") }
+        return UsageRecord(
+            timestamp: Date(timeIntervalSince1970: at), requestID: requestID, identity: identity, tokenPrefix: prefix,
+            groups: Self.splitGroups(groups), route: route, requestedModel: requested, resolvedModel: resolved, status: status,
+            finishReason: row.column("finish_reason")?.string,
+            usage: TokenUsage(
+                inputTokens: row.column("input_tokens")?.integer ?? 0, outputTokens: row.column("output_tokens")?.integer ?? 0,
+                cacheReadInputTokens: row.column("cache_read_tokens")?.integer ?? 0,
+                cacheWriteInputTokens: row.column("cache_write_tokens")?.integer ?? 0
+            ),
+            costUSD: row.column("cost_usd")?.double ?? 0, firstByteMilliseconds: row.column("first_byte_ms")?.double,
+            durationMilliseconds: duration, upstream: row.column("upstream")?.string
+        )
     }
 
     // MARK: Responses

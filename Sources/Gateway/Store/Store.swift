@@ -16,6 +16,8 @@ package protocol Store: Sendable {
     func token(digest: [UInt8]) async throws -> TokenRecord?
     /// Revokes the live tokens whose prefix or identity is `selector`; returns their prefixes.
     func revokeTokens(matching selector: String, at date: Date) async throws -> [String]
+    /// Revokes the live token with exactly this prefix (never an identity's tokens); whether there was one.
+    func revokeToken(prefix: String, at date: Date) async throws -> Bool
     /// A number that changes whenever a token is created, revoked or deleted (not when one is used),
     /// so a server can poll it cheaply and reload its cache only on change.
     func tokensVersion() async throws -> Int64
@@ -25,6 +27,13 @@ package protocol Store: Sendable {
     func recordUsage(_ record: UsageRecord) async throws
     /// Ledger rows at or after `since`, oldest first.
     func usage(since: Date) async throws -> [UsageRecord]
+    /// The ledger at or after `since` summed in the database per identity, group list, model and
+    /// upstream (and per UTC bucket of `bucketSeconds` when given): what usage reports are made of,
+    /// without reading every row into memory.
+    func usageTotals(since: Date, bucketSeconds: Int?) async throws -> [UsageTotal]
+    /// Ledger rows newest first: at most `query.limit`, at or after `query.since`, of one identity
+    /// when given, older than the row `query.before` when given (paging).
+    func recentRequests(_ query: RequestQuery) async throws -> [LedgerEntry]
     /// Keeps a Responses API response's conversation for `previous_response_id`; also forgets the
     /// responses that have expired.
     func saveResponse(_ response: StoredResponse) async throws
@@ -151,5 +160,59 @@ package struct UsageRecord: Sendable, Hashable {
         self.costUSD = costUSD
         self.firstByteMilliseconds = firstByteMilliseconds
         self.durationMilliseconds = durationMilliseconds
+    }
+}
+
+/// The ledger's sums for one identity, group list, model and upstream (and bucket).
+package struct UsageTotal: Sendable, Hashable {
+    package var identity: String
+    package var groups: [String]
+    package var resolvedModel: String
+    package var upstream: String?
+    /// The start of the bucket, when totals were asked per bucket.
+    package var bucket: Date?
+    package var requests: Int
+    package var usage: TokenUsage
+    package var costUSD: Double
+
+    package init(
+        identity: String, groups: [String], resolvedModel: String, upstream: String?, bucket: Date?, requests: Int, usage: TokenUsage,
+        costUSD: Double
+    ) {
+        self.identity = identity
+        self.groups = groups
+        self.resolvedModel = resolvedModel
+        self.upstream = upstream
+        self.bucket = bucket
+        self.requests = requests
+        self.usage = usage
+        self.costUSD = costUSD
+    }
+}
+
+/// Which ledger rows ``Store/recentRequests(_:)`` returns.
+package struct RequestQuery: Sendable, Hashable {
+    package var since: Date
+    package var identity: String?
+    /// The ``LedgerEntry/id`` of the last row of the previous page.
+    package var before: Int64?
+    package var limit: Int
+
+    package init(since: Date, identity: String? = nil, before: Int64? = nil, limit: Int) {
+        self.since = since
+        self.identity = identity
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// A ledger row and its id (ids grow with every row a store writes).
+package struct LedgerEntry: Sendable, Hashable {
+    package var id: Int64
+    package var record: UsageRecord
+
+    package init(id: Int64, record: UsageRecord) {
+        self.id = id
+        self.record = record
     }
 }

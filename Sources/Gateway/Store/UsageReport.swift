@@ -1,7 +1,8 @@
-import Foundation
+package import Foundation
 import StreamCore
 
-/// Totals of the usage ledger grouped by identity, group, model or upstream (`sluice usage`).
+/// Totals of the usage ledger grouped by identity, group, model or upstream, and optionally by time
+/// bucket: `sluice usage` and the console's `/admin/api/usage` both print this, so they agree.
 package struct UsageReport: Sendable {
     package enum Grouping: String, Sendable, CaseIterable {
         case identity, group, model, upstream
@@ -9,6 +10,8 @@ package struct UsageReport: Sendable {
 
     package struct Row: Sendable, Hashable {
         package var key: String
+        /// The bucket's start, when the totals were per bucket.
+        package var bucket: Date?
         package var requests = 0
         package var inputTokens = 0
         package var outputTokens = 0
@@ -19,29 +22,40 @@ package struct UsageReport: Sendable {
 
     package var rows: [Row]
 
-    /// A request of a member of several groups counts once for each of them.
-    package init(records: [UsageRecord], by grouping: Grouping) {
-        var table: [String: Row] = [:]
-        for record in records {
+    /// Rows by cost, then requests, highest first; per bucket, oldest bucket first. A request of a
+    /// member of several groups counts once for each of them.
+    package init(totals: [UsageTotal], by grouping: Grouping) {
+        struct Key: Hashable {
+            var key: String
+            var bucket: Date?
+        }
+        var table: [Key: Row] = [:]
+        for total in totals {
             let keys: [String]
             switch grouping {
-            case .identity: keys = [record.identity]
-            case .group: keys = record.groups.isEmpty ? ["(none)"] : record.groups
-            case .model: keys = [record.resolvedModel]
-            case .upstream: keys = [record.upstream ?? "(none)"]
+            case .identity: keys = [total.identity]
+            case .group: keys = total.groups.isEmpty ? ["(none)"] : total.groups
+            case .model: keys = [total.resolvedModel]
+            case .upstream: keys = [total.upstream ?? "(none)"]
             }
             for key in keys {
-                var row = table[key] ?? Row(key: key)
-                row.requests += 1
-                row.inputTokens += record.usage.inputTokens
-                row.outputTokens += record.usage.outputTokens
-                row.cacheReadTokens += record.usage.cacheReadInputTokens
-                row.cacheWriteTokens += record.usage.cacheWriteInputTokens
-                row.costUSD += record.costUSD
-                table[key] = row
+                let slot = Key(key: key, bucket: total.bucket)
+                var row = table[slot] ?? Row(key: key, bucket: total.bucket)
+                row.requests += total.requests
+                row.inputTokens += total.usage.inputTokens
+                row.outputTokens += total.usage.outputTokens
+                row.cacheReadTokens += total.usage.cacheReadInputTokens
+                row.cacheWriteTokens += total.usage.cacheWriteInputTokens
+                row.costUSD += total.costUSD
+                table[slot] = row
             }
         }
-        self.rows = table.values.sorted { ($0.costUSD, $0.requests, $1.key) > ($1.costUSD, $1.requests, $0.key) }
+        let epoch = Date(timeIntervalSince1970: 0)
+        self.rows = table.values.sorted {
+            let (left, right) = ($0.bucket ?? epoch, $1.bucket ?? epoch)
+            if left != right { return left < right }
+            return ($0.costUSD, $0.requests, $1.key) > ($1.costUSD, $1.requests, $0.key)
+        }
     }
 }
 
