@@ -15,9 +15,11 @@ package struct StreamObserver: Sendable {
         self.chunkTimer = metrics.chunkTimer(route: route)
     }
 
-    /// Records what the gateway added to one chunk (see ``GatewayMetrics/chunkTimer(route:)``).
-    func chunkProcessed(_ duration: Duration) {
+    /// Records what the gateway added to one chunk, handed to the client at `instant` (see
+    /// ``GatewayMetrics/chunkTimer(route:)``).
+    func chunkProcessed(_ duration: Duration, at instant: ContinuousClock.Instant) {
         self.chunkTimer?.recordNanoseconds(duration.totalNanoseconds)
+        self.metrics.recent.chunkProcessed(duration, at: instant)
     }
 }
 

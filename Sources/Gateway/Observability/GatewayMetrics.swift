@@ -24,6 +24,8 @@ package final class GatewayMetrics: Sendable {
     private let activeStreams: Meter
     private let chunkTimers: [String: Metrics.Timer]
     private let firstByteTimers: [String: Metrics.Timer]
+    /// The last minutes, for the console (`/admin/api/status`).
+    package let recent = RecentActivity()
 
     /// The routes streams are counted on (bounded label values).
     static let streamRoutes = ["/v1/chat/completions", "/v1/messages", "/v1/responses", "/bedrock/model"]
@@ -79,6 +81,7 @@ package final class GatewayMetrics: Sendable {
         if let firstByte, let timer = self.firstByteTimers[route] {
             timer.recordNanoseconds(firstByte.totalNanoseconds)
         }
+        self.recent.requestEnded(firstByte: firstByte, at: .now)
     }
 
     /// An upstream failure: a connection error, an error status, or an exception in a stream.
@@ -123,9 +126,9 @@ package final class GatewayMetrics: Sendable {
 
     /// The exposition text (`text/plain; version=0.0.4`), with the gauges of open streams and of
     /// upstream health (1 taking requests, 0 cooling down) read now.
-    package func render(openStreams: Int, upstreamHealth: [(name: String, healthy: Bool)] = []) -> [UInt8] {
+    package func render(openStreams: Int, upstreamHealth: [(name: String, region: String, healthy: Bool)] = []) -> [UInt8] {
         self.activeStreams.set(openStreams)
-        for (name, healthy) in upstreamHealth {
+        for (name, _, healthy) in upstreamHealth {
             Meter(label: "sluice_upstream_healthy", dimensions: [("upstream", name)], factory: self.factory).set(healthy ? 1 : 0)
         }
         var buffer: [UInt8] = []

@@ -70,9 +70,10 @@ package final class Upstreams: Sendable {
         package var state: UpstreamHealthState
     }
 
-    /// Health as a gauge: 1 for an upstream taking requests, 0 for one cooling down.
-    package func healthGauge(now: ContinuousClock.Instant = .now) -> [(name: String, healthy: Bool)] {
-        self.members.map { ($0.name, self.health.state(of: $0.name, now: now) != .coolingDown) }
+    /// Each upstream and whether it takes requests now (false while it cools down): the metrics'
+    /// gauge and the console's status.
+    package func healthGauge(now: ContinuousClock.Instant = .now) -> [(name: String, region: String, healthy: Bool)] {
+        self.members.map { ($0.name, $0.region, self.health.state(of: $0.name, now: now) != .coolingDown) }
     }
 
     package func shutdown() async throws {
