@@ -92,6 +92,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The console, compiled into the binary (ConsoleAssets).
+            resources: [
+                .embedInCode("Admin/Console/index.html"), .embedInCode("Admin/Console/console.js"), .embedInCode("Admin/Console/console.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

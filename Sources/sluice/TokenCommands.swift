@@ -74,17 +74,14 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await self.store.open()
-            var made = ClientToken.make(identity: self.identity, groups: self.group, label: self.label, ttl: ClientToken.parseDuration(self.ttl), now: Date())
-            // A prefix collision (48 random bits) is rare; a new token has a new prefix.
-            var attempts = 0
-            while true {
-                do {
-                    try await store.insertToken(made.record)
-                    break
-                } catch StoreError.duplicatePrefix where attempts < 5 {
-                    attempts += 1
-                    made = ClientToken.make(identity: self.identity, groups: self.group, label: self.label, ttl: ClientToken.parseDuration(self.ttl), now: Date())
-                }
+            let made: (token: String, record: TokenRecord)
+            do {
+                made = try await ClientToken.issue(
+                    in: store, identity: self.identity, groups: self.group, label: self.label, ttl: ClientToken.parseDuration(self.ttl), now: Date()
+                )
+            } catch {
+                try? await store.close()
+                throw error
             }
             try? await store.close()
             let record = made.record

@@ -18,11 +18,12 @@ await runSluice()
 struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
-        abstract: "A streaming gateway that puts AWS Bedrock behind the OpenAI API and Bedrock's own API.",
+        abstract: "A streaming gateway that puts AWS Bedrock behind the OpenAI, Anthropic and Bedrock APIs.",
         discussion: """
             With no subcommand, `sluice` serves. With no AWS credentials configured it starts a built-in \
             Bedrock simulator and says so, so a first run works on any machine.
             """,
+        version: SluiceVersion.current,
         subcommands: [Serve.self, Simulate.self, TokenCommand.self, UsageCommand.self, LoginCommand.self],
         defaultSubcommand: Serve.self
     )

@@ -68,6 +68,9 @@ struct GatewayConfigurationTests {
         (#"{"models":{"betas":[{"model":"*","keep":["a"]}]}}"#, "models.betas[0].keep", "unknown key"),
         (#"[1]"#, "(root)", "object"),
         (#"{"server":"#, "-", "JSON"),
+        (#"{"admin":{"groups":"admins"}}"#, "admin.groups", "list"),
+        (#"{"admin":{"groups":[""]}}"#, "admin.groups[0]", "non-empty"),
+        (#"{"admin":{"group":["ops"]}}"#, "admin.group", "unknown key"),
     ])
     func badFile(json: String, key: String, problem: String) throws {
         let file = try self.write(json)
@@ -77,6 +80,13 @@ struct GatewayConfigurationTests {
         #expect(error.source == file)
         #expect(error.key == key)
         #expect(error.description.contains(problem))
+    }
+
+    @Test("admin.groups: who may use the console; the default is admins")
+    func adminGroups() throws {
+        #expect(try GatewayConfiguration.load(file: nil, environment: [:]).adminGroups == ["admins"])
+        let file = try self.write(#"{"admin":{"groups":["ops","sre"]}}"#)
+        #expect(try GatewayConfiguration.load(file: file, environment: [:]).adminGroups == ["ops", "sre"])
     }
 
     @Test("bad environment values are refused with their variable name")

@@ -167,6 +167,15 @@ struct LiveStack {
         return (response.status, response.headers, try await response.body.collect(upTo: 16 * 1024 * 1024))
     }
 
+    func delete(_ path: String, headers: [(String, String)] = []) async throws -> (HTTPResponseStatus, HTTPHeaders, ByteBuffer) {
+        var request = HTTPClientRequest(url: self.gateway + path)
+        request.method = .DELETE
+        self.authorize(&request.headers, unless: headers)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await self.client.execute(request, timeout: .seconds(30))
+        return (response.status, response.headers, try await response.body.collect(upTo: 16 * 1024 * 1024))
+    }
+
     /// Adds the stack's admin token unless the test brings its own credential (or asks for none
     /// with an empty `x-sluice-test-no-token` header).
     func authorize(_ fields: inout HTTPHeaders, unless headers: [(String, String)]) {

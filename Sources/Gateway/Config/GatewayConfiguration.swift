@@ -41,6 +41,7 @@ package import StreamCore
 /// | `timeouts.clientIdleSeconds` | number | 30: a client connection that sends nothing (headers or body) this long is closed (slowloris) | |
 /// | `timeouts.requestBodySeconds` | number | 60: the most a client may take to send a whole request body (a trickle), else 408 | |
 /// | `metrics.token` | secret string | none: `GET /metrics` answers 404 | `SLUICE_METRICS_TOKEN` |
+/// | `admin.groups` | [string] | `["admins"]`: the groups whose members may use the console and `/admin/api` | |
 /// | `log.level` | string | `info` | `SLUICE_LOG_LEVEL`, `--log-level` |
 /// | `log.format` | `json` or `text` | text on a terminal, else `json` | `SLUICE_LOG_FORMAT` |
 /// | `inferenceProfiles.allowAnonymous` | bool | false | |
@@ -147,6 +148,9 @@ package struct GatewayConfiguration: Sendable {
     package var prices = PriceTable()
     /// The bearer token that may read `GET /metrics`; without one the route does not exist. Never logged.
     package var metricsToken: String?
+    /// `admin.groups`: a caller in any of them may use the console and the admin API (an empty list
+    /// turns both off for everyone).
+    package var adminGroups = ["admins"]
     package var log = Log()
     /// `SLUICE_BETAS=passthrough`: send every `anthropic_beta` value as the client sent it (no
     /// per-model filtering, no retry without refused values).
@@ -240,7 +244,7 @@ extension GatewayConfiguration {
         let reader = JSONConfigReader(source: path)
         let object = try reader.object(root, key: "")
         try reader.only(
-            object, allowed: ["server", "upstream", "upstreams", "routing", "oidc", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "log", "responses"],
+            object, allowed: ["server", "upstream", "upstreams", "routing", "oidc", "models", "timeouts", "inferenceProfiles", "store", "policies", "prices", "metrics", "admin", "log", "responses"],
             key: ""
         )
         if let server = try reader.optionalObject(object["server"], key: "server") {
@@ -427,6 +431,10 @@ extension GatewayConfiguration {
                 guard token.count >= 16 else { throw reader.fail("metrics.token", "must be at least 16 characters") }
                 self.metricsToken = token
             }
+        }
+        if let admin = try reader.optionalObject(object["admin"], key: "admin") {
+            try reader.only(admin, allowed: ["groups"], key: "admin")
+            if let groups = try reader.optionalStringArray(admin["groups"], key: "admin.groups") { self.adminGroups = groups }
         }
         if let log = try reader.optionalObject(object["log"], key: "log") {
             try reader.only(log, allowed: ["level", "format"], key: "log")

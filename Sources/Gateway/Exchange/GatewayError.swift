@@ -91,6 +91,8 @@ extension GatewayError {
             // The gateway's own time limits and lifecycle.
             case requestTimeout = "request_timeout"
             case serverShuttingDown = "server_shutting_down"
+            /// The gateway's own database did not answer (the admin API's reads and writes).
+            case storeUnavailable = "store_unavailable"
         }
 
         private let base: Base
@@ -127,6 +129,7 @@ extension GatewayError {
         package static let upstreamTruncated = Code(.upstreamTruncated)
         package static let requestTimeout = Code(.requestTimeout)
         package static let serverShuttingDown = Code(.serverShuttingDown)
+        package static let storeUnavailable = Code(.storeUnavailable)
 
         /// The label: bounded, ours.
         package var description: String { self.base.rawValue }
@@ -154,7 +157,7 @@ extension GatewayError {
             case .requestBodyTimeout: 408
             case .requestTooLarge: 413
             case .rateLimited, .upstreamThrottled: 429
-            case .gatewayBusy, .upstreamUnavailable: 503
+            case .gatewayBusy, .upstreamUnavailable, .storeUnavailable: 503
             case .upstreamOverloaded: 529
             case .modelTimeout, .upstreamConnectTimeout, .upstreamFirstByteTimeout, .requestTimeout: 504
             case .upstreamAuthFailed, .modelError, .upstreamError, .upstreamException, .upstreamUnreachable, .upstreamIdleTimeout,

@@ -9,8 +9,9 @@ import StreamCore
 /// closes them after the application has stopped), and runs the application as a service; the
 /// application runs the token-cache refresher as its own service.
 ///
-/// Every route but `/healthz` needs a Sluice token (`access`); `GET /bedrock/inference-profiles[/…]`
-/// goes without one only when the configuration allows it.
+/// Every route but `/healthz`, `/.well-known/sluice` and the console's page and assets (`/admin`)
+/// needs a Sluice or IdP token (`access`); `GET /bedrock/inference-profiles[/…]` goes without one only
+/// when the configuration allows it. `/admin/api/*` needs one of a member of `admin.groups`.
 ///
 /// ```swift
 /// let app = buildGatewayApplication(configuration: configuration, upstreams: upstreams, access: access, logger: logger)
@@ -94,6 +95,12 @@ package func buildGatewayApplication(
         body.writeStaticString("}")
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
+    // The console and its API, for callers in `admin.groups` (docs/admin-api.yaml).
+    AdminAPI(
+        access: access, upstreams: upstreams, adminGroups: Set(configuration.adminGroups), maxStreams: configuration.server.maxConcurrentStreams,
+        limits: limits, logger: logger
+    ).register(on: router)
+    ConsoleAssets().register(on: router)
     router.get("/healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
     }

@@ -23,6 +23,23 @@ package enum ClientToken {
         return (token, record)
     }
 
+    /// Makes a token and stores it (a new one on the rare prefix collision: 48 random bits); the
+    /// CLI's `token create` and the admin API's `POST /admin/api/tokens`.
+    package static func issue(
+        in store: any Store, identity: String, groups: [String], label: String?, ttl: Duration?, now: Date
+    ) async throws -> (token: String, record: TokenRecord) {
+        var attempts = 0
+        while true {
+            let made = Self.make(identity: identity, groups: groups, label: label, ttl: ttl, now: now)
+            do {
+                try await store.insertToken(made.record)
+                return made
+            } catch StoreError.duplicatePrefix where attempts < 5 {
+                attempts += 1
+            }
+        }
+    }
+
     /// The public prefix of a well-formed token, `nil` for anything else.
     package static func prefix(of token: String) -> String? {
         guard token.hasPrefix(Self.scheme) else { return nil }
@@ -48,17 +65,20 @@ package enum ClientToken {
 
     /// Parses a TTL such as `30d`, `12h`, `90m`, `45s` or `2w`; `nil` when malformed or not positive.
     package static func parseDuration(_ text: String) -> Duration? {
-        guard let unit = text.last, let value = Int64(text.dropLast()), value > 0 else { return nil }
-        let seconds: Int64
-        switch unit {
-        case "s": seconds = 1
-        case "m": seconds = 60
-        case "h": seconds = 3600
-        case "d": seconds = 86_400
-        case "w": seconds = 7 * 86_400
-        default: return nil
-        }
-        let (total, overflow) = value.multipliedReportingOverflow(by: seconds)
+        guard let unit = text.last, let scale = Self.secondsPerUnit(unit), let value = Int64(text.dropLast()), value > 0 else { return nil }
+        let (total, overflow) = value.multipliedReportingOverflow(by: scale)
         return overflow ? nil : .seconds(total)
+    }
+
+    /// Seconds in one `s`, `m`, `h`, `d` or `w`.
+    package static func secondsPerUnit(_ unit: Character) -> Int64? {
+        switch unit {
+        case "s": 1
+        case "m": 60
+        case "h": 3_600
+        case "d": 86_400
+        case "w": 7 * 86_400
+        default: nil
+        }
     }
 }

@@ -37,6 +37,23 @@ package struct Ledger: Sendable {
         self.audit.write(line.text)
     }
 
+    /// A call of the admin API by an authenticated caller (admin or not): who, what, how it ended,
+    /// and the token it created or revoked.
+    func recordAdmin(
+        _ caller: Caller, method: String, route: String, status: Int, requestID: String, tokenPrefix: String?, tokenIdentity: String?
+    ) {
+        var line = AuditLine(event: "admin")
+        line.add("request.id", requestID)
+        line.add("identity", caller.identity)
+        line.add("auth", caller.authentication)
+        line.add("method", method)
+        line.add("route", route)
+        line.add("status", status)
+        if let tokenPrefix { line.add("token.prefix", tokenPrefix) }
+        if let tokenIdentity { line.add("token.identity", tokenIdentity) }
+        self.audit.write(line.text)
+    }
+
     /// A request refused after authentication but before it was admitted (a body too large, a
     /// malformed request): a ledger row and an audit line, like every other request.
     package func recordRefused(_ caller: Caller, route: String, requested: String, error: GatewayError, requestID: String) async {
