@@ -13,13 +13,13 @@ struct TokenCommand: AsyncParsableCommand {
 
     /// Where the database is: the same rules as `sluice serve`.
     struct StoreOptions: ParsableArguments {
-        @Option(help: "SQLite database (default SLUICE_DB, the config file's store.path, else ~/.local/share/sluice/sluice.db).")
+        @Option(help: "SQLite file or postgres:// URL (default SLUICE_DB, the config file's store.path or store.url, else ~/.local/share/sluice/sluice.db).")
         var db: String?
 
         @Option(help: "JSON configuration file (for store.path).")
         var config: String?
 
-        func open() async throws -> SQLiteStore {
+        func open() async throws -> any Store {
             let environment = ProcessInfo.processInfo.environment
             var configuredPath: String?
             if self.db == nil, environment["SLUICE_DB"] == nil, self.config != nil || environment["SLUICE_CONFIG"] != nil {
@@ -32,7 +32,13 @@ struct TokenCommand: AsyncParsableCommand {
             let path = StoreLocation.resolve(flag: self.db, environment: environment, configuredPath: configuredPath)
             var logger = Logger(label: "sluice")
             logger.logLevel = .error
-            return try await SQLiteStore.open(path: path, logger: logger)
+            let address: StoreAddress
+            do {
+                address = try StoreAddress.parse(path, environment: environment)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            return try await address.open(logger: logger)
         }
     }
 

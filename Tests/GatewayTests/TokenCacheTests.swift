@@ -7,10 +7,10 @@ import Testing
 
 /// A store that counts the calls the request path could make, around the real SQLite store.
 final class CountingStore: Store {
-    let base: SQLiteStore
+    let base: any Store
     let lookups = Atomic<Int>(0)
 
-    init(_ base: SQLiteStore) { self.base = base }
+    init(_ base: any Store) { self.base = base }
 
     func insertToken(_ token: TokenRecord) async throws { try await self.base.insertToken(token) }
     func tokens() async throws -> [TokenRecord] { try await self.base.tokens() }

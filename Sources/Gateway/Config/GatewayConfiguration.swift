@@ -47,7 +47,7 @@ package import StreamCore
 /// | `inferenceProfiles.allowAnonymous` | bool | false | |
 /// | `responses.store` | bool | false: stateless, `previous_response_id` refused | `SLUICE_RESPONSES_STORE` (`1`/`0`) |
 /// | `responses.retentionDays` | int 1…365 | 7 | |
-/// | `store.path` | string | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both) |
+/// | `store.path` or `store.url` | a SQLite file or `postgres://user[:password]@host[:port]/db[?sslmode=…]` | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both); the password also from `SLUICE_DB_PASSWORD` or `SLUICE_DB_PASSWORD_FILE` |
 /// | `oidc` | {`issuer`, `audience`, `groupsClaim`?, `identityClaim`?, `clientId`?, `scopes`?} | none: Sluice tokens only | |
 /// | `policies` | [{`source`, `provider`, `models`, `limits`, `require`?}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
 /// | `prices` | [{`model`, `input`, `output`, `cacheRead`, `cacheWrite`}] USD per million tokens, first matching glob wins | empty (cost 0) | |
@@ -140,7 +140,7 @@ package struct GatewayConfiguration: Sendable {
     /// Answer `GET /bedrock/inference-profiles` without a token (Claude Code with
     /// `CLAUDE_CODE_SKIP_BEDROCK_AUTH=1` sends none there).
     package var inferenceProfilesAllowAnonymous = false
-    /// The store's file, from the config file (`--db` and `SLUICE_DB` win; see ``StoreLocation``).
+    /// The store's file or `postgres://` URL, from the config file (`--db` and `SLUICE_DB` win; see ``StoreLocation``).
     package var storePath: String?
     /// Access rules, default deny. Without a configuration file, the built-in rule lets group
     /// `admins` use every model, so a first run works with one admin token.
@@ -448,8 +448,19 @@ extension GatewayConfiguration {
             }
         }
         if let store = try reader.optionalObject(object["store"], key: "store") {
-            try reader.only(store, allowed: ["path"], key: "store")
-            if let path = try reader.optionalString(store["path"], key: "store.path") { self.storePath = path }
+            try reader.only(store, allowed: ["path", "url"], key: "store")
+            let path = try reader.optionalString(store["path"], key: "store.path")
+            let url = try reader.optionalString(store["url"], key: "store.url")
+            if path != nil, url != nil { throw reader.fail("store", "has both path and url: give one (a file path or a postgres:// URL)") }
+            if let location = path ?? url {
+                // Checked here so a bad URL stops start-up naming the file and key, not later.
+                do {
+                    _ = try StoreAddress.parse(location, environment: [:])
+                } catch {
+                    throw reader.fail(path != nil ? "store.path" : "store.url", error.description)
+                }
+                self.storePath = location
+            }
         }
         // A file that names no policies grants nothing: missing configuration means deny.
         self.policies = []

@@ -30,9 +30,10 @@ package enum GatewayServer {
         databasePath: String? = nil, reload: (@Sendable () throws -> GatewayConfiguration)? = nil
     ) async throws {
         let plan = try UpstreamPlan(configuration: configuration, environment: environment, simulatorEndpoint: simulatorEndpoint)
-        let databasePath = StoreLocation.resolve(flag: databasePath, environment: environment, configuredPath: configuration.storePath)
-        let store = try await SQLiteStore.open(path: databasePath, logger: logger)
-        logger.info("store", metadata: ["store.path": "\(databasePath)"])
+        let location = StoreLocation.resolve(flag: databasePath, environment: environment, configuredPath: configuration.storePath)
+        let address = try StoreAddress.parse(location, environment: environment)
+        let store = try await address.open(logger: logger)
+        logger.info("store", metadata: ["store": "\(address.redacted)"])
         let access = GatewayAccess(configuration: configuration, store: store)
         await access.authenticator.oidc?.start()
         do {
