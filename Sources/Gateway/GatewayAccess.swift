@@ -21,7 +21,10 @@ package struct GatewayAccess: Sendable {
         configuration: GatewayConfiguration, store: any Store, audit: AuditSink = .standardError,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.authenticator = TokenAuthenticator(store: store, oidc: configuration.oidc.map { OIDCVerifier(settings: $0, fetch: JSONDocument.get, now: now) }, now: now)
+        self.authenticator = TokenAuthenticator(
+            store: store, oidc: configuration.oidc.map { OIDCVerifier(settings: $0, fetch: JSONDocument.get, now: now) },
+            offlineGrace: configuration.storeOfflineGrace, now: now
+        )
         let seal = ReasoningSeal(secret: configuration.responsesKey)
         self.reasoningSeal = seal
         self.settings = LiveSettings(GatewaySettings(configuration: configuration, betaRefusals: self.betaRefusals, reasoning: seal))

@@ -334,7 +334,7 @@ struct RecentActivityTests {
         let activity = RecentActivity(origin: origin)
         for index in 0..<100 {
             activity.requestEnded(firstByte: .milliseconds(index < 98 ? 10 : 900), at: origin + .seconds(5))
-            activity.chunkProcessed(.microseconds(20), at: origin + .seconds(5))
+            activity.chunkProcessed(nanoseconds: 20_000)
         }
         var summary = activity.summary(at: origin + .seconds(30))
         #expect(summary.requests == 100)
@@ -351,6 +351,7 @@ struct RecentActivityTests {
         summary = activity.summary(at: origin + .seconds(320))
         #expect(summary.requests == 0)
         #expect(summary.firstByteMilliseconds.count == 0 && summary.firstByteMilliseconds.p50 == nil)
+        #expect(summary.chunkMicroseconds.count == 0)
         activity.requestEnded(firstByte: nil, at: origin + .seconds(315))
         summary = activity.summary(at: origin + .seconds(320))
         #expect(summary.requests == 1)

@@ -82,3 +82,72 @@ struct TokenCacheTests {
         #expect(TokenAuthenticator.credential(in: [:]) == .failure(.missing))
     }
 }
+
+/// The real store, made to fail on demand (as an unreachable database does) for the outage tests.
+final class FailingStore: Store {
+    let base: any Store
+    let failing = Atomic<Bool>(false)
+
+    init(_ base: any Store) { self.base = base }
+
+    struct Unreachable: Error {}
+
+    private func check() throws { if self.failing.load(ordering: .relaxed) { throw Unreachable() } }
+
+    func insertToken(_ token: TokenRecord) async throws { try self.check(); try await self.base.insertToken(token) }
+    func tokens() async throws -> [TokenRecord] { try self.check(); return try await self.base.tokens() }
+    func token(digest: [UInt8]) async throws -> TokenRecord? { try self.check(); return try await self.base.token(digest: digest) }
+    func revokeTokens(matching selector: String, at date: Date) async throws -> [String] {
+        try self.check()
+        return try await self.base.revokeTokens(matching: selector, at: date)
+    }
+    func revokeToken(prefix: String, at date: Date) async throws -> Bool { try self.check(); return try await self.base.revokeToken(prefix: prefix, at: date) }
+    func tokensVersion() async throws -> Int64 { try self.check(); return try await self.base.tokensVersion() }
+    func markTokensUsed(_ lastUsed: [String: Date]) async throws { try self.check(); try await self.base.markTokensUsed(lastUsed) }
+    func recordUsage(_ record: UsageRecord) async throws { try self.check(); try await self.base.recordUsage(record) }
+    func usage(since: Date) async throws -> [UsageRecord] { try self.check(); return try await self.base.usage(since: since) }
+    func usageTotals(since: Date, bucketSeconds: Int?) async throws -> [UsageTotal] {
+        try self.check()
+        return try await self.base.usageTotals(since: since, bucketSeconds: bucketSeconds)
+    }
+    func recentRequests(_ query: RequestQuery) async throws -> [LedgerEntry] { try self.check(); return try await self.base.recentRequests(query) }
+    func saveResponse(_ response: StoredResponse) async throws { try self.check(); try await self.base.saveResponse(response) }
+    func storedResponse(id: String, identity: String, at now: Date) async throws -> StoredResponse? {
+        try self.check()
+        return try await self.base.storedResponse(id: id, identity: identity, at: now)
+    }
+    func close() async throws { try await self.base.close() }
+}
+
+@Suite
+struct StoreOutageTests {
+    @Test("store unreachable: known tokens work from memory for the offline grace, then 503; an unknown token is 503, never a false 401")
+    func offlineGrace() async throws {
+        try await withTemporaryStore { sqlite, _ in
+            let store = FailingStore(sqlite)
+            let clock = TestClock()
+            let known = ClientToken.make(identity: "jane", groups: ["admins"], label: nil, ttl: .seconds(86_400), now: clock.now)
+            let later = ClientToken.make(identity: "new", groups: ["admins"], label: nil, ttl: .seconds(86_400), now: clock.now)
+            try await store.insertToken(known.record)
+            let authenticator = TokenAuthenticator(store: store, offlineGrace: .seconds(60), now: clock.function)
+            let logger = Logger(label: "sluice-test")
+            await authenticator.refresh(logger: logger)
+            try await store.insertToken(later.record)
+
+            store.failing.store(true, ordering: .relaxed)
+            await authenticator.refresh(logger: logger)
+            clock.advance(by: 30)
+            #expect(try (await authenticator.authenticate(token: known.token)).get().identity == "jane")
+            #expect(await authenticator.authenticate(token: later.token) == .failure(.unverifiable))
+            #expect(AuthenticationFailure.unverifiable.gatewayError.status == 503)
+            clock.advance(by: 31)
+            #expect(await authenticator.authenticate(token: known.token) == .failure(.unverifiable))
+
+            // Back: the next refresh confirms the copy and both work.
+            store.failing.store(false, ordering: .relaxed)
+            await authenticator.refresh(logger: logger)
+            #expect(try (await authenticator.authenticate(token: known.token)).get().identity == "jane")
+            #expect(try (await authenticator.authenticate(token: later.token)).get().identity == "new")
+        }
+    }
+}

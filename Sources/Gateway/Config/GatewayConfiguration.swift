@@ -48,6 +48,7 @@ package import StreamCore
 /// | `responses.store` | bool | false: stateless, `previous_response_id` refused | `SLUICE_RESPONSES_STORE` (`1`/`0`) |
 /// | `responses.retentionDays` | int 1…365 | 7 | |
 /// | `store.path` or `store.url` | a SQLite file or `postgres://user[:password]@host[:port]/db[?sslmode=…]` | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both); the password also from `SLUICE_DB_PASSWORD` or `SLUICE_DB_PASSWORD_FILE` |
+/// | `store.offlineGraceSeconds` | number | 600: tokens known from memory keep working this long while the store is unreachable | |
 /// | `oidc` | {`issuer`, `audience`, `groupsClaim`?, `identityClaim`?, `clientId`?, `scopes`?} | none: Sluice tokens only | |
 /// | `policies` | [{`source`, `provider`, `models`, `limits`, `require`?}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
 /// | `prices` | [{`model`, `input`, `output`, `cacheRead`, `cacheWrite`}] USD per million tokens, first matching glob wins | empty (cost 0) | |
@@ -142,6 +143,9 @@ package struct GatewayConfiguration: Sendable {
     package var inferenceProfilesAllowAnonymous = false
     /// The store's file or `postgres://` URL, from the config file (`--db` and `SLUICE_DB` win; see ``StoreLocation``).
     package var storePath: String?
+    /// `store.offlineGraceSeconds`: how long tokens known from memory keep working while the store
+    /// cannot be read (then 503, since a revocation made elsewhere may be missing).
+    package var storeOfflineGrace: Duration = .seconds(600)
     /// Access rules, default deny. Without a configuration file, the built-in rule lets group
     /// `admins` use every model, so a first run works with one admin token.
     package var policies: [AccessPolicy] = AccessPolicy.builtIn
@@ -448,7 +452,8 @@ extension GatewayConfiguration {
             }
         }
         if let store = try reader.optionalObject(object["store"], key: "store") {
-            try reader.only(store, allowed: ["path", "url"], key: "store")
+            try reader.only(store, allowed: ["path", "url", "offlineGraceSeconds"], key: "store")
+            if let grace = try reader.optionalSeconds(store["offlineGraceSeconds"], key: "store.offlineGraceSeconds") { self.storeOfflineGrace = grace }
             let path = try reader.optionalString(store["path"], key: "store.path")
             let url = try reader.optionalString(store["url"], key: "store.url")
             if path != nil, url != nil { throw reader.fail("store", "has both path and url: give one (a file path or a postgres:// URL)") }

@@ -49,7 +49,7 @@ package enum StreamPump {
                 if out.readableBytes > 0 {
                     let handed = ContinuousClock.now
                     if firstByte == nil { firstByte = handed }
-                    observer.chunkProcessed(handed - arrived, at: handed)
+                    observer.chunkProcessed(handed - arrived)
                     try await Self.write(&out, to: &writer, keep: processor.writesIntoOutput)
                 }
                 if processor.isEnded { break }

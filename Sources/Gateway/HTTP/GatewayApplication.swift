@@ -139,7 +139,10 @@ package func buildGatewayApplication(
         // A backlog of 4,096: a burst of new connections (coding tools opening streams together, a
         // load test) overflowed the default 256 and the kernel dropped them.
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice", backlog: 4096),
-        services: [TokenCacheRefresher(authenticator: access.authenticator, logger: logger)],
+        services: [
+            TokenCacheRefresher(authenticator: access.authenticator, logger: logger),
+            LedgerFlusher(backlog: access.ledger.backlog, store: access.store, logger: logger),
+        ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: logger
     )

@@ -53,7 +53,9 @@ enum MetricsRoute {
     }
 
     static func render(_ access: GatewayAccess, upstreams: Upstreams) -> Response {
-        let text = access.metrics.render(openStreams: access.streams.open, upstreamHealth: upstreams.healthGauge())
+        let text = access.metrics.render(
+            openStreams: access.streams.open, upstreamHealth: upstreams.healthGauge(), ledgerBacklog: access.ledger.backlog.count
+        )
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: text))

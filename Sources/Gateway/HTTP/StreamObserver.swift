@@ -8,18 +8,21 @@ package struct StreamObserver: Sendable {
     let metrics: GatewayMetrics
     let lifecycle: GatewayLifecycle
     private let chunkTimer: Metrics.Timer?
+    private let recent: RecentActivity
 
     package init(metrics: GatewayMetrics, lifecycle: GatewayLifecycle, route: String) {
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.chunkTimer = metrics.chunkTimer(route: route)
+        self.recent = metrics.recent
     }
 
-    /// Records what the gateway added to one chunk, handed to the client at `instant` (see
-    /// ``GatewayMetrics/chunkTimer(route:)``).
-    func chunkProcessed(_ duration: Duration, at instant: ContinuousClock.Instant) {
-        self.chunkTimer?.recordNanoseconds(duration.totalNanoseconds)
-        self.metrics.recent.chunkProcessed(duration, at: instant)
+    /// Records what the gateway added to one chunk (see ``GatewayMetrics/chunkTimer(route:)``), for
+    /// Prometheus and for the console's last minutes.
+    func chunkProcessed(_ duration: Duration) {
+        let nanoseconds = duration.totalNanoseconds
+        self.chunkTimer?.recordNanoseconds(nanoseconds)
+        self.recent.chunkProcessed(nanoseconds: nanoseconds)
     }
 }
 

@@ -34,6 +34,9 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
     case unknown
     case expired
     case revoked
+    /// The store cannot be read (a token not in memory, or the memory older than the offline grace):
+    /// the token may well be valid, so this is a 503 to retry, never a 401.
+    case unverifiable
     /// An IdP token (a JWT) that did not verify.
     case oidc(OIDCFailure)
 
@@ -57,6 +60,10 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
             code = .tokenExpired
         case .revoked:
             message = "the API token has been revoked"
+        case .unverifiable:
+            return GatewayError(
+                .storeUnavailable, "the gateway cannot check API tokens right now (its database is unreachable); try again shortly", retryAfter: 5
+            )
         case .oidc(let failure):
             switch failure {
             case .malformed: message = "the IdP token is not a well-formed JWT (or one of its claims has the wrong type)"
@@ -86,6 +93,7 @@ package enum AuthenticationFailure: Error, Sendable, Hashable {
         case .unknown: "token_unknown"
         case .expired: "token_expired"
         case .revoked: "token_revoked"
+        case .unverifiable: "token_unverifiable"
         case .oidc(let failure):
             switch failure {
             case .malformed: "oidc_malformed"
@@ -117,17 +125,24 @@ package final class TokenAuthenticator: Sendable {
         var version: Int64 = -1
         /// Last use per token prefix, written to the store in batches.
         var used: [String: Date] = [:]
+        /// When the copy was last confirmed current against the store.
+        var confirmed: Date?
     }
 
     let store: any Store
     let now: @Sendable () -> Date
     /// IdP tokens, when `oidc` is configured.
     package let oidc: OIDCVerifier?
+    /// How long the copy may stand in for an unreachable store (`store.offlineGraceSeconds`).
+    let offlineGrace: TimeInterval
     private let state = Mutex(State())
 
-    package init(store: any Store, oidc: OIDCVerifier? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+    package init(
+        store: any Store, oidc: OIDCVerifier? = nil, offlineGrace: Duration = .seconds(600), now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.oidc = oidc
+        self.offlineGrace = Double(offlineGrace.components.seconds)
         self.now = now
     }
 
@@ -155,14 +170,21 @@ package final class TokenAuthenticator: Sendable {
         guard ClientToken.prefix(of: token) != nil else { return .failure(.malformed) }
         let digest = ClientToken.digest(token)
         let key = Array(digest)
-        var record = self.state.withLock { $0.tokens[key] }
+        let now = self.now()
+        var (record, confirmed) = self.state.withLock { ($0.tokens[key], $0.confirmed) }
+        // The copy answers while it is fresh; past the grace (the store unreachable that long) a
+        // revocation made elsewhere may be missing from it, so it answers nothing.
+        if let confirmed, now.timeIntervalSince(confirmed) > self.offlineGrace { return .failure(.unverifiable) }
         if record == nil {
             // Not in the copy: perhaps created after the last reload. Only unknown tokens pay this.
-            record = try? await self.store.token(digest: key)
+            do {
+                record = try await self.store.token(digest: key)
+            } catch {
+                return .failure(.unverifiable)
+            }
             if let found = record { self.state.withLock { $0.tokens[key] = found } }
         }
         guard let record, digest == record.digest else { return .failure(.unknown) }
-        let now = self.now()
         switch record.state(at: now) {
         case .revoked: return .failure(.revoked)
         case .expired: return .failure(.expired)
@@ -176,6 +198,8 @@ package final class TokenAuthenticator: Sendable {
     package func refresh(logger: Logger) async {
         do {
             let version = try await self.store.tokensVersion()
+            let checked = self.now()
+            defer { self.state.withLock { $0.confirmed = checked } }
             if version != self.state.withLock({ $0.version }) {
                 let tokens = try await self.store.tokens()
                 var table: [[UInt8]: TokenRecord] = [:]

@@ -26,6 +26,42 @@ package struct Ledger: Sendable {
     package let audit: AuditSink
     package let metrics: GatewayMetrics
     let now: @Sendable () -> Date
+    /// Rows waiting for an unreachable store.
+    package let backlog = LedgerBacklog()
+    private static let logger = Logger(label: "sluice.ledger")
+
+    /// How a row fared: written (durable), queued in memory for a store that failed, or dropped
+    /// because the queue was full.
+    enum Written {
+        case stored, queued(any Error), dropped(any Error)
+    }
+
+    /// Writes a usage row, or queues it when the store fails (or is already known to be failing).
+    func write(_ record: UsageRecord) async -> Written {
+        if self.backlog.isBacklogged { return self.queue(record, StoreUnavailable()) }
+        do {
+            try await self.store.recordUsage(record)
+            return .stored
+        } catch {
+            return self.queue(record, error)
+        }
+    }
+
+    private func queue(_ record: UsageRecord, _ error: any Error) -> Written {
+        let (queued, first) = self.backlog.enqueue(record)
+        guard queued else {
+            self.metrics.ledgerRowDropped()
+            Self.logger.error("usage row dropped: the store is unreachable and the queue is full", metadata: ["request.id": "\(record.requestID)"])
+            return .dropped(error)
+        }
+        if first {
+            Self.logger.warning("the store did not take a usage row: rows are queued in memory until it answers", metadata: ["store.error": "\(type(of: error))"])
+        }
+        return .queued(error)
+    }
+
+    /// Why a row went straight to the queue: earlier rows are still waiting for the store.
+    struct StoreUnavailable: Error {}
 
     /// A request refused before it was authenticated: an audit line (there is no identity to charge).
     func recordUnauthenticated(route: String, failure: AuthenticationFailure, requestID: String) {

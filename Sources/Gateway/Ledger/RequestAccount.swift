@@ -106,15 +106,8 @@ package struct RequestAccount: Sendable {
         // The write must happen even when the client's disconnect has cancelled this task (the
         // thread pool drops cancelled work): an unstructured task does not inherit the cancellation,
         // and awaiting it keeps the write inside the request.
-        let store = self.ledger.store
-        let stored = await Task { () -> (any Error)? in
-            do {
-                try await store.recordUsage(record)
-                return nil
-            } catch {
-                return error
-            }
-        }.value
+        let ledger = self.ledger
+        let written = await Task { await ledger.write(record) }.value
         var line = AuditLine(event: "response")
         self.describe(into: &line)
         line.add("status", record.status)
@@ -131,7 +124,15 @@ package struct RequestAccount: Sendable {
             line.add("upstream.region", upstream.region)
             line.add("upstream.attempts", upstream.attempts)
         }
-        if let stored { line.add("ledger.error", "\(type(of: stored))") }
+        switch written {
+        case .stored: break
+        case .queued(let error):
+            line.add("ledger", "queued")
+            line.add("ledger.error", "\(type(of: error))")
+        case .dropped(let error):
+            line.add("ledger", "dropped")
+            line.add("ledger.error", "\(type(of: error))")
+        }
         self.ledger.metrics.requestFinished(
             route: self.route, model: self.resolvedModel, identity: self.caller.identity, status: status, usage: usage,
             firstByte: firstByte.map { $0 - self.started }

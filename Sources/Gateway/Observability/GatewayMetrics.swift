@@ -101,6 +101,11 @@ package final class GatewayMetrics: Sendable {
         Counter(label: "sluice_failovers_total", dimensions: [("from", upstream), ("reason", reason)], factory: self.factory).increment()
     }
 
+    /// A usage row the ledger could not keep (the store unreachable and the queue full).
+    func ledgerRowDropped() {
+        Counter(label: "sluice_ledger_rows_dropped_total", dimensions: [], factory: self.factory).increment()
+    }
+
     /// A request refused by a limit (`requests_per_minute`, `concurrent_streams`, …).
     func limitRefusal(_ limit: String) {
         Counter(label: "sluice_limit_refusals_total", dimensions: [("limit", limit)], factory: self.factory).increment()
@@ -126,8 +131,9 @@ package final class GatewayMetrics: Sendable {
 
     /// The exposition text (`text/plain; version=0.0.4`), with the gauges of open streams and of
     /// upstream health (1 taking requests, 0 cooling down) read now.
-    package func render(openStreams: Int, upstreamHealth: [(name: String, region: String, healthy: Bool)] = []) -> [UInt8] {
+    package func render(openStreams: Int, upstreamHealth: [(name: String, region: String, healthy: Bool)] = [], ledgerBacklog: Int = 0) -> [UInt8] {
         self.activeStreams.set(openStreams)
+        Meter(label: "sluice_ledger_backlog_rows", dimensions: [], factory: self.factory).set(ledgerBacklog)
         for (name, _, healthy) in upstreamHealth {
             Meter(label: "sluice_upstream_healthy", dimensions: [("upstream", name)], factory: self.factory).set(healthy ? 1 : 0)
         }
