@@ -258,7 +258,11 @@ def test_postgres_restart_loses_no_finished_request_and_replicas_recover(cluster
         worker.start()
     time.sleep(1.5)
     before = len(finished)
-    subprocess.run(["bash", str(REPO_ROOT / "Tests" / "support" / "postgres.sh"), "restart", folder, port], check=True, timeout=120)
+    script = str(REPO_ROOT / "Tests" / "support" / "postgres.sh")
+    # Down for four seconds: longer than a connection attempt waits, so rows must wait in the queue.
+    subprocess.run(["bash", script, "stop", folder, port], check=True, timeout=120)
+    time.sleep(4)
+    subprocess.run(["bash", script, "restart", folder, port], check=True, timeout=120)
     time.sleep(3)
     stop.set()
     for worker in workers:
@@ -273,6 +277,9 @@ def test_postgres_restart_loses_no_finished_request_and_replicas_recover(cluster
             break
         time.sleep(0.5)
     assert not missing, f"{len(missing)} finished requests without a usage row: {sorted(missing)[:5]}"
+    queued = sum(replica.log().count('"ledger":"queued"') for replica in cluster.replicas)
+    print(f"{len(finished)} requests finished, {queued} of their rows waited in a replica's queue for the restart")
+    assert queued > 0, "no row waited for the database: the outage was not exercised"
     # Each replica works again on its own: a token made after the restart, on every replica.
     fresh = cluster.token("after-restart", ["admins"])
     for replica in cluster.replicas:

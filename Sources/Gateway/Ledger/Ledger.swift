@@ -36,14 +36,34 @@ package struct Ledger: Sendable {
         case stored, queued(any Error), dropped(any Error)
     }
 
-    /// Writes a usage row, or queues it when the store fails (or is already known to be failing).
+    /// How long a response's end waits for its row: a store that does not answer by then (a
+    /// database restarting, a connection pool waiting for a server that is gone) gets the row
+    /// through the queue, and the response ends. The write may still land; the row's key keeps the
+    /// queued copy from being stored twice.
+    static let writeWait: Duration = .seconds(2)
+
+    /// Writes a usage row, or queues it when the store fails, is slow, or is already known to be failing.
     func write(_ record: UsageRecord) async -> Written {
         if self.backlog.isBacklogged { return self.queue(record, StoreUnavailable()) }
-        do {
-            try await self.store.recordUsage(record)
-            return .stored
-        } catch {
-            return self.queue(record, error)
+        let store = self.store
+        let result = await FirstOf<Result<Void, any Error>?>.race(
+            { () async -> Result<Void, any Error>? in
+                do {
+                    try await store.recordUsage(record)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            },
+            { () async -> Result<Void, any Error>? in
+                try? await Task.sleep(for: Self.writeWait)
+                return nil
+            }
+        )
+        switch result {
+        case .success: return .stored
+        case .failure(let error): return self.queue(record, error)
+        case nil: return self.queue(record, StoreTimeout())
         }
     }
 
@@ -62,6 +82,8 @@ package struct Ledger: Sendable {
 
     /// Why a row went straight to the queue: earlier rows are still waiting for the store.
     struct StoreUnavailable: Error {}
+    /// The store did not confirm the write within ``writeWait``.
+    struct StoreTimeout: Error {}
 
     /// A request refused before it was authenticated: an audit line (there is no identity to charge).
     func recordUnauthenticated(route: String, failure: AuthenticationFailure, requestID: String) {

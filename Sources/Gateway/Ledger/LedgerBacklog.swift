@@ -107,3 +107,31 @@ package struct LedgerFlusher: Service {
         }
     }
 }
+
+/// The first of two unstructured tasks to finish; the other runs on, unawaited (a task group
+/// would wait for both, and a store write does not stop when cancelled).
+enum FirstOf<Value: Sendable> {
+    static func race(_ first: @escaping @Sendable () async -> Value, _ second: @escaping @Sendable () async -> Value) async -> Value {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Value, Never>) in
+            let once = Once(continuation)
+            Task { once.finish(await first()) }
+            Task { once.finish(await second()) }
+        }
+    }
+
+    /// Resumes the continuation with the first value only.
+    private final class Once: Sendable {
+        private let pending: Mutex<CheckedContinuation<Value, Never>?>
+
+        init(_ continuation: CheckedContinuation<Value, Never>) {
+            self.pending = Mutex(continuation)
+        }
+
+        func finish(_ value: Value) {
+            self.pending.withLock { waiting in
+                waiting?.resume(returning: value)
+                waiting = nil
+            }
+        }
+    }
+}

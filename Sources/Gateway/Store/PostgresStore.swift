@@ -147,7 +147,8 @@ package final class PostgresStore: Store {
                 cost_usd DOUBLE PRECISION NOT NULL,
                 first_byte_ms DOUBLE PRECISION,
                 duration_ms DOUBLE PRECISION NOT NULL,
-                upstream TEXT
+                upstream TEXT,
+                row_key UUID UNIQUE
             )
             """,
             "CREATE INDEX usage_at ON usage(at)",
@@ -202,6 +203,13 @@ package final class PostgresStore: Store {
         return result
     }
 
+    /// Runs a statement and waits for PostgreSQL's confirmation: `query` returns once the statement
+    /// is under way, and its failure (a lost connection before the commit) arrives only through the
+    /// rows, so a write that is not drained could be reported durable and then be lost.
+    private func execute(_ query: PostgresQuery) async throws {
+        for try await _ in try await self.client.query(query, logger: self.logger) {}
+    }
+
     private func first<T>(_ query: PostgresQuery, _ read: (PostgresRandomAccessRow) throws -> T) async throws -> T? {
         try await self.rows(query, read).first
     }
@@ -210,14 +218,13 @@ package final class PostgresStore: Store {
 
     package func insertToken(_ token: TokenRecord) async throws {
         do {
-            try await self.client.query(
+            try await self.execute(
                 """
                 INSERT INTO tokens (prefix, digest, identity, groups, label, created_at, expires_at, revoked_at, last_used_at)
                 VALUES (\(token.prefix), \(ByteBuffer(bytes: token.digest)), \(token.identity), \(Self.joinGroups(token.groups)), \(token.label),
                     \(token.createdAt.timeIntervalSince1970), \(token.expiresAt?.timeIntervalSince1970), \(token.revokedAt?.timeIntervalSince1970),
                     \(token.lastUsedAt?.timeIntervalSince1970))
-                """,
-                logger: self.logger
+                """
             )
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw StoreError.duplicatePrefix
@@ -256,12 +263,11 @@ package final class PostgresStore: Store {
         // One statement for the whole batch: two arrays unnested side by side.
         let prefixes = Array(lastUsed.keys)
         let times = prefixes.map { lastUsed[$0]?.timeIntervalSince1970 ?? 0 }
-        try await self.client.query(
+        try await self.execute(
             """
             UPDATE tokens SET last_used_at = greatest(coalesce(tokens.last_used_at, 0), used.at)
             FROM unnest(\(prefixes)::text[], \(times)::double precision[]) AS used(prefix, at) WHERE tokens.prefix = used.prefix
-            """,
-            logger: self.logger
+            """
         )
     }
 
@@ -277,17 +283,18 @@ package final class PostgresStore: Store {
     // MARK: Usage
 
     package func recordUsage(_ record: UsageRecord) async throws {
-        try await self.client.query(
+        try await self.execute(
             """
             INSERT INTO usage (at, request_id, identity, token_prefix, groups, route, model_requested, model_resolved, status,
-                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms, upstream)
+                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms, upstream,
+                row_key)
             VALUES (\(record.timestamp.timeIntervalSince1970), \(record.requestID), \(record.identity), \(record.tokenPrefix),
                 \(Self.joinGroups(record.groups)), \(record.route), \(record.requestedModel), \(record.resolvedModel), \(record.status),
                 \(record.finishReason), \(record.usage.inputTokens), \(record.usage.outputTokens), \(record.usage.cacheReadInputTokens),
                 \(record.usage.cacheWriteInputTokens), \(record.costUSD), \(record.firstByteMilliseconds), \(record.durationMilliseconds),
-                \(record.upstream))
-            """,
-            logger: self.logger
+                \(record.upstream), \(record.rowKey))
+            ON CONFLICT (row_key) DO NOTHING
+            """
         )
     }
 
@@ -355,7 +362,8 @@ package final class PostgresStore: Store {
                 cacheWriteInputTokens: try row["cache_write_tokens"].decode(Int.self)
             ),
             costUSD: try row["cost_usd"].decode(Double.self), firstByteMilliseconds: try row["first_byte_ms"].decode(Double?.self),
-            durationMilliseconds: try row["duration_ms"].decode(Double.self), upstream: try row["upstream"].decode(String?.self)
+            durationMilliseconds: try row["duration_ms"].decode(Double.self), upstream: try row["upstream"].decode(String?.self),
+            rowKey: try row["row_key"].decode(UUID?.self) ?? UUID()
         )
     }
 
@@ -363,8 +371,8 @@ package final class PostgresStore: Store {
 
     package func saveResponse(_ response: StoredResponse) async throws {
         try await self.client.withTransaction(logger: self.logger) { connection in
-            try await connection.query("DELETE FROM responses WHERE expires_at < \(response.createdAt.timeIntervalSince1970)", logger: self.logger)
-            try await connection.query(
+            for try await _ in try await connection.query("DELETE FROM responses WHERE expires_at < \(response.createdAt.timeIntervalSince1970)", logger: self.logger) {}
+            for try await _ in try await connection.query(
                 """
                 INSERT INTO responses (id, identity, created_at, expires_at, items)
                 VALUES (\(response.id), \(response.identity), \(response.createdAt.timeIntervalSince1970), \(response.expiresAt.timeIntervalSince1970),
@@ -373,7 +381,7 @@ package final class PostgresStore: Store {
                     expires_at = excluded.expires_at, items = excluded.items
                 """,
                 logger: self.logger
-            )
+            ) {}
         }
     }
 

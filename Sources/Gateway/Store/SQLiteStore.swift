@@ -152,6 +152,8 @@ package final class SQLiteStore: Store {
         ["ALTER TABLE usage ADD COLUMN upstream TEXT"],
         // 4: the console's recent requests of one identity, newest first.
         ["CREATE INDEX usage_identity ON usage(identity, id)"],
+        // 5: a key per row, so a write retried after a timeout lands once.
+        ["ALTER TABLE usage ADD COLUMN row_key TEXT", "CREATE UNIQUE INDEX usage_row_key ON usage(row_key)"],
     ]
 
     private func migrate() async throws {
@@ -260,8 +262,9 @@ package final class SQLiteStore: Store {
         _ = try await self.connection.query(
             """
             INSERT INTO usage (at, request_id, identity, token_prefix, groups, route, model_requested, model_resolved, status,
-                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms, upstream)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms, upstream, row_key)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (row_key) DO NOTHING
             """,
             [
                 .float(record.timestamp.timeIntervalSince1970), .text(record.requestID), .text(record.identity), .text(record.tokenPrefix),
@@ -269,7 +272,7 @@ package final class SQLiteStore: Store {
                 .integer(record.status), record.finishReason.map { .text($0) } ?? .null, .integer(record.usage.inputTokens),
                 .integer(record.usage.outputTokens), .integer(record.usage.cacheReadInputTokens), .integer(record.usage.cacheWriteInputTokens),
                 .float(record.costUSD), record.firstByteMilliseconds.map { .float($0) } ?? .null, .float(record.durationMilliseconds),
-                record.upstream.map { .text($0) } ?? .null,
+                record.upstream.map { .text($0) } ?? .null, .text(record.rowKey.uuidString),
             ]
         )
     }
@@ -345,7 +348,8 @@ package final class SQLiteStore: Store {
                 cacheWriteInputTokens: row.column("cache_write_tokens")?.integer ?? 0
             ),
             costUSD: row.column("cost_usd")?.double ?? 0, firstByteMilliseconds: row.column("first_byte_ms")?.double,
-            durationMilliseconds: duration, upstream: row.column("upstream")?.string
+            durationMilliseconds: duration, upstream: row.column("upstream")?.string,
+            rowKey: row.column("row_key")?.string.flatMap(UUID.init(uuidString:)) ?? UUID()
         )
     }
 

@@ -23,7 +23,8 @@ package protocol Store: Sendable {
     func tokensVersion() async throws -> Int64
     /// Records when tokens were last used, by prefix (batched by the server, never per request).
     func markTokensUsed(_ lastUsed: [String: Date]) async throws
-    /// Appends one row to the usage ledger; durable (fsynced) when this returns.
+    /// Appends one row to the usage ledger; durable (fsynced) when this returns. A row whose
+    /// ``UsageRecord/rowKey`` is already stored is not stored again.
     func recordUsage(_ record: UsageRecord) async throws
     /// Ledger rows at or after `since`, oldest first.
     func usage(since: Date) async throws -> [UsageRecord]
@@ -139,12 +140,16 @@ package struct UsageRecord: Sendable, Hashable {
     /// The upstream that answered (or last refused), by its name in `upstreams`; `nil` when the
     /// request never reached one.
     package var upstream: String?
+    /// Made once per row: a write retried after a timeout (the first attempt may still land) is
+    /// stored once.
+    package var rowKey: UUID
 
     package init(
         timestamp: Date, requestID: String, identity: String, tokenPrefix: String, groups: [String], route: String, requestedModel: String,
         resolvedModel: String, status: Int, finishReason: String?, usage: TokenUsage, costUSD: Double, firstByteMilliseconds: Double?,
-        durationMilliseconds: Double, upstream: String? = nil
+        durationMilliseconds: Double, upstream: String? = nil, rowKey: UUID = UUID()
     ) {
+        self.rowKey = rowKey
         self.upstream = upstream
         self.timestamp = timestamp
         self.requestID = requestID
