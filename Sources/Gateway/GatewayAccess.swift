@@ -29,7 +29,10 @@ package struct GatewayAccess: Sendable {
         self.reasoningSeal = seal
         self.settings = LiveSettings(GatewaySettings(configuration: configuration, betaRefusals: self.betaRefusals, reasoning: seal))
         self.admission = Admission(
-            limiter: UsageLimiter(now: now),
+            limiter: UsageLimiter(
+                now: now, shared: store as? any SharedLimitStore, whenUnavailable: configuration.limitsWhenUnavailable,
+                holdLifetime: configuration.timeouts.request + .seconds(60)
+            ),
             streams: StreamSlots(
                 maximum: configuration.server.maxConcurrentStreams, maximumPerIdentity: configuration.server.maxConcurrentStreamsPerIdentity
             )
@@ -51,6 +54,8 @@ package struct GatewayAccess: Sendable {
 
     /// Loads this month's spend and today's tokens from the ledger into the limiter.
     package func warmUp() async throws {
+        // Shared limits keep their counts in the store.
+        guard !self.limiter.isShared else { return }
         self.limiter.preload(from: try await self.store.usage(since: self.limiter.startOfMonth()))
     }
 
@@ -71,7 +76,7 @@ package struct GatewayAccess: Sendable {
             caller: caller, requested: request.requestedModel, resolved: request.resolvedModel, declared: request.declared,
             countsAgainstLimits: request.countsAgainstLimits, isStream: request.operation.isStreaming
         )
-        switch self.admission.admit(claim, settings: settings, metrics: self.metrics) {
+        switch await self.admission.admit(claim, settings: settings, metrics: self.metrics) {
         case .failure(let refusal):
             await account.finish(refusal)
             return .failure(refusal)

@@ -165,7 +165,7 @@ struct StoreTests {
     func concurrentMigrations() async throws {
         try await withTemporaryStore(.postgres) { _, location in
             // The first store already migrated; drop everything so four replicas race on an empty database.
-            try await PostgresAdmin.execute("DROP TABLE schema_version, tokens, counters, usage, responses", server: location.location)
+            try await PostgresAdmin.execute("DROP TABLE schema_version, tokens, counters, usage, responses, limit_counters, limit_holds", server: location.location)
             try await PostgresAdmin.execute("DROP FUNCTION sluice_tokens_changed()", server: location.location)
             let versions = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<4 {
@@ -478,5 +478,59 @@ struct StoreTests {
         #expect(StoreLocation.resolve(flag: nil, environment: [:], configuredPath: "/c.db") == "/c.db")
         #expect(StoreLocation.resolve(flag: nil, environment: ["XDG_DATA_HOME": "/x", "HOME": "/h"], configuredPath: nil) == "/x/sluice/sluice.db")
         #expect(StoreLocation.resolve(flag: nil, environment: ["HOME": "/h"], configuredPath: nil) == "/h/.local/share/sluice/sluice.db")
+    }
+}
+
+@Suite
+struct SharedLimitTests {
+    /// Two limiters on one database stand for two replicas.
+    @Test("limits shared in PostgreSQL: two replicas admitting at once let exactly the limit through; tokens and reservations count across them", .enabled(if: StoreBackend.postgresURL != nil))
+    func twoReplicas() async throws {
+        try await withTemporaryStore(.postgres) { store, location in
+            let other = try await location.open()
+            let first = UsageLimiter(shared: try #require(store as? any SharedLimitStore))
+            let second = UsageLimiter(shared: try #require(other as? any SharedLimitStore))
+            let limits: [LimitScope: AccessPolicy.Limits] = [.group("eng"): .init(requestsPerMinute: 10)]
+            let admitted = await withTaskGroup(of: Bool.self) { group in
+                for index in 0..<30 {
+                    let limiter = index % 2 == 0 ? first : second
+                    group.addTask { await limiter.admission(limits).refusal == nil }
+                }
+                return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(admitted == 10)
+            let refusal = try #require(await second.admission(limits).refusal)
+            #expect(refusal.limit == "requests_per_minute" && refusal.gatewayError.status == 429)
+
+            // Tokens per day with reservations: one replica's stream in flight holds its estimate
+            // against the other's requests.
+            let tokens: [LimitScope: AccessPolicy.Limits] = [.identity("jane"): .init(tokensPerDay: 1_000)]
+            let hold = try #require(await first.admission(tokens, reserving: LimitEstimate(tokens: 600, costUSD: 0)).hold)
+            let squeezed = try #require(await second.admission(tokens, reserving: LimitEstimate(tokens: 600, costUSD: 0)).refusal)
+            #expect(squeezed.message.contains("reserved"))
+            hold.settle(tokens: 1_200, costUSD: 0)
+            // The charge lands in the background; then the day is spent for both.
+            var spent: LimitRefusal?
+            for _ in 0..<100 {
+                spent = await second.admission(tokens, reserving: LimitEstimate(tokens: 1, costUSD: 0)).refusal
+                if spent?.message.contains("reached") == true { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(spent?.limit == "tokens_per_day" && spent?.message.contains("reached") == true)
+            try await other.close()
+        }
+    }
+
+    @Test("shared limits with the database gone: closed refuses with 503, open admits uncounted", .enabled(if: StoreBackend.postgresURL != nil))
+    func unavailable() async throws {
+        try await withTemporaryStore(.postgres) { _, location in
+            let store = try await location.open()
+            let shared = try #require(store as? any SharedLimitStore)
+            try await store.close()  // the pool is gone: every call fails, as with the server down
+            let limits: [LimitScope: AccessPolicy.Limits] = [.group("eng"): .init(requestsPerMinute: 10)]
+            let closed = try #require(await UsageLimiter(shared: shared, whenUnavailable: .closed).admission(limits).refusal)
+            #expect(closed.gatewayError.status == 503 && closed.limit == "store_unavailable")
+            #expect(await UsageLimiter(shared: shared, whenUnavailable: .open).admission(limits).refusal == nil)
+        }
     }
 }

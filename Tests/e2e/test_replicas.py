@@ -75,7 +75,7 @@ class Cluster:
         config.write_text(json.dumps({
             "server": {"host": "127.0.0.1", "port": port, "drainSeconds": 2},
             "upstream": {"simulator": True},
-            "policies": [{"source": "group:admins"}],
+            "policies": [{"source": "group:admins"}, {"source": "group:eng", "limits": {"requestsPerMinute": 10}}],
         }))
         process = SluiceProcess(["serve", "--config", str(config)], port, self.home, env=self.env())
         process.start("/healthz")
@@ -177,6 +177,33 @@ def test_one_token_works_on_every_replica_and_usage_counts_everything(cluster):
     for replica in cluster.replicas:
         rows = admin_get(replica.url, "/admin/api/usage?by=identity", cluster.admin)["rows"]
         assert {row["key"]: row["requests"] for row in rows}["jane"] == 12
+
+
+def test_a_group_limit_holds_across_replicas(cluster):
+    """A 10 requests/minute group limit, counted in PostgreSQL: 30 requests sent at once through nginx
+    to the three replicas (and straight to each) get exactly 10 answers and 20 refusals."""
+    tokens = [cluster.token(f"eng{index}", ["eng"]) for index in range(3)]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        base = cluster.front if index % 2 == 0 else cluster.replicas[index % 3].url
+        client = openai.OpenAI(base_url=base + "/v1", api_key=tokens[index % 3], max_retries=0)
+        try:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi [[sim chunks=2]]"}])
+            status = 200
+        except openai.RateLimitError as error:
+            assert "requests-per-minute limit (10)" in str(error)
+            status = 429
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [200] * 10 + [429] * 20, statuses
 
 
 def test_a_revoked_token_is_refused_by_every_replica_within_two_seconds(cluster):

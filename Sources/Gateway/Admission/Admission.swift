@@ -19,14 +19,14 @@ package struct Admission: Sendable {
 
     /// Admits the claim under `settings`, or says why not (403, 429, 503), with the refusal counted
     /// in the metrics.
-    package func admit(_ claim: Claim, settings: GatewaySettings, metrics: GatewayMetrics) -> Result<AdmissionTicket, GatewayError> {
+    package func admit(_ claim: Claim, settings: GatewaySettings, metrics: GatewayMetrics) async -> Result<AdmissionTicket, GatewayError> {
         switch settings.policies.evaluate(claim.caller, requested: claim.requested, resolved: claim.resolved) {
         case .denied(let reason):
             return .failure(GatewayError(.policyDenied, reason))
         case .allowed(let limits):
             var ticket = AdmissionTicket()
             if claim.countsAgainstLimits {
-                switch self.limiter.admit(limits, reserving: Self.estimate(claim.declared, model: claim.resolved, prices: settings.prices)) {
+                switch await self.limiter.admission(limits, reserving: Self.estimate(claim.declared, model: claim.resolved, prices: settings.prices)) {
                 case .refused(let refusal):
                     metrics.limitRefusal(refusal.limit)
                     return .failure(refusal.gatewayError)

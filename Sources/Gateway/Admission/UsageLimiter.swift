@@ -7,11 +7,14 @@ package struct LimitRefusal: Error, Sendable, Hashable {
     package var message: String
     /// Seconds until the limit's window ends.
     package var retryAfter: Int
-    /// A bounded label: `requests_per_minute`, `tokens_per_minute`, `tokens_per_day`, `budget_per_month`.
+    /// A bounded label: `requests_per_minute`, `tokens_per_minute`, `tokens_per_day`, `budget_per_month`
+    /// (`store_unavailable` when the shared counts cannot be read).
     package var limit: String
+    /// The limits could not be checked (the shared store unreachable): a 503, not the caller's 429.
+    package var unavailable = false
 
     package var gatewayError: GatewayError {
-        GatewayError(.rateLimited, self.message, retryAfter: self.retryAfter, reason: self.limit)
+        GatewayError(self.unavailable ? .storeUnavailable : .rateLimited, self.message, retryAfter: self.retryAfter, reason: self.limit)
     }
 }
 
@@ -63,24 +66,37 @@ package final class LimitHold: Sendable {
     private let limiter: UsageLimiter
     package let scopes: [LimitScope]
     package let estimate: LimitEstimate
+    /// The reservation's id in the shared counts, when the limits are shared.
+    let reservation: UUID?
     private let settled = Atomic<Bool>(false)
 
-    init(limiter: UsageLimiter, scopes: [LimitScope], estimate: LimitEstimate) {
+    init(limiter: UsageLimiter, scopes: [LimitScope], estimate: LimitEstimate, reservation: UUID? = nil) {
         self.limiter = limiter
         self.scopes = scopes
         self.estimate = estimate
+        self.reservation = reservation
     }
 
     /// Charges the request's real usage and releases its reservation; later calls do nothing.
     package func settle(tokens: Int, costUSD: Double) {
         guard !self.settled.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        self.limiter.settle(self.scopes, tokens: tokens, costUSD: costUSD, releasing: self.estimate)
+        self.release(tokens: tokens, costUSD: costUSD)
+    }
+
+    private func release(tokens: Int, costUSD: Double) {
+        if let reservation, let shared = self.limiter.shared {
+            // Off the request's path: a charge that fails (the store gone) leaves the reservation
+            // to expire, and the ledger still has the usage.
+            let scopes = self.scopes.map(\.description)
+            let windows = UsageLimiter.windows(at: self.limiter.now()).shared
+            Task { try? await shared.settleLimits(scopes: scopes, windows: windows, reservation: reservation, tokens: tokens, costUSD: costUSD) }
+        } else {
+            self.limiter.settle(self.scopes, tokens: tokens, costUSD: costUSD, releasing: self.estimate)
+        }
     }
 
     deinit {
-        if !self.settled.load(ordering: .acquiring) {
-            self.limiter.settle(self.scopes, tokens: 0, costUSD: 0, releasing: self.estimate)
-        }
+        if !self.settled.load(ordering: .acquiring) { self.release(tokens: 0, costUSD: 0) }
     }
 }
 
@@ -118,6 +134,11 @@ package final class UsageLimiter: Sendable {
     static let reservationRetryAfter = 5
 
     let now: @Sendable () -> Date
+    /// The counts every replica shares (PostgreSQL); `nil`: this process's memory.
+    let shared: (any SharedLimitStore)?
+    let whenUnavailable: LimitsWhenUnavailable
+    /// How long a shared reservation outlives a request that never settles (its replica died).
+    let holdLifetime: TimeInterval
     private let counters = Mutex<[LimitScope: Counters]>([:])
     private static let calendar: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
@@ -125,8 +146,69 @@ package final class UsageLimiter: Sendable {
         return calendar
     }()
 
-    package init(now: @escaping @Sendable () -> Date = { Date() }) {
+    package init(
+        now: @escaping @Sendable () -> Date = { Date() }, shared: (any SharedLimitStore)? = nil, whenUnavailable: LimitsWhenUnavailable = .closed,
+        holdLifetime: Duration = .seconds(960)
+    ) {
         self.now = now
+        self.shared = shared
+        self.whenUnavailable = whenUnavailable
+        self.holdLifetime = Double(holdLifetime.components.seconds)
+    }
+
+    /// Whether the counts are shared by replicas (then they live in the store, not in memory).
+    package var isShared: Bool { self.shared != nil }
+
+    /// Admits the request against the shared counts when the limits are shared, else against this
+    /// process's (``admit(_:reserving:)``). Shared: the decision is the same rule, made inside the
+    /// store's per-scope lock, so replicas admitting at the same instant cannot all take the last
+    /// place; at most one request per scope overshoots a token or spend limit, as in one process.
+    package func admission(_ limits: [LimitScope: AccessPolicy.Limits], reserving estimate: LimitEstimate = .zero) async -> LimitAdmission {
+        guard let shared = self.shared, !limits.isEmpty else { return self.admit(limits, reserving: estimate) }
+        let now = self.now()
+        let windows = Self.windows(at: now)
+        let ordered = limits.sorted { $0.key.description < $1.key.description }
+        let reservation = LimitReservation(
+            id: UUID(), tokens: estimate.tokens, costUSD: estimate.costUSD, expiresAt: now.timeIntervalSince1970 + self.holdLifetime
+        )
+        do {
+            let refusal = try await shared.admitLimits(scopes: ordered.map(\.key.description), windows: windows.shared, hold: reservation) { counts in
+                for (scope, limit) in ordered {
+                    let counters = Self.counters(counts[scope.description] ?? LimitCounts(), windows: windows)
+                    if let refusal = Self.refusal(scope: scope, limit: limit, counters: counters, estimate: estimate, windows: windows) {
+                        return refusal
+                    }
+                }
+                return nil
+            }
+            if let refusal { return .refused(refusal) }
+            return .admitted(LimitHold(limiter: self, scopes: Array(limits.keys), estimate: estimate, reservation: reservation.id))
+        } catch {
+            switch self.whenUnavailable {
+            case .open:
+                return .admitted(LimitHold(limiter: self, scopes: [], estimate: .zero))
+            case .closed:
+                return .refused(
+                    LimitRefusal(
+                        message: "the gateway cannot check your limits right now (its database is unreachable); try again shortly", retryAfter: 5,
+                        limit: "store_unavailable", unavailable: true
+                    )
+                )
+            }
+        }
+    }
+
+    /// The shared counts of a scope as this limiter's counters, rolled to `windows`.
+    private static func counters(_ counts: LimitCounts, windows: Windows) -> Counters {
+        var counters = Self.rolled(Counters(), to: windows)
+        for (second, count) in counts.requestsBySecond { counters.minuteRequests.add(count, at: second) }
+        for (second, count) in counts.tokensBySecond { counters.minuteTokens.add(count, at: second) }
+        counters.dayTokens = counts.dayTokens
+        counters.monthUSD = counts.monthUSD
+        counters.inFlight = counts.inFlight
+        counters.reservedTokens = counts.reservedTokens
+        counters.reservedUSD = counts.reservedUSD
+        return counters
     }
 
     /// Admits the request (counting it and holding its reservation) or says which limit it would break.
@@ -266,6 +348,8 @@ package final class UsageLimiter: Sendable {
         var month: Int
         var secondsToDayEnd: Int
         var secondsToMonthEnd: Int
+
+        var shared: LimitWindows { LimitWindows(second: self.second, day: self.day, month: self.month) }
     }
 
     static func windows(at date: Date) -> Windows {

@@ -49,6 +49,7 @@ package import StreamCore
 /// | `responses.retentionDays` | int 1…365 | 7 | |
 /// | `store.path` or `store.url` | a SQLite file or `postgres://user[:password]@host[:port]/db[?sslmode=…]` | `$XDG_DATA_HOME/sluice/sluice.db`, else `~/.local/share/sluice/sluice.db` | `SLUICE_DB` (wins over the file; `--db` wins over both); the password also from `SLUICE_DB_PASSWORD` or `SLUICE_DB_PASSWORD_FILE` |
 /// | `store.offlineGraceSeconds` | number | 600: tokens known from memory keep working this long while the store is unreachable | |
+/// | `store.onUnavailable` | `closed` or `open` | `closed`: with PostgreSQL, limits refuse (503) while it is unreachable; `open` admits uncounted | |
 /// | `oidc` | {`issuer`, `audience`, `groupsClaim`?, `identityClaim`?, `clientId`?, `scopes`?} | none: Sluice tokens only | |
 /// | `policies` | [{`source`, `provider`, `models`, `limits`, `require`?}] | without a file: group `admins` may use every model; with a file: only its policies (none: all denied) | |
 /// | `prices` | [{`model`, `input`, `output`, `cacheRead`, `cacheWrite`}] USD per million tokens, first matching glob wins | empty (cost 0) | |
@@ -146,6 +147,9 @@ package struct GatewayConfiguration: Sendable {
     /// `store.offlineGraceSeconds`: how long tokens known from memory keep working while the store
     /// cannot be read (then 503, since a revocation made elsewhere may be missing).
     package var storeOfflineGrace: Duration = .seconds(600)
+    /// `store.onUnavailable`: whether limits shared in PostgreSQL refuse (`closed`) or admit without
+    /// counting (`open`) while it cannot be reached.
+    package var limitsWhenUnavailable = LimitsWhenUnavailable.closed
     /// Access rules, default deny. Without a configuration file, the built-in rule lets group
     /// `admins` use every model, so a first run works with one admin token.
     package var policies: [AccessPolicy] = AccessPolicy.builtIn
@@ -452,7 +456,11 @@ extension GatewayConfiguration {
             }
         }
         if let store = try reader.optionalObject(object["store"], key: "store") {
-            try reader.only(store, allowed: ["path", "url", "offlineGraceSeconds"], key: "store")
+            try reader.only(store, allowed: ["path", "url", "offlineGraceSeconds", "onUnavailable"], key: "store")
+            if let text = try reader.optionalString(store["onUnavailable"], key: "store.onUnavailable") {
+                guard let mode = LimitsWhenUnavailable(rawValue: text) else { throw reader.fail("store.onUnavailable", "must be 'closed' or 'open'") }
+                self.limitsWhenUnavailable = mode
+            }
             if let grace = try reader.optionalSeconds(store["offlineGraceSeconds"], key: "store.offlineGraceSeconds") { self.storeOfflineGrace = grace }
             let path = try reader.optionalString(store["path"], key: "store.path")
             let url = try reader.optionalString(store["url"], key: "store.url")

@@ -23,7 +23,7 @@ package final class PostgresStore: Store {
     let client: PostgresClient
     package let address: PostgresAddress
     private let runner: Task<Void, Never>
-    private let logger: Logger
+    fileprivate let logger: Logger
 
     private init(client: PostgresClient, address: PostgresAddress, logger: Logger) {
         self.client = client
@@ -163,7 +163,30 @@ package final class PostgresStore: Store {
             )
             """,
             "CREATE INDEX responses_expires_at ON responses(expires_at)",
-        ]
+        ],
+        // 2: limits shared by the replicas (SharedLimitStore).
+        [
+            """
+            CREATE TABLE limit_counters (
+                scope TEXT NOT NULL,
+                kind SMALLINT NOT NULL,
+                slot BIGINT NOT NULL,
+                amount DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (scope, kind, slot)
+            )
+            """,
+            """
+            CREATE TABLE limit_holds (
+                id UUID NOT NULL,
+                scope TEXT NOT NULL,
+                tokens BIGINT NOT NULL,
+                usd DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (id, scope)
+            )
+            """,
+            "CREATE INDEX limit_holds_scope ON limit_holds(scope, expires_at)",
+        ],
     ]
 
     private static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
@@ -403,6 +426,120 @@ package final class PostgresStore: Store {
 
     private static func date(_ cell: PostgresCell) throws -> Date? {
         try cell.decode(Double?.self).map { Date(timeIntervalSince1970: $0) }
+    }
+}
+
+// MARK: Shared limits
+
+extension PostgresStore: SharedLimitStore {
+    /// `limit_counters.kind`: what a row counts, and what its `slot` is.
+    enum CounterKind: Int16 {
+        /// Per second (slot: seconds since 1970).
+        case requestsPerSecond = 1, tokensPerSecond = 2
+        /// Per UTC day (slot: day number).
+        case tokensPerDay = 3
+        /// Per month (slot: year × 12 + month − 1).
+        case usdPerMonth = 4
+    }
+
+    /// The advisory lock of a scope's limits: one namespace (7) of 64-bit keys hashed from the name.
+    private static func lockKey(_ scope: String) -> PostgresQuery {
+        "SELECT pg_advisory_xact_lock(hashtextextended(\(scope), 7))"
+    }
+
+    package func admitLimits(
+        scopes: [String], windows: LimitWindows, hold: LimitReservation, decide: @Sendable ([String: LimitCounts]) -> LimitRefusal?
+    ) async throws -> LimitRefusal? {
+        let scopes = scopes.sorted()  // one lock order for every replica: no deadlocks
+        let now = Date().timeIntervalSince1970
+        return try await self.client.withTransaction(logger: self.logger) { connection -> LimitRefusal? in
+            for scope in scopes {
+                for try await _ in try await connection.query(Self.lockKey(scope), logger: self.logger) {}
+            }
+            var counts: [String: LimitCounts] = [:]
+            for scope in scopes { counts[scope] = LimitCounts() }
+            let oldest = windows.second - 59
+            let rows = try await connection.query(
+                """
+                SELECT scope, kind, slot, amount FROM limit_counters WHERE scope = ANY(\(scopes)) AND (
+                    (kind IN (1, 2) AND slot >= \(oldest)) OR (kind = 3 AND slot = \(windows.day)) OR (kind = 4 AND slot = \(Int64(windows.month))))
+                """,
+                logger: self.logger
+            )
+            for try await (scope, kind, slot, amount) in rows.decode((String, Int16, Int64, Double).self) {
+                switch CounterKind(rawValue: kind) {
+                case .requestsPerSecond: counts[scope]?.requestsBySecond[slot] = Int(amount)
+                case .tokensPerSecond: counts[scope]?.tokensBySecond[slot] = Int(amount)
+                case .tokensPerDay: counts[scope]?.dayTokens = Int(amount)
+                case .usdPerMonth: counts[scope]?.monthUSD = amount
+                case nil: break
+                }
+            }
+            let holds = try await connection.query(
+                """
+                SELECT scope, count(*)::bigint, coalesce(sum(tokens), 0)::bigint, coalesce(sum(usd), 0)
+                FROM limit_holds WHERE scope = ANY(\(scopes)) AND expires_at > \(now) GROUP BY scope
+                """,
+                logger: self.logger
+            )
+            for try await (scope, count, tokens, usd) in holds.decode((String, Int64, Int64, Double).self) {
+                counts[scope]?.inFlight = Int(count)
+                counts[scope]?.reservedTokens = Int(tokens)
+                counts[scope]?.reservedUSD = usd
+            }
+            if let refusal = decide(counts) { return refusal }
+            for try await _ in try await connection.query(
+                """
+                INSERT INTO limit_counters (scope, kind, slot, amount)
+                SELECT scope, 1, \(windows.second), 1 FROM unnest(\(scopes)::text[]) AS scope
+                ON CONFLICT (scope, kind, slot) DO UPDATE SET amount = limit_counters.amount + excluded.amount
+                """,
+                logger: self.logger
+            ) {}
+            for try await _ in try await connection.query(
+                """
+                INSERT INTO limit_holds (id, scope, tokens, usd, expires_at)
+                SELECT \(hold.id), scope, \(hold.tokens), \(hold.costUSD), \(hold.expiresAt) FROM unnest(\(scopes)::text[]) AS scope
+                """,
+                logger: self.logger
+            ) {}
+            return nil
+        }
+    }
+
+    package func settleLimits(scopes: [String], windows: LimitWindows, reservation: UUID?, tokens: Int, costUSD: Double) async throws {
+        let now = Date().timeIntervalSince1970
+        try await self.client.withTransaction(logger: self.logger) { connection in
+            if let reservation {
+                for try await _ in try await connection.query("DELETE FROM limit_holds WHERE id = \(reservation)", logger: self.logger) {}
+            }
+            for (kind, slot, amount) in [
+                (CounterKind.tokensPerSecond, windows.second, Double(tokens)), (.tokensPerDay, windows.day, Double(tokens)),
+                (.usdPerMonth, Int64(windows.month), costUSD),
+            ] where amount != 0 {
+                for try await _ in try await connection.query(
+                    """
+                    INSERT INTO limit_counters (scope, kind, slot, amount)
+                    SELECT scope, \(kind.rawValue), \(slot), \(amount) FROM unnest(\(scopes)::text[]) AS scope
+                    ON CONFLICT (scope, kind, slot) DO UPDATE SET amount = limit_counters.amount + excluded.amount
+                    """,
+                    logger: self.logger
+                ) {}
+            }
+            // Housekeeping for these scopes only: seconds older than two minutes, days and months
+            // before the current ones, reservations past their expiry.
+            for try await _ in try await connection.query(
+                """
+                DELETE FROM limit_counters WHERE scope = ANY(\(scopes)) AND (
+                    (kind IN (1, 2) AND slot < \(windows.second - 120)) OR (kind = 3 AND slot < \(windows.day))
+                    OR (kind = 4 AND slot < \(Int64(windows.month))))
+                """,
+                logger: self.logger
+            ) {}
+            for try await _ in try await connection.query(
+                "DELETE FROM limit_holds WHERE scope = ANY(\(scopes)) AND expires_at < \(now)", logger: self.logger
+            ) {}
+        }
     }
 }
 
