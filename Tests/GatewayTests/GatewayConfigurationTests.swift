@@ -71,6 +71,9 @@ struct GatewayConfigurationTests {
         (#"{"admin":{"groups":"admins"}}"#, "admin.groups", "list"),
         (#"{"admin":{"groups":[""]}}"#, "admin.groups[0]", "non-empty"),
         (#"{"admin":{"group":["ops"]}}"#, "admin.group", "unknown key"),
+        (#"{"store":{"onUnavailable":"maybe"}}"#, "store.onUnavailable", "'closed' or 'open'"),
+        (#"{"store":{"url":"mysql://app@db/sluice"}}"#, "store.url", "neither a file path nor a postgres:// URL"),
+        (#"{"store":{"path":"/a.db","url":"postgres://app@db/s"}}"#, "store", "both"),
     ])
     func badFile(json: String, key: String, problem: String) throws {
         let file = try self.write(json)

@@ -1,15 +1,20 @@
 """The console (README, "The console"): `GET /admin` in Debian's Chromium, driven by Selenium through
-Debian's chromedriver, against `sluice serve` with its own store, after real traffic by two identities.
+Debian's chromedriver, and in Debian's Firefox ESR, driven over WebDriver BiDi (Firefox speaks it
+itself; Debian has no geckodriver), against `sluice serve` with its own store, after real traffic by
+two identities.
 
 A screenshot of the signed-in page is written to Tests/e2e/output/console.png (SLUICE_E2E_OUTPUT
 overrides the folder)."""
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +26,7 @@ import pytest
 from conftest import MODEL, REPO_ROOT, SluiceProcess, create_token, free_port, server_env, sluice_binary
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 OUTPUT = Path(os.environ.get("SLUICE_E2E_OUTPUT", REPO_ROOT / "Tests" / "e2e" / "output"))
 
@@ -228,3 +234,121 @@ def test_admin_api_refuses_in_openai_shape(console):
         api(process.url, "/admin/api/usage?by=team", tokens["admin"])
     assert raised.value.code == 400 and json.load(raised.value)["error"]["param"] == "by"
     assert re.match(r"\d+\.\d+\.\d+", api(process.url, "/admin/api/status", tokens["admin"])["version"])
+
+
+class FirefoxBiDi:
+    """Just enough WebDriver BiDi to drive one page: Firefox serves it on --remote-debugging-port."""
+
+    def __init__(self, profile: Path):
+        import websocket  # websocket-client, pinned in requirements.txt
+
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [FIREFOX, "--headless", "--no-remote", "--profile", str(profile), f"--remote-debugging-port={self.port}",
+             "--width=1440", "--height=1800"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.socket = websocket.create_connection(f"ws://127.0.0.1:{self.port}/session", timeout=30,
+                                                          suppress_origin=True)
+                break
+            except (OSError, websocket.WebSocketException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.ids = itertools.count(1)
+        self.events: list[dict] = []
+        self.send("session.new", {"capabilities": {}})
+        self.context = self.send("browsingContext.getTree", {})["contexts"][0]["context"]
+        self.send("session.subscribe", {"events": ["log.entryAdded"]})
+        # Before any page script: collect CSP violations the page would otherwise only log.
+        self.send("script.addPreloadScript", {"functionDeclaration":
+            "() => { window.__csp = []; document.addEventListener('securitypolicyviolation', "
+            "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); }"})
+
+    def send(self, method: str, params: dict) -> dict:
+        command = next(self.ids)
+        self.socket.send(json.dumps({"id": command, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == command:
+                if message.get("type") == "error":
+                    raise RuntimeError(f"{method}: {message.get('error')}: {message.get('message')}")
+                return message["result"]
+            if message.get("type") == "event":
+                self.events.append(message)
+
+    def navigate(self, url: str) -> None:
+        self.send("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"})
+
+    def evaluate(self, expression: str):
+        result = self.send("script.evaluate", {"expression": expression, "target": {"context": self.context},
+                                               "awaitPromise": True})
+        if result.get("type") == "exception":
+            raise RuntimeError(f"script failed: {result['exceptionDetails'].get('text')}")
+        value = result["result"]
+        return value.get("value")
+
+    def wait_for(self, expression: str, timeout: float = 15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {expression}")
+
+    def screenshot(self, path: Path) -> None:
+        data = self.send("browsingContext.captureScreenshot", {"context": self.context})["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            self.send("session.end", {})
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        self.socket.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def test_console_in_firefox(console):
+    """The same page in Firefox: sign-in, the tables and the chart after the traffic, a token
+    created in the page; no CSP violation and no script error."""
+    if not Path(FIREFOX).exists():
+        pytest.fail(f"Firefox ({FIREFOX}) is needed: apt-get install firefox-esr")
+    process, tokens, _ = console
+    url = process.url
+    chat(url, tokens["alice"], "firefox [[sim chunks=2]]")
+    with tempfile.TemporaryDirectory(prefix="sluice-firefox-") as profile:
+        firefox = FirefoxBiDi(Path(profile))
+        try:
+            firefox.navigate(url + "/admin")
+            admin = json.dumps(tokens["admin"])
+            firefox.evaluate(f"document.getElementById('token-input').value = {admin}; "
+                             "document.getElementById('sign-in').click(); true")
+            firefox.wait_for("!document.getElementById('dashboard').hidden")
+            assert "ops-admin" in firefox.evaluate("document.getElementById('whoami').textContent")
+            requests_of = "(k) => document.querySelector(`#top-identities tr[data-key='${k}'] .requests`)?.textContent.trim()"
+            firefox.wait_for(f"({requests_of})('bob') === '2' && Number(({requests_of})('alice')) >= 4")
+            firefox.wait_for("document.querySelectorAll('#chart rect[data-key]').length > 0")
+            firefox.evaluate("document.getElementById('new-token-identity').value = 'firefox-made'; "
+                             "document.getElementById('new-token-groups').value = 'eng'; "
+                             "document.getElementById('new-token-create').click(); true")
+            value = firefox.wait_for("document.getElementById('new-token-value').value")
+            assert value.startswith("sk-sluice-")
+            assert chat(url, value, "made in firefox [[sim chunks=1]]") is not None
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            firefox.screenshot(OUTPUT / "console-firefox.png")
+            assert (OUTPUT / "console-firefox.png").stat().st_size > 10_000
+            assert firefox.evaluate("JSON.stringify(window.__csp)") == "[]"
+            errors = [event["params"] for event in firefox.events
+                      if event.get("method") == "log.entryAdded" and event["params"].get("level") == "error"
+                      and "favicon" not in json.dumps(event["params"])]
+            assert errors == [], errors
+        finally:
+            firefox.close()
