@@ -24,9 +24,10 @@ pg_port="${PG_PORT:-55439}"
 source Benchmarks/common.sh
 bench_start store
 
-bench_cleanup_extra() { bash Tests/support/postgres.sh stop "$work/pg" > /dev/null 2>&1 || true; }
-mkdir -p "$work/pg"
-eval "$(bash Tests/support/postgres.sh start "$work/pg" "$pg_port")"
+# Its own folder under /tmp: as root the server runs as `postgres`, which cannot enter $work (0700).
+pg_dir="$(mktemp -d /tmp/sluice-store-pg.XXXXXX)"
+bench_cleanup_extra() { bash Tests/support/postgres.sh stop "$pg_dir" > /dev/null 2>&1 || true; rm -rf "$pg_dir"; }
+eval "$(bash Tests/support/postgres.sh start "$pg_dir" "$pg_port")"
 postgres_url="${SLUICE_TEST_POSTGRES/\/postgres\?/\/sluice_bench?}"
 psql "$SLUICE_TEST_POSTGRES" -q -c "CREATE DATABASE sluice_bench"
 
@@ -39,7 +40,7 @@ wait_up "http://127.0.0.1:$sim_port/inference-profiles"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 postgres_ticks() {
     local postmaster total=0 pid
-    postmaster="$(head -n 1 "$work/pg/data/postmaster.pid")"
+    postmaster="$(head -n 1 "$pg_dir/data/postmaster.pid")"
     total=$(ticks "$postmaster")
     for pid in $(ps -o pid= --ppid "$postmaster"); do
         [[ -r "/proc/$pid/stat" ]] && total=$((total + $(ticks "$pid")))

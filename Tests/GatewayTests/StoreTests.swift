@@ -166,7 +166,7 @@ struct StoreTests {
         try await withTemporaryStore(.postgres) { _, location in
             // The first store already migrated; drop everything so four replicas race on an empty database.
             try await PostgresAdmin.execute("DROP TABLE schema_version, tokens, counters, usage, responses, limit_counters, limit_holds", server: location.location)
-            try await PostgresAdmin.execute("DROP FUNCTION sluice_tokens_changed()", server: location.location)
+            try await PostgresAdmin.execute("DROP FUNCTION sluice_tokens_changed(), sluice_limit_counts(TEXT[], BIGINT, BIGINT, BIGINT, DOUBLE PRECISION)", server: location.location)
             let versions = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<4 {
                     group.addTask {

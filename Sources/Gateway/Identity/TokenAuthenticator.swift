@@ -240,15 +240,38 @@ package struct TokenCacheRefresher: Service {
     package func run() async throws {
         await self.authenticator.refresh(logger: self.logger)
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: self.interval)
-                } catch {
-                    break
+            await withTaskGroup(of: Void.self) { group in
+                if let feed = self.authenticator.store as? any TokenChangeFeed {
+                    group.addTask { await self.follow(feed) }
                 }
-                await self.authenticator.refresh(logger: self.logger)
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            try await Task.sleep(for: self.interval)
+                        } catch {
+                            break
+                        }
+                        await self.authenticator.refresh(logger: self.logger)
+                    }
+                }
+                await group.waitForAll()
             }
         }
         try? await self.authenticator.flushLastUsed()
+    }
+
+    /// Reloads on every change the store announces; reconnects after a second when the feed ends.
+    private func follow(_ feed: any TokenChangeFeed) async {
+        let authenticator = self.authenticator
+        let logger = self.logger
+        while !Task.isCancelled {
+            do {
+                try await feed.followTokenChanges { await authenticator.refresh(logger: logger) }
+            } catch {
+                if Task.isCancelled { break }
+                logger.debug("token change feed ended; polling until it is back", metadata: ["store.error": "\(type(of: error))"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 }

@@ -64,7 +64,7 @@ package final class PostgresStore: Store {
         return PostgresStore(client: PostgresClient(configuration: configuration, backgroundLogger: logger), address: address, logger: logger)
     }
 
-    private static func connectionTLS(_ mode: PostgresAddress.TLSMode) throws -> PostgresConnection.Configuration.TLS {
+    fileprivate static func connectionTLS(_ mode: PostgresAddress.TLSMode) throws -> PostgresConnection.Configuration.TLS {
         var unverified = TLSConfiguration.makeClientConfiguration()
         unverified.certificateVerification = .none
         switch mode {
@@ -186,6 +186,32 @@ package final class PostgresStore: Store {
             )
             """,
             "CREATE INDEX limit_holds_scope ON limit_holds(scope, expires_at)",
+            // Locks the scopes (in one order for every caller: no deadlock) and then reads their
+            // counts, in one round trip. In a function each statement takes a new snapshot, so the
+            // read sees everything committed before the lock was granted; in one plain statement
+            // the snapshot would predate the lock.
+            """
+            CREATE FUNCTION sluice_limit_counts(scopes TEXT[], oldest BIGINT, today BIGINT, this_month BIGINT, now DOUBLE PRECISION)
+            RETURNS TABLE (scope TEXT, kind SMALLINT, slot BIGINT, amount DOUBLE PRECISION)
+            LANGUAGE plpgsql AS $$
+            DECLARE
+                name TEXT;
+            BEGIN
+                FOR name IN SELECT DISTINCT s FROM unnest(scopes) AS s ORDER BY s LOOP
+                    PERFORM pg_advisory_xact_lock(hashtextextended(name, 7));
+                END LOOP;
+                RETURN QUERY
+                    SELECT c.scope, c.kind, c.slot, c.amount FROM limit_counters c WHERE c.scope = ANY(scopes) AND (
+                        (c.kind IN (1, 2) AND c.slot >= oldest) OR (c.kind = 3 AND c.slot = today) OR (c.kind = 4 AND c.slot = this_month))
+                    UNION ALL
+                    -- kind 0: the reservations in flight, as count, tokens (slot) and USD.
+                    SELECT h.scope, 0::smallint, sum(h.tokens)::bigint, count(*)::double precision FROM limit_holds h
+                    WHERE h.scope = ANY(scopes) AND h.expires_at > now GROUP BY h.scope
+                    UNION ALL
+                    SELECT h.scope, -1::smallint, 0::bigint, sum(h.usd) FROM limit_holds h
+                    WHERE h.scope = ANY(scopes) AND h.expires_at > now GROUP BY h.scope;
+            END $$
+            """,
         ],
     ]
 
@@ -229,7 +255,7 @@ package final class PostgresStore: Store {
     /// Runs a statement and waits for PostgreSQL's confirmation: `query` returns once the statement
     /// is under way, and its failure (a lost connection before the commit) arrives only through the
     /// rows, so a write that is not drained could be reported durable and then be lost.
-    private func execute(_ query: PostgresQuery) async throws {
+    fileprivate func execute(_ query: PostgresQuery) async throws {
         for try await _ in try await self.client.query(query, logger: self.logger) {}
     }
 
@@ -429,6 +455,40 @@ package final class PostgresStore: Store {
     }
 }
 
+// MARK: Token changes
+
+extension PostgresStore: TokenChangeFeed {
+    /// On its own connection (a listening connection cannot go back to the pool): `LISTEN
+    /// sluice_tokens`, which the tokens' trigger notifies.
+    package func followTokenChanges(_ onChange: @escaping @Sendable () async -> Void) async throws {
+        let address = self.address
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(
+                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
+                tls: try Self.connectionTLS(address.tls)
+            ),
+            id: 1, logger: self.logger
+        )
+        do {
+            // Cancelled (shutdown): closing the connection ends the notifications' loop.
+            try await withTaskCancellationHandler {
+                try await connection.listen(on: "sluice_tokens") { notifications in
+                    // A change made while this connection was being set up: catch up once.
+                    await onChange()
+                    for try await _ in notifications { await onChange() }
+                }
+            } onCancel: {
+                let closing: EventLoopFuture<Void> = connection.close()
+                _ = closing
+            }
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}
+
 // MARK: Shared limits
 
 extension PostgresStore: SharedLimitStore {
@@ -442,62 +502,45 @@ extension PostgresStore: SharedLimitStore {
         case usdPerMonth = 4
     }
 
-    /// The advisory lock of a scope's limits: one namespace (7) of 64-bit keys hashed from the name.
-    private static func lockKey(_ scope: String) -> PostgresQuery {
-        "SELECT pg_advisory_xact_lock(hashtextextended(\(scope), 7))"
-    }
-
     package func admitLimits(
         scopes: [String], windows: LimitWindows, hold: LimitReservation, decide: @Sendable ([String: LimitCounts]) -> LimitRefusal?
     ) async throws -> LimitRefusal? {
-        let scopes = scopes.sorted()  // one lock order for every replica: no deadlocks
         let now = Date().timeIntervalSince1970
+        // Four round trips: BEGIN, lock and read (sluice_limit_counts), count and reserve, COMMIT.
         return try await self.client.withTransaction(logger: self.logger) { connection -> LimitRefusal? in
-            for scope in scopes {
-                for try await _ in try await connection.query(Self.lockKey(scope), logger: self.logger) {}
-            }
             var counts: [String: LimitCounts] = [:]
             for scope in scopes { counts[scope] = LimitCounts() }
-            let oldest = windows.second - 59
             let rows = try await connection.query(
                 """
-                SELECT scope, kind, slot, amount FROM limit_counters WHERE scope = ANY(\(scopes)) AND (
-                    (kind IN (1, 2) AND slot >= \(oldest)) OR (kind = 3 AND slot = \(windows.day)) OR (kind = 4 AND slot = \(Int64(windows.month))))
+                SELECT scope, kind, slot, amount FROM sluice_limit_counts(\(scopes)::text[], \(windows.second - 59), \(windows.day),
+                    \(Int64(windows.month)), \(now))
                 """,
                 logger: self.logger
             )
             for try await (scope, kind, slot, amount) in rows.decode((String, Int16, Int64, Double).self) {
-                switch CounterKind(rawValue: kind) {
-                case .requestsPerSecond: counts[scope]?.requestsBySecond[slot] = Int(amount)
-                case .tokensPerSecond: counts[scope]?.tokensBySecond[slot] = Int(amount)
-                case .tokensPerDay: counts[scope]?.dayTokens = Int(amount)
-                case .usdPerMonth: counts[scope]?.monthUSD = amount
-                case nil: break
+                switch kind {
+                case 0:
+                    counts[scope]?.inFlight = Int(amount)
+                    counts[scope]?.reservedTokens = Int(slot)
+                case -1: counts[scope]?.reservedUSD = amount
+                default:
+                    switch CounterKind(rawValue: kind) {
+                    case .requestsPerSecond: counts[scope]?.requestsBySecond[slot] = Int(amount)
+                    case .tokensPerSecond: counts[scope]?.tokensBySecond[slot] = Int(amount)
+                    case .tokensPerDay: counts[scope]?.dayTokens = Int(amount)
+                    case .usdPerMonth: counts[scope]?.monthUSD = amount
+                    case nil: break
+                    }
                 }
-            }
-            let holds = try await connection.query(
-                """
-                SELECT scope, count(*)::bigint, coalesce(sum(tokens), 0)::bigint, coalesce(sum(usd), 0)
-                FROM limit_holds WHERE scope = ANY(\(scopes)) AND expires_at > \(now) GROUP BY scope
-                """,
-                logger: self.logger
-            )
-            for try await (scope, count, tokens, usd) in holds.decode((String, Int64, Int64, Double).self) {
-                counts[scope]?.inFlight = Int(count)
-                counts[scope]?.reservedTokens = Int(tokens)
-                counts[scope]?.reservedUSD = usd
             }
             if let refusal = decide(counts) { return refusal }
             for try await _ in try await connection.query(
                 """
-                INSERT INTO limit_counters (scope, kind, slot, amount)
-                SELECT scope, 1, \(windows.second), 1 FROM unnest(\(scopes)::text[]) AS scope
-                ON CONFLICT (scope, kind, slot) DO UPDATE SET amount = limit_counters.amount + excluded.amount
-                """,
-                logger: self.logger
-            ) {}
-            for try await _ in try await connection.query(
-                """
+                WITH counted AS (
+                    INSERT INTO limit_counters (scope, kind, slot, amount)
+                    SELECT scope, 1, \(windows.second), 1 FROM unnest(\(scopes)::text[]) AS scope
+                    ON CONFLICT (scope, kind, slot) DO UPDATE SET amount = limit_counters.amount + excluded.amount
+                )
                 INSERT INTO limit_holds (id, scope, tokens, usd, expires_at)
                 SELECT \(hold.id), scope, \(hold.tokens), \(hold.costUSD), \(hold.expiresAt) FROM unnest(\(scopes)::text[]) AS scope
                 """,
@@ -508,38 +551,41 @@ extension PostgresStore: SharedLimitStore {
     }
 
     package func settleLimits(scopes: [String], windows: LimitWindows, reservation: UUID?, tokens: Int, costUSD: Double) async throws {
-        let now = Date().timeIntervalSince1970
-        try await self.client.withTransaction(logger: self.logger) { connection in
-            if let reservation {
-                for try await _ in try await connection.query("DELETE FROM limit_holds WHERE id = \(reservation)", logger: self.logger) {}
-            }
-            for (kind, slot, amount) in [
-                (CounterKind.tokensPerSecond, windows.second, Double(tokens)), (.tokensPerDay, windows.day, Double(tokens)),
-                (.usdPerMonth, Int64(windows.month), costUSD),
-            ] where amount != 0 {
-                for try await _ in try await connection.query(
-                    """
-                    INSERT INTO limit_counters (scope, kind, slot, amount)
-                    SELECT scope, \(kind.rawValue), \(slot), \(amount) FROM unnest(\(scopes)::text[]) AS scope
-                    ON CONFLICT (scope, kind, slot) DO UPDATE SET amount = limit_counters.amount + excluded.amount
-                    """,
-                    logger: self.logger
-                ) {}
-            }
-            // Housekeeping for these scopes only: seconds older than two minutes, days and months
-            // before the current ones, reservations past their expiry.
-            for try await _ in try await connection.query(
-                """
-                DELETE FROM limit_counters WHERE scope = ANY(\(scopes)) AND (
-                    (kind IN (1, 2) AND slot < \(windows.second - 120)) OR (kind = 3 AND slot < \(windows.day))
-                    OR (kind = 4 AND slot < \(Int64(windows.month))))
-                """,
-                logger: self.logger
-            ) {}
-            for try await _ in try await connection.query(
-                "DELETE FROM limit_holds WHERE scope = ANY(\(scopes)) AND expires_at < \(now)", logger: self.logger
-            ) {}
+        // One statement (atomic on its own): drop the reservation, add the usage. The kinds and
+        // amounts go as parallel arrays; a zero amount is left out.
+        var kinds: [Int16] = []
+        var slots: [Int64] = []
+        var amounts: [Double] = []
+        for (kind, slot, amount) in [
+            (CounterKind.tokensPerSecond, windows.second, Double(tokens)), (.tokensPerDay, windows.day, Double(tokens)),
+            (.usdPerMonth, Int64(windows.month), costUSD),
+        ] where amount != 0 {
+            kinds.append(kind.rawValue)
+            slots.append(slot)
+            amounts.append(amount)
         }
+        let reservationID = reservation ?? UUID()
+        try await self.execute(
+            """
+            WITH released AS (DELETE FROM limit_holds WHERE id = \(reservationID))
+            INSERT INTO limit_counters (scope, kind, slot, amount)
+            SELECT scope, usage.kind, usage.slot, usage.amount
+            FROM unnest(\(scopes)::text[]) AS scope, unnest(\(kinds)::smallint[], \(slots)::bigint[], \(amounts)::double precision[]) AS usage(kind, slot, amount)
+            ON CONFLICT (scope, kind, slot) DO UPDATE SET amount = limit_counters.amount + excluded.amount
+            """
+        )
+        // Housekeeping now and then (about one settle in 32), for these scopes only: seconds older
+        // than two minutes, past days and months, reservations past their expiry.
+        guard UInt8.random(in: 0...31) == 0 else { return }
+        let now = Date().timeIntervalSince1970
+        try await self.execute(
+            """
+            WITH expired AS (DELETE FROM limit_holds WHERE scope = ANY(\(scopes)::text[]) AND expires_at < \(now))
+            DELETE FROM limit_counters WHERE scope = ANY(\(scopes)::text[]) AND (
+                (kind IN (1, 2) AND slot < \(windows.second - 120)) OR (kind = 3 AND slot < \(windows.day))
+                OR (kind = 4 AND slot < \(Int64(windows.month))))
+            """
+        )
     }
 }
 

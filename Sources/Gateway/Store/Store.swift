@@ -43,6 +43,13 @@ package protocol Store: Sendable {
     func close() async throws
 }
 
+/// A store that can say at once that tokens changed (PostgreSQL's `LISTEN`), so a replica reloads its
+/// copy within milliseconds instead of at its next poll; the poll stays as the backstop.
+package protocol TokenChangeFeed: Sendable {
+    /// Calls `onChange` for every change until the connection ends (then throws) or the task is cancelled.
+    func followTokenChanges(_ onChange: @escaping @Sendable () async -> Void) async throws
+}
+
 /// A Responses API response as the response store keeps it (`responses.store`): its conversation,
 /// the request's input items and its output items, as one JSON array of input items.
 package struct StoredResponse: Sendable, Hashable {
