@@ -435,6 +435,30 @@ struct StoreTests {
         }
     }
 
+    @Test("concurrent usage rows all land (PostgreSQL writes them in group commits); a row written twice is stored once", arguments: StoreBackend.available)
+    func concurrentUsage(_ backend: StoreBackend) async throws {
+        try await withTemporaryStore(backend) { store, _ in
+            let start = Date(timeIntervalSince1970: 1_800_000_000)
+            let records = (0..<200).map { index in
+                UsageRecord(
+                    timestamp: start.addingTimeInterval(Double(index) / 1000), requestID: "c\(index)", identity: "id\(index % 7)", tokenPrefix: "p",
+                    groups: ["g"], route: "/v1/messages", requestedModel: "m", resolvedModel: "m", status: 200, finishReason: "end_turn",
+                    usage: TokenUsage(inputTokens: index, outputTokens: 1), costUSD: 0.001, firstByteMilliseconds: nil, durationMilliseconds: 1
+                )
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for record in records { group.addTask { try await store.recordUsage(record) } }
+                try await group.waitForAll()
+            }
+            // A retried write (the first attempt may have landed after all) is not counted twice.
+            try await store.recordUsage(records[17])
+            let stored = try await store.usage(since: start)
+            #expect(stored.count == 200)
+            #expect(Set(stored.map(\.requestID)) == Set(records.map(\.requestID)))
+            #expect(stored.map(\.usage.inputTokens).reduce(0, +) == (0..<200).reduce(0, +))
+        }
+    }
+
     @Test("kept responses: read back by id for their identity only, until they expire; saving one forgets the expired", arguments: StoreBackend.available)
     func responses(_ backend: StoreBackend) async throws {
         try await withTemporaryStore(backend) { store, _ in

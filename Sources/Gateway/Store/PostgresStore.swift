@@ -4,6 +4,7 @@ import NIOCore
 import NIOSSL
 import PostgresNIO
 import StreamCore
+import Synchronization
 
 /// The shared store: one PostgreSQL database for several Sluice replicas, with the same data as
 /// ``SQLiteStore`` (tokens by digest only, the usage ledger, kept responses).
@@ -23,6 +24,8 @@ package final class PostgresStore: Store {
     let client: PostgresClient
     package let address: PostgresAddress
     private let runner: Task<Void, Never>
+    /// Usage rows waiting for the next group commit, and whether a writer is running.
+    private let pendingRows = Mutex<(rows: [(UsageRecord, CheckedContinuation<Void, any Error>)], writing: Bool)>(([], false))
     fileprivate let logger: Logger
 
     private init(client: PostgresClient, address: PostgresAddress, logger: Logger) {
@@ -331,19 +334,82 @@ package final class PostgresStore: Store {
 
     // MARK: Usage
 
+    /// Group commit: rows that arrive while a write is under way go together in the next one (one
+    /// statement, one commit, one WAL flush for all of them); a row that finds no write under way
+    /// goes at once, so a lone request waits for nothing. Each caller returns when its own row is
+    /// committed, or throws that write's error.
     package func recordUsage(_ record: UsageRecord) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let startWriter = self.pendingRows.withLock { pending in
+                pending.rows.append((record, continuation))
+                if pending.writing { return false }
+                pending.writing = true
+                return true
+            }
+            if startWriter { Task { await self.writeRows() } }
+        }
+    }
+
+    /// Writes what is pending, batch after batch, until nothing is.
+    private func writeRows() async {
+        while true {
+            let batch = self.pendingRows.withLock { pending -> [(UsageRecord, CheckedContinuation<Void, any Error>)] in
+                let batch = Array(pending.rows.prefix(Self.maximumBatch))
+                pending.rows.removeFirst(batch.count)
+                if batch.isEmpty { pending.writing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                try await self.insert(batch.map(\.0))
+                for (_, continuation) in batch { continuation.resume() }
+            } catch {
+                for (_, continuation) in batch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Rows per statement: 19 parameters each, well under PostgreSQL's 65,535.
+    static let maximumBatch = 500
+
+    private func insert(_ records: [UsageRecord]) async throws {
+        var binds = PostgresBindings(capacity: records.count * 19)
+        var values: [String] = []
+        values.reserveCapacity(records.count)
+        for record in records {
+            let first = binds.count + 1
+            binds.append(record.timestamp.timeIntervalSince1970)
+            binds.append(record.requestID)
+            binds.append(record.identity)
+            binds.append(record.tokenPrefix)
+            binds.append(Self.joinGroups(record.groups))
+            binds.append(record.route)
+            binds.append(record.requestedModel)
+            binds.append(record.resolvedModel)
+            binds.append(record.status)
+            binds.append(record.finishReason)
+            binds.append(record.usage.inputTokens)
+            binds.append(record.usage.outputTokens)
+            binds.append(record.usage.cacheReadInputTokens)
+            binds.append(record.usage.cacheWriteInputTokens)
+            binds.append(record.costUSD)
+            binds.append(record.firstByteMilliseconds)
+            binds.append(record.durationMilliseconds)
+            binds.append(record.upstream)
+            binds.append(record.rowKey)
+            values.append("(" + (first..<first + 19).map { "$\($0)" }.joined(separator: ",") + ")")
+        }
         try await self.execute(
-            """
-            INSERT INTO usage (at, request_id, identity, token_prefix, groups, route, model_requested, model_resolved, status,
-                finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms, upstream,
-                row_key)
-            VALUES (\(record.timestamp.timeIntervalSince1970), \(record.requestID), \(record.identity), \(record.tokenPrefix),
-                \(Self.joinGroups(record.groups)), \(record.route), \(record.requestedModel), \(record.resolvedModel), \(record.status),
-                \(record.finishReason), \(record.usage.inputTokens), \(record.usage.outputTokens), \(record.usage.cacheReadInputTokens),
-                \(record.usage.cacheWriteInputTokens), \(record.costUSD), \(record.firstByteMilliseconds), \(record.durationMilliseconds),
-                \(record.upstream), \(record.rowKey))
-            ON CONFLICT (row_key) DO NOTHING
-            """
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO usage (at, request_id, identity, token_prefix, groups, route, model_requested, model_resolved, status,
+                        finish_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, first_byte_ms, duration_ms,
+                        upstream, row_key)
+                    VALUES \(values.joined(separator: ","))
+                    ON CONFLICT (row_key) DO NOTHING
+                    """,
+                binds: binds
+            )
         )
     }
 
