@@ -285,6 +285,9 @@ struct UpstreamRoutingTests {
                 // Nothing listens on port 9 (discard) on the loopback here.
                 $0.upstreams[0].endpoint = URL(string: "http://127.0.0.1:9")
                 $0.timeouts.connect = .seconds(30)
+                // Longer than the test can take with the whole suite on 2 cores (it took 44 s once,
+                // and east's default 5 s cooldown was over when the gauge was read).
+                $0.routing.cooldown = .seconds(300)
             }
         ) { stack in
             // Sessions that rank east first: each would go there if it were up.
