@@ -46,6 +46,9 @@ package struct Ledger: Sendable {
     func write(_ record: UsageRecord) async -> Written {
         if self.backlog.isBacklogged { return self.queue(record, StoreUnavailable()) }
         let store = self.store
+        // Cancelled as soon as the write wins, so no timer outlives its request by 2 s.
+        let timer = Task { try? await Task.sleep(for: Self.writeWait) }
+        defer { timer.cancel() }
         let result = await FirstOf<Result<Void, any Error>?>.race(
             { () async -> Result<Void, any Error>? in
                 do {
@@ -56,7 +59,7 @@ package struct Ledger: Sendable {
                 }
             },
             { () async -> Result<Void, any Error>? in
-                try? await Task.sleep(for: Self.writeWait)
+                await timer.value
                 return nil
             }
         )
