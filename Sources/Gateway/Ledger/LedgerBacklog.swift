@@ -17,7 +17,6 @@ package final class LedgerBacklog: Sendable {
         var rows: [UsageRecord] = []
         /// Rows queued since the last time the queue was empty (for the log line when it drains).
         var queuedInOutage = 0
-        var dropped = 0
     }
 
     private let state = Mutex(State())
@@ -29,19 +28,13 @@ package final class LedgerBacklog: Sendable {
 
     /// Rows waiting to be written.
     package var count: Int { self.state.withLock { $0.rows.count } }
-    /// Rows dropped because the queue was full, since start.
-    package var dropped: Int { self.state.withLock { $0.dropped } }
-
     /// Whether new rows should skip the store and queue behind the waiting ones.
     var isBacklogged: Bool { self.state.withLock { !$0.rows.isEmpty } }
 
     /// Queues a row; `false` when the queue is full and the row was dropped.
     func enqueue(_ record: UsageRecord) -> (queued: Bool, first: Bool) {
         self.state.withLock { state in
-            guard state.rows.count < self.capacity else {
-                state.dropped += 1
-                return (false, false)
-            }
+            guard state.rows.count < self.capacity else { return (false, false) }
             let first = state.rows.isEmpty
             state.rows.append(record)
             state.queuedInOutage += 1
@@ -50,25 +43,29 @@ package final class LedgerBacklog: Sendable {
     }
 
     /// Writes the waiting rows in order until the store fails again; returns how many were written.
+    /// The rows stay queued while they are written (so new rows keep queuing behind them) and the
+    /// written ones leave in one step: removing them one by one from the front was quadratic.
     func flush(to store: any Store, logger: Logger) async -> Int {
+        let waiting = self.state.withLock { $0.rows }
         var written = 0
-        while let next = self.state.withLock({ $0.rows.first }) {
+        for row in waiting {
             do {
-                try await store.recordUsage(next)
+                try await store.recordUsage(row)
             } catch {
-                if written > 0 { logger.info("ledger backlog partly written", metadata: ["ledger.written": "\(written)"]) }
-                return written
+                break
             }
             written += 1
-            let drained: Int? = self.state.withLock { state in
-                state.rows.removeFirst()
-                guard state.rows.isEmpty else { return nil }
-                defer { state.queuedInOutage = 0 }
-                return state.queuedInOutage
-            }
-            if let drained {
-                logger.notice("ledger backlog written: the store answers again", metadata: ["ledger.rows": "\(drained)"])
-            }
+        }
+        let drained: Int? = self.state.withLock { state in
+            state.rows.removeFirst(written)
+            guard state.rows.isEmpty else { return nil }
+            defer { state.queuedInOutage = 0 }
+            return state.queuedInOutage
+        }
+        if let drained {
+            logger.notice("ledger backlog written: the store answers again", metadata: ["ledger.rows": "\(drained)"])
+        } else if written > 0 {
+            logger.info("ledger backlog partly written", metadata: ["ledger.written": "\(written)"])
         }
         return written
     }

@@ -47,13 +47,7 @@ package final class PostgresStore: Store {
         // The first connection is made directly, not through the pool: its error says what went
         // wrong (refused, unknown host, bad password), where the pool only reports that it gave up.
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: .init(
-                    host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
-                    tls: try Self.connectionTLS(address.tls)
-                ),
-                id: 0, logger: logger
-            )
+            let connection = try await Self.connect(address, id: 0, logger: logger)
             do {
                 try await Self.migrate(connection, logger: logger)
                 try await connection.close()
@@ -67,7 +61,18 @@ package final class PostgresStore: Store {
         return PostgresStore(client: PostgresClient(configuration: configuration, backgroundLogger: logger), address: address, logger: logger)
     }
 
-    fileprivate static func connectionTLS(_ mode: PostgresAddress.TLSMode) throws -> PostgresConnection.Configuration.TLS {
+    /// A connection of its own, outside the pool (migrations, LISTEN).
+    fileprivate static func connect(_ address: PostgresAddress, id: Int, logger: Logger) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(
+            configuration: .init(
+                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
+                tls: try Self.connectionTLS(address.tls)
+            ),
+            id: id, logger: logger
+        )
+    }
+
+    private static func connectionTLS(_ mode: PostgresAddress.TLSMode) throws -> PostgresConnection.Configuration.TLS {
         var unverified = TLSConfiguration.makeClientConfiguration()
         unverified.certificateVerification = .none
         switch mode {
@@ -527,14 +532,7 @@ extension PostgresStore: TokenChangeFeed {
     /// On its own connection (a listening connection cannot go back to the pool): `LISTEN
     /// sluice_tokens`, which the tokens' trigger notifies.
     package func followTokenChanges(_ onChange: @escaping @Sendable () async -> Void) async throws {
-        let address = self.address
-        let connection = try await PostgresConnection.connect(
-            configuration: .init(
-                host: address.host, port: address.port, username: address.user, password: address.password, database: address.database,
-                tls: try Self.connectionTLS(address.tls)
-            ),
-            id: 1, logger: self.logger
-        )
+        let connection = try await Self.connect(self.address, id: 1, logger: self.logger)
         do {
             // Cancelled (shutdown): closing the connection ends the notifications' loop.
             try await withTaskCancellationHandler {
