@@ -71,7 +71,7 @@ struct LoadCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp(
         "With --http2: at most this many streams per connection (the server's own limit applies too; Sluice's is 100).",
-        discussion: "Fewer streams per connection means fewer stream ends per connection per second. NIOHTTP2 closes a connection that receives more than 200 RST_STREAM frames in 30 s, and libcurl 7.88 sends one after every completed stream, so short streams need this lower (README: Load)."
+        discussion: "Fewer streams per connection spread them over more connections, as many clients would be."
     ))
     var streamsPerConnection = 100
 

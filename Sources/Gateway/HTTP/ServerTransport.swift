@@ -2,6 +2,7 @@ package import HummingbirdCore
 import HummingbirdHTTP2
 import NIOCore
 import NIOSSL
+import Logging
 
 /// The certificate and key files for TLS termination, from `server.tls`.
 package struct TLSFiles: Sendable, Equatable {
@@ -43,9 +44,39 @@ package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(3
         privateKey: .privateKey(key)
     )
     do {
-        return try .http2Upgrade(tlsConfiguration: configuration, configuration: .init(idleTimeout: clientIdle, streamConfiguration: http1))
+        // Built once here so that a certificate and key that do not belong together stop start-up
+        // naming the files; the server builds its own below.
+        _ = try HTTP2UpgradeChannel(tlsConfiguration: configuration, responder: { _, _, _ in })
+        return HTTPServerBuilder { responder in
+            ResetFilteringHTTP2Channel(
+                upgrade: try HTTP2UpgradeChannel(
+                    tlsConfiguration: configuration, configuration: .init(idleTimeout: clientIdle, streamConfiguration: http1), responder: responder
+                )
+            )
+        }
     } catch {
         throw ConfigurationError(source: tls.certificateChainPath, key: "server.tls", problem: "the certificate and key cannot be used together")
+    }
+}
+
+/// Hummingbird's TLS + ALPN channel with ``HTTP2ResetFilter`` between TLS and the HTTP/2 handler.
+/// The filter goes in right after the TLS handler while the channel is set up, before any byte is
+/// read; when ALPN then picks HTTP/2 the HTTP/2 handler is added behind it.
+struct ResetFilteringHTTP2Channel: ServerChildChannel {
+    typealias Value = HTTP2UpgradeChannel.Value
+    let upgrade: HTTP2UpgradeChannel
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        self.upgrade.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let operations = channel.pipeline.syncOperations
+            let tls = try operations.context(handlerType: NIOSSLServerHandler.self)
+            try operations.addHandler(HTTP2ResetFilter(), position: .after(tls.handler))
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await self.upgrade.handle(value: value, logger: logger)
     }
 }
 
