@@ -64,14 +64,26 @@ nginx -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' 2> "$work/nginx/st
 pids+=("$!")
 
 token="$("${server_env[@]}" "$sluice" token create --identity wire --group admins --ttl 1d --db "$work/sluice.db" | tail -n 1)"
-gw_port="$(free_port)"
-# shellcheck disable=SC2086
-"${server_env[@]}" ${SLUICE_ENV:-} "$sluice" serve --host 127.0.0.1 --port "$gw_port" --no-simulator \
-    --upstream "http://127.0.0.1:$sim_port" --db "$work/sluice.db" --log-level warning > "$work/gateway.log" 2>&1 &
-gw_pid=$!
-pids+=("$gw_pid")
-
-wait_up "http://127.0.0.1:$gw_port/healthz"
+gw_port=""
+gw_pid=""
+# A new gateway for each measured path, so that each path's memory per stream counts what its own
+# streams grew (a path measured after another would find the first one's pools and arenas already
+# grown, and look smaller than it is).
+fresh_gateway() {
+    if [[ -n "$gw_pid" ]]; then
+        kill "$gw_pid" 2>/dev/null || true
+        wait "$gw_pid" 2>/dev/null || true
+    fi
+    gw_port="$(free_port)"
+    # shellcheck disable=SC2086
+    "${server_env[@]}" ${SLUICE_ENV:-} "$sluice" serve --host 127.0.0.1 --port "$gw_port" --no-simulator \
+        --upstream "http://127.0.0.1:$sim_port" --db "$work/sluice.db" --log-level warning >> "$work/gateway.log" 2>&1 &
+    gw_pid=$!
+    pids+=("$gw_pid")
+    wait_up "http://127.0.0.1:$gw_port/healthz"
+    sleep 0.3
+}
+wait_up "http://127.0.0.1:$sim_port/inference-profiles"
 for _ in $(seq 100); do [[ -f "$work/nginx.pid" ]] && break; sleep 0.1; done
 sleep 0.3
 
@@ -114,7 +126,9 @@ for pair in $runs; do
     echo "== $c concurrent streams, $n streams: direct, nginx, sluice /bedrock, sluice OpenAI" >&2
     measure "direct-$c" "" --direct --url "http://127.0.0.1:$sim_port" "${common[@]}"
     measure "nginx-$c" "$(nginx_pids)" --direct --url "http://127.0.0.1:$nginx_port" "${common[@]}"
+    fresh_gateway
     measure "bedrock-$c" "$gw_pid" --url "http://127.0.0.1:$gw_port" --route bedrock "${common[@]}"
+    fresh_gateway
     measure "openai-$c" "$gw_pid" --url "http://127.0.0.1:$gw_port" --route openai "${common[@]}"
 done
 
@@ -154,5 +168,6 @@ for pair in runs:
 print()
 print("+ = added over the simulator reached directly in the same run (chunk latency: arrival − the")
 print("simulator's send stamp). CPU/chunk: the relay's user+system CPU during the run / chunks relayed")
-print("(streams × chunks per stream). KiB/stream: the relay's peak RSS during the run − its RSS before, / streams.")
+print("(streams × chunks per stream). KiB/stream: the relay's peak RSS during the run − its RSS before, / streams;")
+print("each Sluice path runs in a gateway started for it.")
 EOF
