@@ -92,8 +92,12 @@ struct HostileInputTests {
         let token = try OperationsTests.token("mallory", database: database)
         // A config file without policies denies everything: give the built-in admin rule back.
         // requestBodySeconds 4, not less: under the whole suite on 2 cores, sending the 3 MB body of
-        // 100,000 messages took over 2 s once, and the server rightly closed on it.
-        try Data(#"{"timeouts":{"clientIdleSeconds":1,"requestBodySeconds":4},"policies":[{"source":"group:admins"}]}"#.utf8)
+        // 100,000 messages took over 2 s once, and the server rightly closed on it. clientIdleSeconds
+        // 3, not 1: the client's event loop shares the test process with the whole suite, and a new
+        // connection it could not write to for a second was closed as idle before its request
+        // (remoteConnectionClosed, in 2 of 4 full runs); the slowloris and stalled-body checks below
+        // still see their connections closed well inside their bounds.
+        try Data(#"{"timeouts":{"clientIdleSeconds":3,"requestBodySeconds":4},"policies":[{"source":"group:admins"}]}"#.utf8)
             .write(to: URL(fileURLWithPath: config))
         let server = try await SluiceProcess.serve(database: database, arguments: ["--config", config])
         defer { if server.process.isRunning { server.kill() } }
@@ -101,12 +105,20 @@ struct HostileInputTests {
         let url = "http://127.0.0.1:\(server.port)/v1/chat/completions"
 
         try await HTTPClient.withHTTPClient { client in
-            func post(_ body: ByteBuffer) async throws -> (HTTPResponseStatus, String) {
+            func post(_ body: ByteBuffer, line: Int = #line) async throws -> (HTTPResponseStatus, String) {
+                do {
+                    return try await send(body)
+                } catch {
+                    Issue.record("request at line \(line): \(error)")
+                    throw error
+                }
+            }
+            func send(_ body: ByteBuffer) async throws -> (HTTPResponseStatus, String) {
                 var request = HTTPClientRequest(url: url)
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.headers.add(name: "Authorization", value: "Bearer \(token)")
-                // A connection per request: this server closes connections idle for 1 s, and a pooled
+                // A connection per request: this server closes connections idle for 3 s, and a pooled
                 // one it closes just as the client picks it up fails with "I/O on closed channel"
                 // (CI saw it after building the 100,000-message body took about that long).
                 request.headers.add(name: "Connection", value: "close")
@@ -115,7 +127,15 @@ struct HostileInputTests {
                 return (response.status, String(buffer: try await response.body.collect(upTo: 1 << 20)))
             }
             func normal() async throws {
-                let (status, text) = try await post(ByteBuffer(string: chatRequest("still there? [[sim chunks=3]]")))
+                let body = ByteBuffer(string: chatRequest("still there? [[sim chunks=3]]"))
+                // One more try when the connection was closed before any answer: under the whole suite
+                // on 2 cores the server's loop (a debug build in its own process) was once starved
+                // past the idle limit between accepting a connection and reading its request, and
+                // closed it as idle (remoteConnectionClosed). These are the "still answering" checks,
+                // not the hostile inputs; a server that stopped answering fails both tries.
+                let answer: (HTTPResponseStatus, String)
+                if let first = try? await send(body) { answer = first } else { answer = try await post(body) }
+                let (status, text) = answer
                 #expect(status == .ok)
                 #expect(text.hasSuffix("data: [DONE]\n\n"))
             }
@@ -175,7 +195,7 @@ struct HostileInputTests {
             #expect(floodAnswer.closed || floodAnswer.text.hasPrefix("HTTP/1.1 4"), "\(floodAnswer.text.prefix(200))")
             #expect(!floodAnswer.text.hasPrefix("HTTP/1.1 2"))
 
-            // Slowloris: headers one byte at a time, never finished. Closed after the idle limit (1 s).
+            // Slowloris: headers one byte at a time, never finished. Closed after the idle limit (3 s).
             let slow = try RawConnection(port: server.port)
             let started = ContinuousClock.now
             var closed = false
