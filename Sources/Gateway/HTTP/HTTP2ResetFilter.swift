@@ -32,7 +32,7 @@ final class HTTP2ResetFilter: ChannelDuplexHandler, RemovableChannelHandler {
     /// The payload of a dropped reset still to be skipped in the next read.
     private var droppingPayload = 0
 
-    /// How many resets this connection had dropped (for tests and the log).
+    /// How many resets this connection has dropped (read by the unit tests).
     private(set) var droppedResets = 0
 
     init() {}

@@ -46,11 +46,8 @@ package struct Ledger: Sendable {
     func write(_ record: UsageRecord) async -> Written {
         if self.backlog.isBacklogged { return self.queue(record, StoreUnavailable()) }
         let store = self.store
-        // Cancelled as soon as the write wins, so no timer outlives its request by 2 s.
-        let timer = Task { try? await Task.sleep(for: Self.writeWait) }
-        defer { timer.cancel() }
-        let result = await FirstOf<Result<Void, any Error>?>.race(
-            { () async -> Result<Void, any Error>? in
+        let result = await BoundedWait<Result<Void, any Error>>.value(
+            of: { () async -> Result<Void, any Error> in
                 do {
                     try await store.recordUsage(record)
                     return .success(())
@@ -58,14 +55,11 @@ package struct Ledger: Sendable {
                     return .failure(error)
                 }
             },
-            { () async -> Result<Void, any Error>? in
-                await timer.value
-                return nil
-            }
+            within: Self.writeWait
         )
         switch result {
-        case .success: return .stored
-        case .failure(let error): return self.queue(record, error)
+        case .success?: return .stored
+        case .failure(let error)?: return self.queue(record, error)
         case nil: return self.queue(record, StoreTimeout())
         }
     }

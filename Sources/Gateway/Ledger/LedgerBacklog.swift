@@ -105,26 +105,34 @@ package struct LedgerFlusher: Service {
     }
 }
 
-/// The first of two unstructured tasks to finish; the other runs on, unawaited (a task group
-/// would wait for both, and a store write does not stop when cancelled).
-enum FirstOf<Value: Sendable> {
-    static func race(_ first: @escaping @Sendable () async -> Value, _ second: @escaping @Sendable () async -> Value) async -> Value {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Value, Never>) in
+/// The value of some work if it comes within a time limit, else `nil`. The work is an unstructured
+/// task that runs on, unawaited, past the limit (a task group would wait for it, and a store write
+/// does not stop when cancelled); the timer is cancelled as soon as the work wins, so no timer
+/// outlives its request.
+enum BoundedWait<Value: Sendable> {
+    static func value(of work: @escaping @Sendable () async -> Value, within limit: Duration) async -> Value? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
             let once = Once(continuation)
-            Task { once.finish(await first()) }
-            Task { once.finish(await second()) }
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                once.finish(nil)  // after the work's value this is ignored
+            }
+            Task {
+                once.finish(await work())
+                timer.cancel()
+            }
         }
     }
 
     /// Resumes the continuation with the first value only.
     private final class Once: Sendable {
-        private let pending: Mutex<CheckedContinuation<Value, Never>?>
+        private let pending: Mutex<CheckedContinuation<Value?, Never>?>
 
-        init(_ continuation: CheckedContinuation<Value, Never>) {
+        init(_ continuation: CheckedContinuation<Value?, Never>) {
             self.pending = Mutex(continuation)
         }
 
-        func finish(_ value: Value) {
+        func finish(_ value: Value?) {
             self.pending.withLock { waiting in
                 waiting?.resume(returning: value)
                 waiting = nil
