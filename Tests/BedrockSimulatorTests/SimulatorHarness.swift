@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
 import StreamCore
 import Testing
 
@@ -27,20 +28,34 @@ struct Simulator {
             acceptedBetas: acceptedBetas, faults: faults
         )
         var logger = Logger(label: "BedrockSimulatorTests")
-        // Cancelling the server at the end of a test makes HummingbirdCore log the cancellation of
-        // open keep-alive connections as errors; they are expected here.
+        // A server still answering after the two seconds of graceful shutdown is cancelled, which
+        // HummingbirdCore logs as errors; they are expected here.
         logger.logLevel = .critical
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = makeSimulatorApplication(configuration: configuration, logger: logger) { port in
             portContinuation.yield(port)
             portContinuation.finish()
         }
+        // Stopped as SIGTERM would stop it (no new connections, open ones may finish, the rest is
+        // cancelled after two seconds). Cancelling at once can drop a connection that was accepted
+        // but not yet handed to the server's loop, on which NIO traps: "Deinited NIOAsyncWriter
+        // without calling finish()" (swift-nio #2637).
+        var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: app)], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(2)
+        let serviceGroup = ServiceGroup(configuration: groupConfiguration)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            defer { group.cancelAll() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
-            return try await body(Simulator(port: port, recorder: recorder))
+            group.addTask { try await serviceGroup.run() }
+            let outcome: Result<Value, any Error>
+            do {
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                outcome = .success(try await body(Simulator(port: port, recorder: recorder)))
+            } catch {
+                outcome = .failure(error)
+            }
+            await serviceGroup.triggerGracefulShutdown()
+            while (try? await group.next()) != nil {}
+            return try outcome.get()
         }
     }
 
