@@ -70,4 +70,81 @@ static inline size_t sluice_json_first_special(const uint8_t *bytes, size_t star
     return count;
 }
 
+// After a backslash at bytes[at]: the index just past its escape, or 0 when the escape is not one
+// JSON allows (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`, or `\u` and four hex digits).
+static inline size_t sluice_json_escape_end(const uint8_t *bytes, size_t at, size_t count) {
+    if (at + 1 >= count) return 0;
+    switch (bytes[at + 1]) {
+    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        return at + 2;
+    case 'u':
+        if (at + 6 > count) return 0;
+        for (size_t k = at + 2; k < at + 6; k++) {
+            uint8_t c = bytes[k];
+            if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))) return 0;
+        }
+        return at + 6;
+    default:
+        return 0;
+    }
+}
+
+// The end of the JSON string whose text starts at bytes[start] (just after its opening quote): the
+// index of its closing quote, or -1 - i where i is the offset of what makes it invalid (a control
+// byte or the backslash of a bad escape), -1 - count when it is not closed. Every escape is checked.
+//
+// One pass over the special bytes of each 16-byte block: an escape only clears the block's mask bits
+// up to its end, where the generic scan went back to Swift and loaded the block again for each one
+// (a delta's short text has one or two escapes, and that was most of reading it).
+static inline ptrdiff_t sluice_json_string_end(const uint8_t *bytes, size_t start, size_t count) {
+    size_t index = start;
+#if defined(__SSE2__)
+    if (count >= 16) {
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i backslash = _mm_set1_epi8('\\');
+        const __m128i control = _mm_set1_epi8(0x1F);
+        while (index < count) {
+            // As in sluice_json_first_special: the last block may start before `index`.
+            size_t at = index + 16 <= count ? index : count - 16;
+            __m128i v = _mm_loadu_si128((const __m128i *)(bytes + at));
+            __m128i special = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
+            // Bit k: bytes[index + k] is special, for index + k < at + 16.
+            unsigned mask = (unsigned)_mm_movemask_epi8(special) >> (index - at);
+            size_t block_end = at + 16;
+            while (mask != 0) {
+                size_t position = index + (size_t)__builtin_ctz(mask);
+                uint8_t byte = bytes[position];
+                if (byte == '"') return (ptrdiff_t)position;
+                if (byte != '\\') return -1 - (ptrdiff_t)position;
+                size_t next = sluice_json_escape_end(bytes, position, count);
+                if (next == 0) return -1 - (ptrdiff_t)position;
+                if (next >= block_end) {
+                    index = next;
+                    goto next_block;
+                }
+                mask &= ~0u << (next - index);
+            }
+            index = block_end;
+        next_block:;
+        }
+        return -1 - (ptrdiff_t)count;
+    }
+#endif
+    while (index < count) {
+        uint8_t byte = bytes[index];
+        if (byte == '"') return (ptrdiff_t)index;
+        if (byte == '\\') {
+            size_t next = sluice_json_escape_end(bytes, index, count);
+            if (next == 0) return -1 - (ptrdiff_t)index;
+            index = next;
+            continue;
+        }
+        if (byte < 0x20) return -1 - (ptrdiff_t)index;
+        index += 1;
+    }
+    return -1 - (ptrdiff_t)count;
+}
+
 #endif

@@ -60,49 +60,15 @@ package struct JSONScanner {
     package mutating func readString() throws(Failure) -> Range<Int> {
         try self.consume(UInt8(ascii: "\""))
         let start = self.index
-        let count = self.bytes.count
-        var index = start
-        while true {
-            // Most string bytes are neither a quote, a backslash nor a control character: the scan
-            // jumps over them sixteen at a time, straight to the next one that is.
-            index = JSONSpecialBytes.first(in: self.bytes, from: index)
-            guard index < count else {
-                self.index = index
-                throw self.failure()
-            }
-            let byte = self.bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                self.index = index + 1
-                return start..<index
-            }
-            if byte == UInt8(ascii: "\\") {
-                self.index = index
-                try self.skipEscape()
-                index = self.index
-                continue
-            }
-            // JSON forbids raw control characters in strings.
-            self.index = index
-            throw self.failure()
-        }
-    }
-
-    @inline(__always)
-    private mutating func skipEscape() throws(Failure) {
-        // At a backslash.
-        guard self.index + 1 < self.bytes.count else { throw self.failure() }
-        switch self.bytes[self.index + 1] {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-            UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-            self.index += 2
-        case UInt8(ascii: "u"):
-            guard self.index + 6 <= self.bytes.count else { throw self.failure() }
-            for offset in 2..<6 where !self.bytes[self.index + offset].isHexDigit {
-                throw self.failure()
-            }
-            self.index += 6
-        default:
-            throw self.failure()
+        // One C pass finds the closing quote and checks every escape and that no raw control
+        // character (which JSON forbids in strings) comes before it.
+        switch JSONSpecialBytes.stringEnd(in: self.bytes, from: start) {
+        case .success(let end):
+            self.index = end + 1
+            return start..<end
+        case .failure(let failure):
+            self.index = failure.offset
+            throw failure
         }
     }
 
@@ -237,6 +203,21 @@ package struct JSONScanner {
             guard UnsafeRawBufferPointer(start: here, count: count).elementsEqual(literal) else { return false }
         }
         self.index &+= count
+        return true
+    }
+
+    /// The last member of Bedrock's stream events, `,"p":"…"}`, without reading its string: when the
+    /// next bytes are `,"p":"` and the input's last two are `"}`, moves to the end and returns true.
+    ///
+    /// `p` is padding (characters of random length that hide the length of what an event carries);
+    /// nothing reads or relays it, so whether its text is well-formed changes nothing a client gets,
+    /// and scanning it was a sixth of translating a delta frame. The route that relays Anthropic
+    /// `chunk` events skips the `p` of their payload the same way.
+    package mutating func skipPaddingMemberToEnd() -> Bool {
+        guard self.match(",\"p\":\""), self.bytes.count &- 2 >= self.index,
+            self.bytes[self.bytes.count &- 2] == UInt8(ascii: "\""), self.bytes[self.bytes.count &- 1] == UInt8(ascii: "}")
+        else { return false }
+        self.index = self.bytes.count
         return true
     }
 

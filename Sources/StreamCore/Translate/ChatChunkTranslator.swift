@@ -180,8 +180,9 @@ public struct ChatChunkTranslator {
 
     /// The fast path for the shape Bedrock always writes, field order and all:
     /// `{"contentBlockIndex":N,"delta":{"text":"…"},"p":"…"}` (or `toolUse.input`, or
-    /// `reasoningContent.text`). It checks the whole payload; any difference (another order,
-    /// whitespace, another field) returns `nil` and the general scanner reads it instead.
+    /// `reasoningContent.text`). It checks the whole payload but the padding's text (see
+    /// ``JSONScanner/skipPaddingMemberToEnd()``); any difference (another order, whitespace, another
+    /// field) returns `nil` and the general scanner reads it instead.
     private static func scanDeltaAsBedrockWritesIt(_ scanner: inout JSONScanner) -> (Int, DeltaKind, Range<Int>)? {
         guard scanner.match("{\"contentBlockIndex\":"), let block = try? scanner.readInteger(),
             scanner.match(",\"delta\":{\"")
@@ -198,9 +199,7 @@ public struct ChatChunkTranslator {
             return nil
         }
         guard let value = try? scanner.readString(), scanner.match(closing == 1 ? "}" : "}}") else { return nil }
-        if scanner.match(",\"p\":") {
-            guard (try? scanner.readString()) != nil else { return nil }
-        }
+        if scanner.skipPaddingMemberToEnd() { return (block, kind, value) }
         guard scanner.match("}"), scanner.isAtEnd else { return nil }
         return (block, kind, value)
     }

@@ -313,6 +313,31 @@ struct ChatChunkTranslatorTests {
         #expect(translator.ending == .failed(code: "upstream_protocol_error"))
     }
 
+    @Test("the padding member p is not read: its text changes nothing, while the delta's text is still checked")
+    func paddingIsNotRead() {
+        let events = [
+            // Bedrock's layout with padding that is not well-formed JSON text: the delta is relayed.
+            #"{"contentBlockIndex":0,"delta":{"text":"ok"},"p":"a\q"}"#,
+            "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"ok\"},\"p\":\"raw \u{01}\"}",
+            // Ends as `"}` after more members: the fast path ignores them, as the general scan does.
+            #"{"contentBlockIndex":0,"delta":{"text":"ok"},"p":"abc","later":"x"}"#,
+        ]
+        for event in events {
+            let upstream = ConverseFrames.stream([ConverseFrames.messageStart(), ConverseFrames.event("contentBlockDelta", event), ConverseFrames.messageStop("end_turn")])
+            let (sse, _) = translate(upstream)
+            #expect(sse == roleChunk + chunk(#"{"content":"ok"}"#) + chunk("{}", finish: "stop") + done, "\(event)")
+        }
+        // The text itself is read as strictly as before, padding or not.
+        let bad = #"{"contentBlockIndex":0,"delta":{"text":"bad \q"},"p":"abc"}"#
+        let (_, translator) = translate(ConverseFrames.stream([ConverseFrames.messageStart(), ConverseFrames.event("contentBlockDelta", bad)]))
+        #expect(translator.ending == .failed(code: "upstream_protocol_error"))
+        // A payload that does not end as the padding string does goes to the general scan, which
+        // refuses the unterminated padding.
+        let cut = #"{"contentBlockIndex":0,"delta":{"text":"ok"},"p":"abc}"#
+        let (_, cutTranslator) = translate(ConverseFrames.stream([ConverseFrames.messageStart(), ConverseFrames.event("contentBlockDelta", cut)]))
+        #expect(cutTranslator.ending == .failed(code: "upstream_protocol_error"))
+    }
+
     @Test("tool input for a block that never started is refused")
     func orphanToolInput() {
         let upstream = ConverseFrames.stream([ConverseFrames.messageStart(), ConverseFrames.toolInput(3, "{}")])

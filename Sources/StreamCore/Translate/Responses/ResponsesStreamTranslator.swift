@@ -322,9 +322,7 @@ package struct ResponsesStreamTranslator {
             return nil
         }
         guard let value = try? scanner.readString(), scanner.match(closing == 1 ? "}" : "}}") else { return nil }
-        if scanner.match(",\"p\":") {
-            guard (try? scanner.readString()) != nil else { return nil }
-        }
+        if scanner.skipPaddingMemberToEnd() { return (block, kind, value) }
         guard scanner.match("}"), scanner.isAtEnd else { return nil }
         return (block, kind, value)
     }
