@@ -81,14 +81,10 @@ __attribute__((target("ssse3"), always_inline)) static inline long decode_last(c
 // The decoders' bodies are inlined twice: into SSSE3 functions, and into AVX ones, which run the same
 // 128-bit operations in the three-operand VEX encoding and so need none of the register copies the
 // two-operand SSE forms do (about a quarter of the instructions in the block loop).
-__attribute__((target("ssse3"), always_inline)) static inline long decode_whole(const uint8_t *input, size_t length, size_t readable,
-                                                                               uint8_t *output) {
-    if (length % 4 != 0) {
-        return -1;
-    }
+// `done` characters (a multiple of 16, fewer than `length`) are already decoded into `written` bytes.
+__attribute__((target("ssse3"), always_inline)) static inline long decode_whole_from(const uint8_t *input, size_t length, size_t readable,
+                                                                                    uint8_t *output, size_t done, long written) {
     // Whole blocks but the last (which holds any padding): straight from the input.
-    size_t done = 0;
-    long written = 0;
     while (length - done > 16) {
         if (!decode_block(_mm_loadu_si128((const __m128i *)(input + done)), output + written)) {
             return -1;
@@ -99,10 +95,17 @@ __attribute__((target("ssse3"), always_inline)) static inline long decode_whole(
     return decode_last(input, done, length, readable, output, written);
 }
 
-__attribute__((target("ssse3"), always_inline)) static inline long decode_string(const uint8_t *input, size_t readable, uint8_t *output,
-                                                                                size_t *length) {
-    size_t done = 0;
-    long written = 0;
+__attribute__((target("ssse3"), always_inline)) static inline long decode_whole(const uint8_t *input, size_t length, size_t readable,
+                                                                               uint8_t *output) {
+    if (length % 4 != 0) {
+        return -1;
+    }
+    return decode_whole_from(input, length, readable, output, 0, 0);
+}
+
+// `done` characters (a multiple of 16, all base64) are already decoded into `written` bytes.
+__attribute__((target("ssse3"), always_inline)) static inline long decode_string_from(const uint8_t *input, size_t readable, uint8_t *output,
+                                                                                     size_t *length, size_t done, long written) {
     // A block of base64 characters holds no quote: decode whole blocks until one fails the alphabet
     // test, which the closing quote (or padding, or a stray byte) does.
     while (readable - done >= 16) {
@@ -139,6 +142,73 @@ __attribute__((target("ssse3"), always_inline)) static inline long decode_string
     return decode_last(input, done, end, readable, output, written);
 }
 
+__attribute__((target("ssse3"), always_inline)) static inline long decode_string(const uint8_t *input, size_t readable, uint8_t *output,
+                                                                                size_t *length) {
+    return decode_string_from(input, readable, output, length, 0, 0);
+}
+
+// AVX2: the same method on 32 characters (24 bytes) at a time while whole 32-character blocks of the
+// alphabet remain, then the 16-character code above for the rest and the end. The shuffles work
+// within each 16-byte lane, so each lane packs its 12 bytes and a permute joins them.
+__attribute__((target("avx2"), always_inline)) static inline int decode_block32(__m256i text, uint8_t *output) {
+    const __m256i lookup_low = _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A,
+                                                0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
+    const __m256i lookup_high = _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+                                                 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+    const __m256i offsets = _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0,
+                                             0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    const __m256i pair_weights = _mm256_set1_epi32(0x01400140);
+    const __m256i quad_weights = _mm256_set1_epi32(0x00011000);
+    const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1,
+                                          2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+    // Lane 0's three words, lane 1's three, then the two empty ones: 24 bytes in a row.
+    const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
+
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi32(text, 4), nibble);
+    const __m256i low = _mm256_and_si256(text, nibble);
+    const __m256i invalid = _mm256_and_si256(_mm256_shuffle_epi8(lookup_low, low), _mm256_shuffle_epi8(lookup_high, high));
+    if ((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(invalid, _mm256_setzero_si256())) != 0xFFFFFFFFu) {
+        return 0;
+    }
+    const __m256i index = _mm256_add_epi8(_mm256_cmpeq_epi8(text, _mm256_set1_epi8(0x2F)), high);
+    const __m256i values = _mm256_add_epi8(text, _mm256_shuffle_epi8(offsets, index));
+    const __m256i pairs = _mm256_maddubs_epi16(values, pair_weights);
+    const __m256i words = _mm256_madd_epi16(pairs, quad_weights);
+    _mm256_storeu_si256((__m256i *)output, _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(words, pack), join));
+    return 1;
+}
+
+// The 32-byte store writes 8 bytes past the block's 24: inside the caller's room, since a whole
+// block of the alphabet means at least 24 more decoded bytes and the room has 16 to spare.
+__attribute__((target("avx2"))) static long decode_avx2(const uint8_t *input, size_t length, size_t readable, uint8_t *output) {
+    if (length % 4 != 0) {
+        return -1;
+    }
+    size_t done = 0;
+    long written = 0;
+    while (length - done > 32) {
+        if (!decode_block32(_mm256_loadu_si256((const __m256i *)(input + done)), output + written)) {
+            return -1;
+        }
+        done += 32;
+        written += 24;
+    }
+    return decode_whole_from(input, length, readable, output, done, written);
+}
+
+__attribute__((target("avx2"))) static long decode_string_avx2(const uint8_t *input, size_t readable, uint8_t *output, size_t *length) {
+    size_t done = 0;
+    long written = 0;
+    // A block that fails the alphabet test holds the closing quote (or padding, or a stray byte): the
+    // 16-character code finds which, from the same place.
+    while (readable - done >= 32 && decode_block32(_mm256_loadu_si256((const __m256i *)(input + done)), output + written)) {
+        done += 32;
+        written += 24;
+    }
+    return decode_string_from(input, readable, output, length, done, written);
+}
+
 __attribute__((target("ssse3"))) static long decode_ssse3(const uint8_t *input, size_t length, size_t readable, uint8_t *output) {
     return decode_whole(input, length, readable, output);
 }
@@ -156,7 +226,7 @@ __attribute__((target("avx"))) static long decode_string_avx(const uint8_t *inpu
 }
 #endif
 
-enum { support_unknown = 0, support_none, support_ssse3, support_avx };
+enum { support_unknown = 0, support_none, support_ssse3, support_avx, support_avx2 };
 
 // Decided once: the CPU does not change under a running process; racing threads store the same value.
 static _Atomic int support = support_unknown;
@@ -167,7 +237,10 @@ int sluice_base64_vector_level(void) {
 #if defined(__x86_64__)
         __builtin_cpu_init();
         // "avx" also means the OS saves the vector registers (the feature is not reported otherwise).
-        chosen = __builtin_cpu_supports("avx") ? support_avx : __builtin_cpu_supports("ssse3") ? support_ssse3 : support_none;
+        chosen = __builtin_cpu_supports("avx2")  ? support_avx2
+            : __builtin_cpu_supports("avx")      ? support_avx
+            : __builtin_cpu_supports("ssse3")    ? support_ssse3
+                                                 : support_none;
 #else
         chosen = support_none;
 #endif
@@ -186,6 +259,9 @@ long sluice_base64_decode(const uint8_t *input, size_t length, size_t readable, 
 
 long sluice_base64_decode_using(int level, const uint8_t *input, size_t length, size_t readable, uint8_t *output) {
 #if defined(__x86_64__)
+    if (level >= 3) {
+        return decode_avx2(input, length, readable < length ? length : readable, output);
+    }
     if (level >= 2) {
         return decode_avx(input, length, readable < length ? length : readable, output);
     }
@@ -206,6 +282,9 @@ long sluice_base64_decode_string(const uint8_t *input, size_t readable, uint8_t 
 
 long sluice_base64_decode_string_using(int level, const uint8_t *input, size_t readable, uint8_t *output, size_t *length) {
 #if defined(__x86_64__)
+    if (level >= 3) {
+        return decode_string_avx2(input, readable, output, length);
+    }
     if (level >= 2) {
         return decode_string_avx(input, readable, output, length);
     }

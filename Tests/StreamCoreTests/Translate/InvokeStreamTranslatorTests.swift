@@ -138,7 +138,7 @@ struct InvokeStreamTranslatorTests {
         #expect(translator.observe(message) == .malformed)
     }
 
-    /// The decoders this CPU can run: the scalar one (0) always, the vector ones (x86_64: 1 SSSE3, 2 AVX) where it can.
+    /// The decoders this CPU can run: the scalar one (0) always, the vector ones (x86_64: 1 SSSE3, 2 AVX, 3 AVX2) where it can.
     static let decoders = Array(0...Base64.vectorLevel)
 
     @Test("base64 decodes every length and padding like Foundation, scalar and vector", arguments: 0..<200)
