@@ -10,24 +10,34 @@ import Testing
 /// gateway's memory does not grow with the response.
 @Suite(.serialized)
 struct BackpressureTests {
+    /// 20,000 frames of ~4 KiB: about 80 MiB upstream, far beyond every socket buffer on the way.
+    static func bigStream(url: String, authorization: (inout HTTPHeaders) -> Void) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        authorization(&request.headers)
+        request.body = .bytes(ByteBuffer(string: chatRequest("big [[sim chunks=20000 chunk_size=4096]]")))
+        return request
+    }
+
+    /// Reads slowly: a part (a few KiB), then a pause, for two seconds. Returns the bytes read.
+    static func readSlowly(_ response: HTTPClientResponse) async throws -> Int {
+        var received = 0
+        var iterator = response.body.makeAsyncIterator()
+        for _ in 0..<20 {
+            guard let part = try await iterator.next() else { break }
+            received += part.readableBytes
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return received
+    }
+
     @Test("a slow reader holds the upstream back: bounded frames in flight, flat memory")
     func slowReader() async throws {
         try await LiveStack.run { stack in
-            // 20,000 frames of ~4 KiB: about 80 MiB upstream, far beyond every socket buffer on the way.
-            var request = HTTPClientRequest(url: stack.gateway + "/v1/chat/completions")
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            stack.authorize(&request.headers, unless: [])
-            request.body = .bytes(ByteBuffer(string: chatRequest("big [[sim chunks=20000 chunk_size=4096]]")))
+            let request = Self.bigStream(url: stack.gateway + "/v1/chat/completions") { stack.authorize(&$0, unless: []) }
             let response = try await stack.client.execute(request, timeout: .seconds(60))
-            var received = 0
-            var iterator = response.body.makeAsyncIterator()
-            // Read slowly: a few KiB, then pause, for two seconds.
-            for _ in 0..<20 {
-                guard let part = try await iterator.next() else { break }
-                received += part.readableBytes
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let received = try await Self.readSlowly(response)
             let entry = try #require(stack.recorder.entries.first)
             let written = entry.framesWritten
             // Had the gateway buffered, the simulator would have written all 20,000 frames by now.
@@ -51,21 +61,13 @@ struct BackpressureTests {
         defer { if server.process.isRunning { server.kill() } }
         let pid = server.process.processIdentifier
         try await HTTPClient.withHTTPClient { client in
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/chat/completions")
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "Authorization", value: "Bearer \(token)")
-            request.body = .bytes(ByteBuffer(string: chatRequest("big [[sim chunks=20000 chunk_size=4096]]")))
+            let request = Self.bigStream(url: "http://127.0.0.1:\(server.port)/v1/chat/completions") {
+                $0.add(name: "Authorization", value: "Bearer \(token)")
+            }
             let before = HostileInputTests.residentBytes(pid)
             let response = try await client.execute(request, timeout: .seconds(60))
             #expect(response.status == .ok)
-            var received = 0
-            var iterator = response.body.makeAsyncIterator()
-            for _ in 0..<20 {
-                guard let part = try await iterator.next() else { break }
-                received += part.readableBytes
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            let received = try await Self.readSlowly(response)
             let after = HostileInputTests.residentBytes(pid)
             print("slow reader: gateway RSS \(before / 1024) KiB before, \(after / 1024) KiB after reading \(received) bytes")
             // Buffered, the 80 MiB the simulator can produce would be in the gateway's memory by now.

@@ -76,14 +76,8 @@ struct JSONStringScanTests {
 
     @Test("random strings of escapes, quotes and control bytes read as the grammar says")
     func randomStrings() {
-        var state: UInt64 = 0x5EED
-        func next(_ bound: Int) -> Int {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(bound))
-        }
+        var rng = SeededGenerator(seed: 0x5EED)
+        func next(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &rng) }
         // Mostly plain bytes, so that strings often run past several blocks before their first special.
         let alphabet = Array(#"\\\"un0aF/ "#.utf8) + [0x00, 0x1F, 0x80, 0xFF] + Array(repeating: UInt8(ascii: "x"), count: 30)
         for _ in 0..<20_000 {
