@@ -364,11 +364,14 @@ public struct EventStreamDecoder {
 extension EventStreamDecoder: Sendable {}
 
 extension ByteBuffer {
-    /// The message at the start of the readable bytes, whose frame has passed its checks, as a slice.
+    /// The message at the start of the readable bytes, whose frame has passed its checks: it shares
+    /// this buffer's storage.
+    @inline(__always)
     fileprivate func sliceMessage(prelude: EventStreamDecoder.Prelude) -> EventStreamMessage {
-        // Safe to force unwrap: the range lies inside the checked frame (headers ≤ total − 16).
-        let body = self.getSlice(at: self.readerIndex + 12, length: prelude.totalLength - 16)!
-        return EventStreamMessage(body: body, headersLength: prelude.headersLength)
+        // The range lies inside the checked frame (headers ≤ total − 16).
+        EventStreamMessage(
+            checkedFrameIn: self, at: self.readerIndex + 12, length: prelude.totalLength - 16, headersLength: prelude.headersLength
+        )
     }
 }
 

@@ -235,6 +235,40 @@ struct EventStreamDecoderTests {
         #expect(changed.bodyLength == 5)
     }
 
+    @Test("messages of one read share its storage but each reads exactly its own frame, also after later reads")
+    func messagesOfOneReadStayExact() throws {
+        // A message holds the decoder's read with its indices moved onto its frame (no slice is
+        // made): nothing of the next frame may show through any of its accessors.
+        var read = ByteBuffer()
+        let parts: [(String, String)] = [("chunk", "first payload"), ("other", ""), ("chunk", "third, and the longest payload of the read")]
+        for (event, payload) in parts {
+            try EventStreamEncoder.write(
+                headers: [EventStreamHeader(name: ":event-type", value: .init(string: event))], payload: ByteBuffer(string: payload), into: &read
+            )
+        }
+        var decoder = EventStreamDecoder()
+        try decoder.feed(read)
+        var kept: [EventStreamMessage] = []
+        while let message = try decoder.next() { kept.append(message) }
+        #expect(kept.count == 3)
+        // A later read, then a split frame, reuse or replace the decoder's buffers.
+        let later = try EventStreamEncoder.encode(headers: [], payload: ByteBuffer(string: String(repeating: "x", count: 300)))
+        try decoder.feed(later.getSlice(at: later.readerIndex, length: 100)!)
+        #expect(try decoder.next() == nil)
+        try decoder.feed(later.getSlice(at: later.readerIndex + 100, length: later.readableBytes - 100)!)
+        let split = try #require(try decoder.next())
+        #expect(split.payload == ByteBuffer(string: String(repeating: "x", count: 300)))
+        for (message, (event, payload)) in zip(kept, parts) {
+            let headers = [EventStreamHeader(name: ":event-type", value: .init(string: event))]
+            #expect(message.payload == ByteBuffer(string: payload))
+            #expect(message.withUnsafePayload { Array($0) } == Array(payload.utf8))
+            #expect(Array(message.headers) == headers)
+            #expect(message.withUnsafeHeaderSection { $0.count } == message.headers.section.readableBytes)
+            #expect(message.bodyLength == message.headers.section.readableBytes + payload.utf8.count)
+            #expect(message == EventStreamMessage(headers: message.headers, payload: ByteBuffer(string: payload)))
+        }
+    }
+
     @Test("a split message is accumulated into one buffer sized from its prelude")
     func splitMessageAccumulatedOnce() throws {
         let payload = ByteBuffer(bytes: Array(repeating: 0x61, count: 10_000))
