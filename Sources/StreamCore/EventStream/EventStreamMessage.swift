@@ -10,8 +10,9 @@ public import NIOCore
 /// two parts on demand: a `getSlice` per frame cost about 90 instructions, and the per-frame
 /// translators borrow the parts in place instead (`withUnsafeHeaderSection`, `withUnsafePayload`).
 public struct EventStreamMessage: Hashable, Sendable {
-    /// Readable bytes: the header section, then the payload. (Two stored words: a larger message
-    /// made the callers' copies and destroys go through its type metadata, ~90 instructions a frame.)
+    /// Readable bytes: the header section, then the payload. (The buffer and one word: with three
+    /// more stored words, the callers' copies and destroys of a message went through its type
+    /// metadata, ~90 instructions a frame.)
     private var body: ByteBuffer
     private var headersLength: Int
 
@@ -29,6 +30,7 @@ public struct EventStreamMessage: Hashable, Sendable {
     /// checked frame, already known to lie inside `buffer`'s readable bytes.
     @inline(__always)
     package init(checkedFrameIn buffer: ByteBuffer, at index: Int, length: Int, headersLength: Int) {
+        precondition(headersLength >= 0 && headersLength <= length, "EventStreamMessage: header section longer than the message")
         var body = buffer
         // Writer index first: the new reader index must not pass it.
         body.moveWriterIndex(to: index + length)
