@@ -3,6 +3,9 @@
 // C library calls the platform modules do not export to Swift. Header-only (`static inline`), so the
 // target links nothing and needs no system package.
 #include <stddef.h>
+// Any libc header brings glibc's <features.h>, which defines __GLIBC__; <stddef.h> is the compiler's
+// own, so without this the checks below were false on glibc too and the shims did nothing.
+#include <stdlib.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -14,6 +17,17 @@ static inline int sluice_malloc_trim(size_t pad) {
     return malloc_trim(pad);
 #else
     (void)pad;
+    return 0;
+#endif
+}
+
+// glibc's mallopt(M_ARENA_MAX, count): at most `count` malloc arenas from now on (glibc's default is
+// eight per core). Returns 1 when set; 0 where there is no such setting.
+static inline int sluice_malloc_set_arena_max(int count) {
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    return mallopt(M_ARENA_MAX, count);
+#else
+    (void)count;
     return 0;
 #endif
 }

@@ -13,6 +13,9 @@ import UnixSignals
 func runSluice() async {
     await Sluice.main(nil)
 }
+// First, while the main thread is the only one: each thread started before it could keep an arena
+// of its own (MemoryRelief.limitArenas).
+MemoryRelief.limitArenas(environment: ProcessInfo.processInfo.environment, processors: ProcessInfo.processInfo.activeProcessorCount)
 await runSluice()
 
 struct Sluice: AsyncParsableCommand {
