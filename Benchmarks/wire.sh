@@ -13,7 +13,7 @@
 #   SKIP_BUILD=1    use the binaries already in $SCRATCH/release (SLUICE_BIN, SLUICE_LOAD_BIN to override)
 #   SCRATCH         build folder (default .build-release)
 #   KEEP=1          keep the work folder (reports, logs, nginx.conf)
-#   SLUICE_ENV      extra environment for the gateway, e.g. "SLUICE_LOOP_EXECUTOR=0" (A/B runs)
+#   SLUICE_ENV      extra environment for the gateway, e.g. "MALLOC_ARENA_MAX=4" (A/B runs)
 #
 # Needs nginx (Debian's nginx-light: `apt-get install nginx-light`), curl and python3.
 set -euo pipefail

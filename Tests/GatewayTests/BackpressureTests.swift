@@ -11,12 +11,14 @@ import Testing
 @Suite(.serialized)
 struct BackpressureTests {
     /// 20,000 frames of ~4 KiB: about 80 MiB upstream, far beyond every socket buffer on the way.
-    static func bigStream(url: String, authorization: (inout HTTPHeaders) -> Void) -> HTTPClientRequest {
+    static func bigStream(
+        url: String, prompt: String = "big [[sim chunks=20000 chunk_size=4096]]", authorization: (inout HTTPHeaders) -> Void
+    ) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         authorization(&request.headers)
-        request.body = .bytes(ByteBuffer(string: chatRequest("big [[sim chunks=20000 chunk_size=4096]]")))
+        request.body = .bytes(ByteBuffer(string: chatRequest(prompt)))
         return request
     }
 
@@ -42,6 +44,33 @@ struct BackpressureTests {
             let written = entry.framesWritten
             // Had the gateway buffered, the simulator would have written all 20,000 frames by now.
             #expect(written < 10_000, "simulator wrote \(written) frames while the client read \(received) bytes")
+        }
+    }
+
+    /// The idle time limit is the upstream's: a client that holds the stream back for longer (the
+    /// upstream is not read meanwhile) gets the whole stream once it reads again, not a stall error.
+    @Test("a client that pauses longer than the idle limit gets the whole stream: the pause is not the upstream's")
+    func pausedReaderIsNotIdle() async throws {
+        try await LiveStack.run(configure: { $0.timeouts.idle = .milliseconds(300) }) { stack in
+            // ~12 MiB: beyond the socket buffers on the way, so the pause holds the upstream back.
+            let request = Self.bigStream(url: stack.gateway + "/v1/chat/completions", prompt: "paused [[sim chunks=3000 chunk_size=4096]]") {
+                stack.authorize(&$0, unless: [])
+            }
+            let response = try await stack.client.execute(request, timeout: .seconds(60))
+            #expect(response.status == .ok)
+            var iterator = response.body.makeAsyncIterator()
+            var body = try #require(try await iterator.next())
+            try await Task.sleep(for: .milliseconds(1500))
+            let heldBack = try #require(stack.recorder.entries.first).framesWritten
+            while var part = try await iterator.next() {
+                body.writeBuffer(&part)
+            }
+            #expect(heldBack < 3000, "the simulator wrote all its frames during the pause: nothing was held back")
+            let chat = try StreamedChat(body)
+            let (error, finishReason, done) = (chat.error, chat.finishReason, chat.done)
+            #expect(error == nil)
+            #expect(finishReason == "stop")
+            #expect(done)
         }
     }
 

@@ -202,35 +202,34 @@ package struct Exchange<Shape: APIShape>: Sendable {
         for beta in mapped.droppedBetas { self.access.metrics.betaDropped(beta) }
         let started = ContinuousClock.now
         let logger = context.logger
-        let executor = LoopExecutor.preferred(for: context.eventLoop)
-        let response: HTTPClientResponse
-        switch await self.call(&mapped, candidates: candidates, settings: settings, logger: logger, executor: executor) {
-        case .success(let answered):
-            response = answered.response
-            account.upstream = answered.route
+        let channel = context.channel
+        let answered: Answered
+        switch await self.call(&mapped, candidates: candidates, settings: settings, loop: channel.eventLoop, logger: logger) {
+        case .success(let success):
+            answered = success
+            account.upstream = success.route
         case .failure(let failed):
             account.upstream = failed.route
             await account.finish(failed.error)
             return self.shape.errors.response(failed.error)
         }
         guard mapped.operation.isStreaming else {
-            return await self.complete(mapped, response: response, account: account)
+            return await self.complete(mapped, answered: answered, account: account)
         }
-        let headers = self.shape.streamHead(mapped, upstreamHeaders: response.headers)
+        let headers = self.shape.streamHead(mapped, upstreamHeaders: answered.head.headers)
         let shape = self.shape
         let request = mapped
-        let upstreamBody = response.body
         let deadline = started + self.limits.requestTimeout
         let finalAccount = account
         let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
+        let upstream = UnclaimedCall(answered.call)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var processor = shape.makeProcessor(request)
-            let outcome = await withTaskExecutorPreference(executor) {
-                await StreamPump.run(&processor, upstream: upstreamBody, deadline: deadline, writer: &writer, logger: logger, observer: observer)
-            }
-            await finalAccount.finish(outcome)
-            await shape.streamEnded(processor, request: request, outcome: outcome)
-            if outcome.disconnected { throw CancellationError() }
+            let ended = await ChannelRelay.relay(
+                upstream.claim(), into: channel, processor: { shape.makeProcessor(request) }, deadline: deadline, observer: observer, logger: logger
+            )
+            await finalAccount.finish(ended.outcome)
+            await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
+            if ended.outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })
     }
@@ -242,8 +241,8 @@ package struct Exchange<Shape: APIShape>: Sendable {
     /// costs it nothing but the time. The shape's one repair (a refused beta flag) is resent to the
     /// same upstream and is not counted as an attempt.
     private func call(
-        _ mapped: inout MappedRequest<Shape.Mapped>, candidates: [Upstreams.Candidate], settings: GatewaySettings, logger: Logger,
-        executor: LoopExecutor?
+        _ mapped: inout MappedRequest<Shape.Mapped>, candidates: [Upstreams.Candidate], settings: GatewaySettings, loop: any EventLoop,
+        logger: Logger
     ) async -> Result<Answered, Failed> {
         let routing = self.upstreams.routing
         let health = self.upstreams.health
@@ -286,14 +285,13 @@ package struct Exchange<Shape: APIShape>: Sendable {
             let call = mapped
             let modelID = upstream.modelID(for: call.modelID, regional: call.modelID != call.requestedModel)
             let firstByte = min(upstream.timeouts.firstByte, deadline - now)
-            let response: HTTPClientResponse
+            let started: UpstreamCall
+            let head: HTTPResponseHead
             do {
-                // Called from the client connection's loop, so the upstream connection is made there.
-                response = try await withTaskExecutorPreference(executor) {
-                    try await upstream.execute(
-                        operation: call.operation, modelID: modelID, body: call.body, headers: call.headers, firstByte: firstByte, logger: logger
-                    )
-                }
+                started = try upstream.start(
+                    operation: call.operation, modelID: modelID, body: call.body, headers: call.headers, loop: loop, logger: logger
+                )
+                head = try await started.head(timeout: firstByte)
             } catch {
                 let failure = UpstreamFailure.describe(error)
                 logger.info("upstream request failed", metadata: ["upstream": "\(upstream.name)", "upstream.error": "\(failure.label)"])
@@ -303,12 +301,12 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 movesOn = true
                 continue
             }
-            if response.status == .ok {
+            if head.status == .ok {
                 health.succeeded(upstream.name)
                 metrics.upstreamRequest(upstream.name, outcome: "ok")
-                return .success(Answered(response: response, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
+                return .success(Answered(call: started, head: head, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
             }
-            let error = await UpstreamFailure.error(from: response)
+            let error = await UpstreamFailure.error(from: head, call: started)
             metrics.upstreamRequest(upstream.name, outcome: error.label)
             if !repaired, let retry = self.shape.retry(mapped, after: error, settings: settings) {
                 for beta in retry.droppedBetas {
@@ -321,13 +319,13 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 queue.insert(Upstreams.Candidate(upstream: upstream, state: .healthy), at: queue.startIndex)
                 continue
             }
-            guard Self.movesOn(status: Int(response.status.code)) else {
+            guard Self.movesOn(status: Int(head.status.code)) else {
                 // The caller's own error: the upstream is fine, and another would say the same.
                 health.succeeded(upstream.name)
                 return .failure(Failed(error: error, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
             }
             // Bedrock's own Retry-After only (the error's default of 1 s for a throttle is for the client).
-            let retryAfter = response.headers.first(name: "retry-after").flatMap { Int($0) }.map { Duration.seconds($0) }
+            let retryAfter = head.headers.first(name: "retry-after").flatMap { Int($0) }.map { Duration.seconds($0) }
             health.failed(upstream.name, now: .now, retryAfter: retryAfter)
             if let retryAfter {
                 let at = ContinuousClock.now + retryAfter
@@ -347,7 +345,8 @@ package struct Exchange<Shape: APIShape>: Sendable {
     }
 
     struct Answered {
-        var response: HTTPClientResponse
+        var call: UpstreamCall
+        var head: HTTPResponseHead
         var route: UpstreamRoute
     }
 
@@ -356,16 +355,16 @@ package struct Exchange<Shape: APIShape>: Sendable {
         var route: UpstreamRoute
     }
 
-    private func complete(_ mapped: MappedRequest<Shape.Mapped>, response: HTTPClientResponse, account: RequestAccount) async -> Response {
+    private func complete(_ mapped: MappedRequest<Shape.Mapped>, answered: Answered, account: RequestAccount) async -> Response {
         let body: ByteBuffer
         do {
-            body = try await response.body.collect(upTo: 64 * 1024 * 1024)
+            body = try await answered.call.collect(upTo: 64 * 1024 * 1024)
         } catch {
             let failure = UpstreamFailure.describe(error, duringBody: true)
             await account.finish(failure)
             return self.shape.errors.response(failure)
         }
-        switch self.shape.complete(mapped, upstreamHeaders: response.headers, body: body) {
+        switch self.shape.complete(mapped, upstreamHeaders: answered.head.headers, body: body) {
         case .success(let completion):
             await account.finish(status: 200, finishReason: completion.finishReason, usage: completion.usage)
             await completion.beforeAnswering?()
@@ -383,12 +382,13 @@ package struct GatewayRequestContext: RequestContext {
     package var coreContext: CoreRequestContextStorage
     /// Set by ``RequestIDMiddleware`` before any route runs.
     package var requestID: String
-    /// The client connection's event loop (see ``LoopExecutor``).
-    package let eventLoop: any EventLoop
+    /// The client's connection (an HTTP/2 stream's channel over HTTP/2): streams are relayed into it
+    /// on its event loop (``ChannelRelay``), where their upstream connections are made.
+    package let channel: any Channel
 
     package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestID = ""
-        self.eventLoop = source.channel.eventLoop
+        self.channel = source.channel
     }
 }

@@ -3,8 +3,8 @@ package import StreamCore
 
 /// What an API shape does with an upstream event stream: decode and verify every frame, then either
 /// translate it into the client's API or pass its verified bytes on. The one stream pump
-/// (``StreamPump``) drives it; the shape never sees a socket.
-package protocol StreamProcessor {
+/// (``StreamRun``, driven by ``ChannelRelay`` on the server) drives it; the shape never sees a socket.
+package protocol StreamProcessor: SendableMetatype {
     /// Takes one upstream read (any size, split anywhere) and appends what the client gets to `out`.
     mutating func consume(_ read: ByteBuffer, into out: inout ByteBuffer) throws
     /// The upstream body ended: checks that no partial frame is left and writes the ending.

@@ -21,86 +21,142 @@ package struct StreamOutcome: Sendable {
     }
 }
 
-/// The one stream loop of DESIGN.md, for every API shape: read upstream → decode, verify, translate
-/// or pass through → one write per read. Each `await writer.write` is the backpressure: while the
-/// client is slow, nothing is read upstream.
+/// The one stream loop of DESIGN.md, for every API shape, one upstream read at a time: decode,
+/// verify, translate or pass through into `out`, which the driver writes (one write per read). The
+/// server drives it from the upstream connection's callbacks (``ChannelRelay``, on the client
+/// connection's event loop); ``StreamPump`` drives it from an `AsyncSequence` (the in-process
+/// benchmark). However the stream ends, what the client last gets is in `out` when `isOver`.
+package struct StreamRun<Processor: StreamProcessor> {
+    package private(set) var processor: Processor
+    /// What the client gets next; the driver writes it, then calls ``written()``.
+    package var out = ByteBuffer()
+    private var firstByte: ContinuousClock.Instant?
+    private var failed = false
+    private let deadline: ContinuousClock.Instant
+    private let observer: StreamObserver
+    private let logger: Logger
+
+    package init(_ processor: Processor, deadline: ContinuousClock.Instant, observer: StreamObserver, logger: Logger) {
+        self.processor = processor
+        self.deadline = deadline
+        self.observer = observer
+        self.logger = logger
+    }
+
+    /// Whether the stream has ended (its ending is in `out`): later reads are not consumed.
+    package var isOver: Bool { self.failed || self.processor.isEnded }
+
+    /// Takes one upstream read; `true` when `out` has bytes for the client.
+    package mutating func consume(_ read: ByteBuffer) -> Bool {
+        let arrived = ContinuousClock.now
+        do {
+            try self.processor.consume(read, into: &self.out)
+        } catch {
+            self.end(error)
+            return self.out.readableBytes > 0
+        }
+        if arrived > self.deadline, !self.processor.isEnded {
+            self.processor.fail(GatewayError(.requestTimeout, "the request exceeded the gateway's time limit"), into: &self.out)
+        }
+        guard self.out.readableBytes > 0 else { return false }
+        let handed = ContinuousClock.now
+        if self.firstByte == nil { self.firstByte = handed }
+        self.observer.chunkProcessed(handed - arrived)
+        return true
+    }
+
+    /// The upstream body ended (`nil`) or failed: the stream's ending goes into `out`.
+    package mutating func end(_ error: (any Error)?) {
+        if let error {
+            self.failed = true
+            if let error = error as? EventStreamError {
+                self.logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
+                self.observer.metrics.decoderError("\(error.code)")
+                self.processor.fail(GatewayError(.upstreamCorruptStream, "upstream sent a corrupt event stream (\(error.code))"), into: &self.out)
+            } else if self.observer.lifecycle.isDrainExpired {
+                self.processor.fail(
+                    GatewayError(.serverShuttingDown, "the gateway is shutting down; this stream was cut at the end of its drain time"),
+                    into: &self.out
+                )
+            } else {
+                let failure = UpstreamFailure.describe(error, duringBody: true)
+                self.logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
+                self.processor.fail(failure, into: &self.out)
+            }
+        } else if !self.processor.isEnded {
+            do {
+                try self.processor.finish(into: &self.out)
+            } catch {
+                self.end(error)
+                return
+            }
+        }
+        if self.out.readableBytes > 0, self.firstByte == nil { self.firstByte = .now }
+    }
+
+    /// `out` was handed to the connection. A buffer the processor writes into is kept for the next
+    /// read (once the connection has let go of it, clearing it reuses its memory), so a steady
+    /// stream allocates nothing per chunk; a large one is dropped so that an idle stream holds little
+    /// memory, and slices of upstream reads are never kept.
+    package mutating func written() {
+        if !self.processor.writesIntoOutput || self.out.capacity > 16 * 1024 {
+            self.out = ByteBuffer()
+        } else {
+            self.out.clear()
+        }
+    }
+
+    package func outcome(disconnected: Bool) -> StreamOutcome {
+        StreamOutcome(meter: self.processor.meter, disconnected: disconnected, firstByte: self.firstByte)
+    }
+}
+
+/// ``StreamRun`` driven by an `AsyncSequence` of upstream reads and a response body writer: the
+/// in-process benchmark's loop (``StreamRelay``). Each `await writer.write` is the backpressure.
 package enum StreamPump {
     /// Runs `processor` over `upstream` until the stream ends, however it ends, and returns how.
-    /// Writes nothing after the outcome: the caller records it (durably) and then ends the response,
-    /// so a request the client saw complete is always in the ledger.
+    /// Writes nothing after the outcome: the caller records it and then ends the response.
     package static func run<Processor: StreamProcessor>(
-        _ processor: inout Processor,
+        _ processor: Processor,
         upstream body: some AsyncSequence<ByteBuffer, any Error>,
         deadline: ContinuousClock.Instant,
         writer: inout any ResponseBodyWriter,
         logger: Logger,
         observer: StreamObserver
     ) async -> StreamOutcome {
-        var out = ByteBuffer()
-        var firstByte: ContinuousClock.Instant?
-        var disconnected = false
+        var run = StreamRun(processor, deadline: deadline, observer: observer, logger: logger)
         do {
             for try await read in body {
-                let arrived = ContinuousClock.now
-                try processor.consume(read, into: &out)
-                if arrived > deadline, !processor.isEnded {
-                    processor.fail(GatewayError(.requestTimeout, "the request exceeded the gateway's time limit"), into: &out)
+                if run.consume(read) {
+                    try await Self.write(&run, to: &writer)
                 }
-                if out.readableBytes > 0 {
-                    let handed = ContinuousClock.now
-                    if firstByte == nil { firstByte = handed }
-                    observer.chunkProcessed(handed - arrived)
-                    try await Self.write(&out, to: &writer, keep: processor.writesIntoOutput)
-                }
-                if processor.isEnded { break }
+                if run.isOver { break }
             }
-            if !processor.isEnded { try processor.finish(into: &out) }
+            if !run.isOver { run.end(nil) }
         } catch is ClientDisconnected {
-            logger.debug("client disconnected mid-stream")
-            disconnected = true
+            return run.outcome(disconnected: true)
         } catch is CancellationError {
-            disconnected = true
-        } catch let error as EventStreamError {
-            logger.info("corrupt upstream stream", metadata: ["decoder.error": "\(error.code)"])
-            observer.metrics.decoderError("\(error.code)")
-            processor.fail(GatewayError(.upstreamCorruptStream, "upstream sent a corrupt event stream (\(error.code))"), into: &out)
+            return run.outcome(disconnected: true)
         } catch {
-            if observer.lifecycle.isDrainExpired {
-                processor.fail(
-                    GatewayError(.serverShuttingDown, "the gateway is shutting down; this stream was cut at the end of its drain time"), into: &out
-                )
-            } else {
-                let failure = UpstreamFailure.describe(error, duringBody: true)
-                logger.info("upstream stream failed", metadata: ["upstream.error": "\(failure.code)"])
-                processor.fail(failure, into: &out)
-            }
+            run.end(error)
         }
-        if !disconnected, out.readableBytes > 0 {
-            if firstByte == nil { firstByte = .now }
+        if run.out.readableBytes > 0 {
             do {
-                try await Self.write(&out, to: &writer, keep: false)
+                try await Self.write(&run, to: &writer)
             } catch {
-                disconnected = true
+                return run.outcome(disconnected: true)
             }
         }
-        return StreamOutcome(meter: processor.meter, disconnected: disconnected, firstByte: firstByte)
+        return run.outcome(disconnected: false)
     }
 
-    /// One write (and flush) per upstream read. A buffer the processor writes into is kept for the
-    /// next read (once the connection has let go of it, clearing it reuses its memory), so a steady
-    /// stream allocates nothing per chunk; a large one is dropped so that an idle stream holds little
-    /// memory, and slices of upstream reads are never kept.
-    private static func write(_ out: inout ByteBuffer, to writer: inout any ResponseBodyWriter, keep: Bool) async throws {
+    private static func write<Processor>(_ run: inout StreamRun<Processor>, to writer: inout any ResponseBodyWriter) async throws {
         do {
-            try await writer.write(out)
+            try await writer.write(run.out)
         } catch {
             throw ClientDisconnected()
         }
-        if !keep || out.capacity > 16 * 1024 {
-            out = ByteBuffer()
-        } else {
-            out.clear()
-        }
+        run.written()
     }
 }
 

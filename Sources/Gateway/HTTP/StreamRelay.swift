@@ -25,8 +25,8 @@ package enum StreamRelay {
         writer: inout any ResponseBodyWriter,
         logger: Logger
     ) async throws -> Ending {
-        var processor = TranslatingProcessor(ChatChunkTranslator(options: options))
-        return try await Self.run(&processor, upstream: upstream, route: OpenAIChatShape.route, metrics: metrics, writer: &writer, logger: logger)
+        let processor = TranslatingProcessor(ChatChunkTranslator(options: options))
+        return try await Self.run(processor, upstream: upstream, route: OpenAIChatShape.route, metrics: metrics, writer: &writer, logger: logger)
     }
 
     /// The `/bedrock` streaming routes: frames verified and metered, forwarded unchanged.
@@ -37,16 +37,16 @@ package enum StreamRelay {
         writer: inout any ResponseBodyWriter,
         logger: Logger
     ) async throws -> Ending {
-        var processor = PassthroughProcessor(operation: operation)
-        return try await Self.run(&processor, upstream: upstream, route: "/bedrock/model", metrics: metrics, writer: &writer, logger: logger)
+        let processor = PassthroughProcessor(operation: operation)
+        return try await Self.run(processor, upstream: upstream, route: "/bedrock/model", metrics: metrics, writer: &writer, logger: logger)
     }
 
     private static func run<Processor: StreamProcessor>(
-        _ processor: inout Processor, upstream: some AsyncSequence<ByteBuffer, any Error>, route: String, metrics: GatewayMetrics,
+        _ processor: Processor, upstream: some AsyncSequence<ByteBuffer, any Error>, route: String, metrics: GatewayMetrics,
         writer: inout any ResponseBodyWriter, logger: Logger
     ) async throws -> Ending {
         let outcome = await StreamPump.run(
-            &processor, upstream: upstream, deadline: .now + .seconds(3600), writer: &writer, logger: logger,
+            processor, upstream: upstream, deadline: .now + .seconds(3600), writer: &writer, logger: logger,
             observer: StreamObserver(metrics: metrics, lifecycle: GatewayLifecycle(), route: route)
         )
         if outcome.disconnected { throw CancellationError() }

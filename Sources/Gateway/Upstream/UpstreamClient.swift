@@ -1,9 +1,9 @@
-package import AsyncHTTPClient
+import AsyncHTTPClient
 package import Foundation
-package import NIOCore
+import NIOCore
 import NIOHTTP1
 import StreamCore
-package import Logging
+import Logging
 
 /// How Sluice authenticates to Bedrock. The secret never leaves this type except in the
 /// `Authorization` header of upstream requests.
@@ -27,9 +27,9 @@ package enum UpstreamAuthentication: Sendable, CustomStringConvertible {
 /// One upstream: a Bedrock Runtime endpoint (a region of an account, or a stand-in) with its own
 /// credentials and pooled connections. ``Upstreams`` routes requests over one or several.
 ///
-/// Time limits: connecting (`connect`), the response head (`firstByte`, a per-request deadline that
-/// AsyncHTTPClient lifts once the head has arrived) and the gap between body reads (`idle`, the
-/// client's read timeout). The whole-request limit is checked by the streaming loops after each read.
+/// Time limits: connecting (`connect`, AsyncHTTPClient's), the response head (`firstByte`) and the gap
+/// between body reads (`idle`), both kept by each ``UpstreamCall``. The whole-request limit is
+/// checked by the stream after each read.
 package final class UpstreamClient: Sendable {
     /// The name in `upstreams` (`default` for the one-upstream `upstream` object): metric labels,
     /// audit lines and the ledger's `upstream` column.
@@ -43,6 +43,8 @@ package final class UpstreamClient: Sendable {
     package let authentication: UpstreamAuthentication
     package let timeouts: GatewayConfiguration.Timeouts
     let httpClient: HTTPClient
+    /// The client's event loops: a request's connection is on the loop of the client connection.
+    private let loops: Set<ObjectIdentifier>
 
     /// - Parameters:
     ///   - maxConnections: upstream connections kept at once. Over HTTP/1.1 each open stream holds
@@ -63,10 +65,8 @@ package final class UpstreamClient: Sendable {
         self.authentication = authentication
         self.timeouts = timeouts
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = HTTPClient.Configuration.Timeout(
-            connect: .nanoseconds(Int64(timeouts.connect.totalNanoseconds)),
-            read: .nanoseconds(Int64(timeouts.idle.totalNanoseconds))
-        )
+        // No read timeout: each call keeps the idle limit itself (``UpstreamCall``).
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .nanoseconds(Int64(timeouts.connect.totalNanoseconds)))
         // Redirects would send the credentials elsewhere; Bedrock never redirects.
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
@@ -76,6 +76,7 @@ package final class UpstreamClient: Sendable {
         // to establish and then succeed).
         configuration.connectionPool.retryConnectionEstablishment = retriesConnecting
         self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.loops = Set(self.httpClient.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
     }
 
     package func shutdown() async throws {
@@ -104,46 +105,59 @@ package final class UpstreamClient: Sendable {
         return isDefault ? host : "\(host):\(port)"
     }
 
-    /// Sends one Bedrock Runtime request and returns once the response head has arrived (or the
-    /// first-byte time limit has passed). The caller streams or collects the body.
+    /// Starts one Bedrock Runtime request whose connection and callbacks are on `loop` (the client
+    /// connection's): the caller awaits its head (``UpstreamCall/head(timeout:)``), then collects its
+    /// body or relays it into the client's channel on that loop.
     ///
     /// - Parameters:
     ///   - headers: extra headers to forward (never the client's `Authorization`: callers pass only
     ///     headers from an allowlist).
-    ///   - firstByte: how long to wait for the response head; the configured first-byte limit when
-    ///     `nil` (the router passes less when its time budget has less left).
-    package func execute(
+    func start(
         operation: BedrockOperation,
         modelID: String,
         body: ByteBuffer,
-        headers: [(String, String)] = [],
-        firstByte: Duration? = nil,
+        headers extra: [(String, String)] = [],
+        loop: any EventLoop,
         logger: Logger
-    ) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: self.url(operation: operation, modelID: modelID))
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: operation.isStreaming ? "application/vnd.amazon.eventstream" : "application/json")
-        for (name, value) in headers {
-            request.headers.add(name: name, value: value)
+    ) throws(GatewayError) -> UpstreamCall {
+        // The server and the upstream clients share NIO's singleton group (Hummingbird's and
+        // AsyncHTTPClient's default); a loop outside the client's group cannot hold its connections.
+        guard self.loops.contains(ObjectIdentifier(loop)) else {
+            throw GatewayError(.upstreamError, "the upstream client does not run on the server's event loops")
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Accept", value: operation.isStreaming ? "application/vnd.amazon.eventstream" : "application/json")
+        for (name, value) in extra {
+            headers.add(name: name, value: value)
         }
         switch self.authentication {
         case .apiKey(let key):
-            request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)")
+            headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)")
         case .sigV4(let signer):
             let signed = signer.signedHeaders(
                 method: "POST", url: self.path(operation: operation, modelID: modelID), query: nil, host: self.hostHeader,
-                headers: request.headers.map { ($0.name, $0.value) }, body: body, date: Date()
+                headers: headers.map { ($0.name, $0.value) }, body: body, date: Date()
             )
             for header in signed {
-                request.headers.replaceOrAdd(name: header.name, value: header.value)
+                headers.replaceOrAdd(name: header.name, value: header.value)
             }
         case .none:
             break
         }
-        request.body = .bytes(body)
-        let deadline = NIODeadline.now() + .nanoseconds(Int64((firstByte ?? self.timeouts.firstByte).totalNanoseconds))
-        return try await self.httpClient.execute(request, deadline: deadline, logger: logger)
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(url: self.url(operation: operation, modelID: modelID), method: .POST, headers: headers, body: .byteBuffer(body))
+        } catch {
+            throw GatewayError(.upstreamError, "the upstream URL is not usable")
+        }
+        let call = UpstreamCall(loop: loop, idle: TimeAmount(self.timeouts.idle))
+        // The callbacks run on `loop`; the connection is preferably one of that loop's (an idle one there,
+        // else a new one there when the pool has room), but not required to be: AsyncHTTPClient opens a
+        // connection for a request that requires a loop as a one-off when none is idle there, and closes
+        // it after the request (a TCP, and with Bedrock a TLS, handshake per request).
+        call.started(self.httpClient.execute(request: request, delegate: call, eventLoop: .delegate(on: loop), logger: logger))
+        return call
     }
 }
 

@@ -9,13 +9,13 @@ enum UpstreamFailure {
     /// Error bodies are small JSON; more than this is not read.
     static let maximumErrorBodyBytes = 64 * 1024
 
-    /// The error an upstream non-2xx response stands for.
-    static func error(from response: HTTPClientResponse) async -> GatewayError {
-        let body = try? await response.body.collect(upTo: Self.maximumErrorBodyBytes)
-        let fields = Self.errorFields(headers: response.headers, body: body)
+    /// The error an upstream non-2xx response stands for (its body is read, up to a limit).
+    static func error(from head: HTTPResponseHead, call: UpstreamCall) async -> GatewayError {
+        let body = try? await call.collect(upTo: Self.maximumErrorBodyBytes)
+        let fields = Self.errorFields(headers: head.headers, body: body)
         return GatewayError.upstream(
-            status: Int(response.status.code), errorType: fields.type, message: fields.message,
-            retryAfter: response.headers.first(name: "retry-after").flatMap { Int($0) }
+            status: Int(head.status.code), errorType: fields.type, message: fields.message,
+            retryAfter: head.headers.first(name: "retry-after").flatMap { Int($0) }
         )
     }
 
@@ -37,6 +37,7 @@ enum UpstreamFailure {
     /// - Parameter duringBody: the failure happened while reading the body, after the head: whatever
     ///   the transport reports then (an unterminated chunked body, a reset), the stream was cut.
     static func describe(_ error: any Error, duringBody: Bool = false) -> GatewayError {
+        if let error = error as? GatewayError { return error }
         let cut = GatewayError(.upstreamDisconnected, "the upstream closed the connection before the response was complete")
         if let error = error as? HTTPClientError {
             switch error {

@@ -1,0 +1,304 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// What takes an upstream response's body as it arrives, on the call's event loop (the stream relay).
+protocol UpstreamBodySink: AnyObject {
+    /// One body read: `nil` when the sink is ready for the next, else a future that completes when it
+    /// is (the sink's backpressure: meanwhile nothing is read from the socket).
+    func receive(_ part: ByteBuffer) -> EventLoopFuture<Void>?
+    /// The body ended: `nil` when complete, else why it was cut.
+    func ended(_ error: (any Error)?)
+}
+
+/// One upstream request, made through AsyncHTTPClient's delegate API so that its connection and
+/// every callback are on the client connection's event loop. The caller awaits the head once
+/// (``head(timeout:)``), then either collects the body (errors, whole answers) or hands it to a
+/// sink that relays it on that loop: no task wakes per body read.
+///
+/// The idle time limit (no body read for `idle` while the consumer is ready for one) is kept here,
+/// not by AsyncHTTPClient's read timeout, which schedules and cancels a timer (five allocations) on
+/// every read: one timer per call checks the time of the last read and sleeps again.
+///
+/// All state but the task handle is touched only on `loop`.
+final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
+    typealias Response = Void
+
+    let loop: any EventLoop
+    /// AsyncHTTPClient's task, once `execute` returned it; `cancelled` when cancelled before that.
+    private let task = Mutex<(task: HTTPClient.Task<Void>?, cancelled: Bool)>((nil, false))
+
+    private let headPromise: EventLoopPromise<HTTPResponseHead>
+    private var headDone = false
+    /// Who takes the body; reads that come before it is known wait (one at most: see `held`).
+    private var consumer: Consumer = .undecided
+    /// The one read that arrived before the consumer was known, and the future it was answered with.
+    private var held: (part: ByteBuffer, promise: EventLoopPromise<Void>)?
+    /// How the body ended, if it did before the consumer was known.
+    private var ending: Result<Void, any Error>?
+
+    private enum Consumer {
+        case undecided
+        case collecting(limit: Int, body: ByteBuffer, promise: EventLoopPromise<ByteBuffer>)
+        case relaying(any UpstreamBodySink)
+        /// The client's stream ended first: the rest is read and dropped until the body ends or the
+        /// timer cancels the request (see ``drain(within:)``).
+        case draining(Scheduled<Void>)
+        case done
+
+        var isEnded: Bool {
+            if case .done = self { return true }
+            return false
+        }
+    }
+
+    private let idle: TimeAmount?
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
+    /// Whether the consumer holds the last read back (the client is slow): not the upstream's idling.
+    private var waitingForConsumer = false
+    private var watchdog: Scheduled<Void>?
+
+    init(loop: any EventLoop, idle: TimeAmount?) {
+        self.loop = loop
+        self.idle = idle
+        self.headPromise = loop.makePromise()
+    }
+
+    func started(_ task: HTTPClient.Task<Void>) {
+        let cancelled = self.task.withLock { state in
+            state.task = task
+            return state.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
+
+    /// Ends the request (its connection is closed, not reused); callbacks still come, and are ignored.
+    func cancel() {
+        let task = self.task.withLock { state in
+            state.cancelled = true
+            return state.task
+        }
+        task?.cancel()
+    }
+
+    /// The response head, or the transport's error; `timeout` is the first-byte limit.
+    func head(timeout: Duration) async throws -> HTTPResponseHead {
+        let timer = self.loop.scheduleTask(in: TimeAmount(timeout)) {
+            self.failHead(GatewayError(.upstreamFirstByteTimeout, "the upstream did not answer within the first-byte time limit"))
+            self.cancel()
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await self.headPromise.futureResult.get()
+        } onCancel: {
+            self.loop.execute {
+                self.failHead(CancellationError())
+            }
+            self.cancel()
+        }
+    }
+
+    /// The whole body, up to `limit` bytes (more fails with ``BodyTooLarge`` and ends the request).
+    func collect(upTo limit: Int) async throws -> ByteBuffer {
+        let promise = self.loop.makePromise(of: ByteBuffer.self)
+        self.loop.execute {
+            self.consumer = .collecting(limit: limit, body: ByteBuffer(), promise: promise)
+            self.replay()
+        }
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            self.cancel()
+        }
+    }
+
+    /// Hands the body to `sink`, on the loop: what arrived before it comes first.
+    func relay(into sink: any UpstreamBodySink) {
+        self.loop.preconditionInEventLoop()
+        self.consumer = .relaying(sink)
+        self.replay()
+    }
+
+    /// Nobody will take the body: the request is cancelled and what was held is let go.
+    func abandon() {
+        self.cancel()
+        self.loop.execute {
+            self.consumer = .done
+            self.stopWatchdog()
+            if let (_, promise) = self.held {
+                self.held = nil
+                promise.succeed()
+            }
+            self.ending = nil
+        }
+    }
+
+    /// The body's consumer is done with it: what is left is read and dropped, so that the connection
+    /// can be reused, unless it takes longer than `time` (then the request is cancelled). On the loop.
+    func drain(within time: TimeAmount) {
+        self.loop.preconditionInEventLoop()
+        guard case .relaying = self.consumer else { return }
+        self.consumer = .draining(self.loop.scheduleTask(in: time) { self.cancel() })
+    }
+
+    struct BodyTooLarge: Error {}
+
+    private func failHead(_ error: any Error) {
+        guard !self.headDone else { return }
+        self.headDone = true
+        self.headPromise.fail(error)
+    }
+
+    private func replay() {
+        if let (part, promise) = self.held {
+            self.held = nil
+            if let pending = self.deliver(part) {
+                pending.cascade(to: promise)
+            } else {
+                promise.succeed()
+            }
+        }
+        if let ending = self.ending {
+            self.ending = nil
+            switch ending {
+            case .success: self.end(nil)
+            case .failure(let error): self.end(error)
+            }
+        }
+    }
+
+    /// Hands `part` to the consumer: `nil` when it is ready for the next read, else when it will be.
+    private func deliver(_ part: ByteBuffer) -> EventLoopFuture<Void>? {
+        switch self.consumer {
+        case .undecided:
+            let promise = self.loop.makePromise(of: Void.self)
+            self.held = (part, promise)
+            return promise.futureResult
+        case .collecting(let limit, var body, let promise):
+            guard body.readableBytes + part.readableBytes <= limit else {
+                self.consumer = .done
+                self.stopWatchdog()
+                promise.fail(BodyTooLarge())
+                self.cancel()
+                return nil
+            }
+            self.consumer = .undecided  // let `body` be uniquely referenced while it grows
+            body.writeImmutableBuffer(part)
+            self.consumer = .collecting(limit: limit, body: body, promise: promise)
+            return nil
+        case .relaying(let sink):
+            return sink.receive(part)
+        case .draining, .done:
+            return nil
+        }
+    }
+
+    // MARK: The idle time limit
+
+    private func startWatchdog() {
+        guard let idle = self.idle else { return }
+        self.lastRead = .now()
+        self.watchdog = self.loop.scheduleTask(in: idle) { self.checkIdle() }
+    }
+
+    private func stopWatchdog() {
+        self.watchdog?.cancel()
+        self.watchdog = nil
+    }
+
+    private func checkIdle() {
+        guard let idle = self.idle, self.watchdog != nil else { return }
+        let now = NIODeadline.now()
+        if self.waitingForConsumer || now - self.lastRead < idle {
+            let next = self.waitingForConsumer ? now + idle : self.lastRead + idle
+            self.watchdog = self.loop.scheduleTask(deadline: next) { self.checkIdle() }
+            return
+        }
+        self.watchdog = nil
+        self.end(GatewayError(.upstreamIdleTimeout, "the upstream stream stalled longer than the idle time limit"))
+        self.cancel()
+    }
+
+    private func end(_ error: (any Error)?) {
+        // No read comes after an ending.
+        self.stopWatchdog()
+        switch self.consumer {
+        case .undecided:
+            // A read may still be held: the ending comes after it.
+            self.ending = error.map { .failure($0) } ?? .success(())
+        case .collecting(_, let body, let promise):
+            self.consumer = .done
+            if let error { promise.fail(error) } else { promise.succeed(body) }
+        case .relaying(let sink):
+            self.consumer = .done
+            sink.ended(error)
+        case .draining(let timer):
+            self.consumer = .done
+            timer.cancel()
+        case .done:
+            break
+        }
+    }
+
+    // MARK: HTTPClientResponseDelegate (called on `loop`)
+
+    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        if !self.headDone {
+            self.headDone = true
+            self.headPromise.succeed(head)
+            self.startWatchdog()
+        }
+        return self.loop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        if self.watchdog != nil { self.lastRead = .now() }
+        guard let pending = self.deliver(buffer) else {
+            return self.loop.makeSucceededVoidFuture()
+        }
+        self.waitingForConsumer = true
+        pending.whenComplete { _ in
+            self.waitingForConsumer = false
+            self.lastRead = .now()
+        }
+        return pending
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+        if !self.headDone {
+            self.failHead(error)
+            self.consumer = .done
+            return
+        }
+        self.end(error)
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+        self.end(nil)
+    }
+}
+
+/// A streamed call waiting for its response body to be relayed: Hummingbird runs the body's closure
+/// once it has written the head, or drops it (the client went away first); dropped unclaimed, the
+/// upstream request is cancelled, so that its connection is not left waiting.
+final class UnclaimedCall: Sendable {
+    private let call: UpstreamCall
+    private let claimed = Atomic<Bool>(false)
+
+    init(_ call: UpstreamCall) {
+        self.call = call
+    }
+
+    /// The call, for the one relay of its body.
+    func claim() -> UpstreamCall {
+        self.claimed.store(true, ordering: .relaxed)
+        return self.call
+    }
+
+    deinit {
+        if !self.claimed.load(ordering: .relaxed) {
+            self.call.abandon()
+        }
+    }
+}
