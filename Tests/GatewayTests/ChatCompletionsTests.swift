@@ -54,6 +54,19 @@ struct StreamedChat {
 
 @Suite(.serialized)
 struct ChatCompletionsTests {
+    @Test("response ids: 24 characters of the 62-letter alphabet, every letter used, none repeated")
+    func responseIDs() {
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        let ids = (0..<2000).map { _ in randomID() }
+        #expect(ids.allSatisfy { $0.count == 24 && $0.allSatisfy(alphabet.contains) })
+        #expect(Set(ids).count == ids.count)
+        // 48,000 characters: each letter expected ~774 times, at every position ~32 times.
+        #expect(Set(ids.joined()) == alphabet)
+        for position in [0, 4, 5, 19, 20, 23] {
+            #expect(Set(ids.map { Array($0)[position] }) == alphabet, "position \(position)")
+        }
+    }
+
     @Test("a streamed chat arrives as OpenAI chunks ending in [DONE], usage included when asked")
     func streamedChat() async throws {
         try await LiveStack.run { stack in

@@ -87,10 +87,20 @@ extension HTTPFields {
 }
 
 /// 24 random characters from a URL-safe alphabet, for response ids.
-func randomID() -> String {
+///
+/// Five characters come from each 64-bit draw (the five lowest base-62 digits of a uniform 64-bit
+/// number: their bias is below 62⁵/2⁶⁴ ≈ 5·10⁻¹¹), so an id costs five `getrandom` calls, not 24.
+package func randomID() -> String {
     let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
     var generator = SystemRandomNumberGenerator()
-    var bytes = [UInt8](repeating: 0, count: 24)
-    for index in bytes.indices { bytes[index] = alphabet[Int(generator.next() % UInt64(alphabet.count))] }
+    var bytes = [UInt8]()
+    bytes.reserveCapacity(24)
+    while bytes.count < 24 {
+        var word = generator.next()
+        for _ in 0..<5 where bytes.count < 24 {
+            bytes.append(alphabet[Int(word % UInt64(alphabet.count))])
+            word /= UInt64(alphabet.count)
+        }
+    }
     return String(decoding: bytes, as: UTF8.self)
 }
