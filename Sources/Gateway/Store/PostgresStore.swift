@@ -24,8 +24,8 @@ package final class PostgresStore: Store {
     let client: PostgresClient
     package let address: PostgresAddress
     private let runner: Task<Void, Never>
-    /// Usage rows waiting for the next group commit, and whether a writer is running.
-    private let pendingRows = Mutex<(rows: [(UsageRecord, CheckedContinuation<Void, any Error>)], writing: Bool)>(([], false))
+    /// Usage rows: one statement per group commit, 19 parameters a row, well under PostgreSQL's 65,535.
+    private let usageRows = GroupCommit<UsageRecord>(maximumBatch: 500)
     fileprivate let logger: Logger
 
     private init(client: PostgresClient, address: PostgresAddress, logger: Logger) {
@@ -339,43 +339,10 @@ package final class PostgresStore: Store {
 
     // MARK: Usage
 
-    /// Group commit: rows that arrive while a write is under way go together in the next one (one
-    /// statement, one commit, one WAL flush for all of them); a row that finds no write under way
-    /// goes at once, so a lone request waits for nothing. Each caller returns when its own row is
-    /// committed, or throws that write's error.
+    /// Group commit (``GroupCommit``): returns when this row is committed.
     package func recordUsage(_ record: UsageRecord) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let startWriter = self.pendingRows.withLock { pending in
-                pending.rows.append((record, continuation))
-                if pending.writing { return false }
-                pending.writing = true
-                return true
-            }
-            if startWriter { Task { await self.writeRows() } }
-        }
+        try await self.usageRows.commit(record) { try await self.insert($0) }
     }
-
-    /// Writes what is pending, batch after batch, until nothing is.
-    private func writeRows() async {
-        while true {
-            let batch = self.pendingRows.withLock { pending -> [(UsageRecord, CheckedContinuation<Void, any Error>)] in
-                let batch = Array(pending.rows.prefix(Self.maximumBatch))
-                pending.rows.removeFirst(batch.count)
-                if batch.isEmpty { pending.writing = false }
-                return batch
-            }
-            if batch.isEmpty { return }
-            do {
-                try await self.insert(batch.map(\.0))
-                for (_, continuation) in batch { continuation.resume() }
-            } catch {
-                for (_, continuation) in batch { continuation.resume(throwing: error) }
-            }
-        }
-    }
-
-    /// Rows per statement: 19 parameters each, well under PostgreSQL's 65,535.
-    static let maximumBatch = 500
 
     private func insert(_ records: [UsageRecord]) async throws {
         var binds = PostgresBindings(capacity: records.count * 19)
