@@ -435,7 +435,19 @@ struct StoreTests {
         }
     }
 
-    @Test("concurrent usage rows all land (PostgreSQL writes them in group commits); a row written twice is stored once", arguments: StoreBackend.available)
+    @Test("row keys are version-4 UUIDs, all different")
+    func rowKeys() {
+        let keys = (0..<1000).map { _ in UUID.random() }
+        #expect(Set(keys).count == keys.count)
+        for key in keys {
+            let text = key.uuidString
+            #expect(Array(text)[14] == "4")
+            #expect("89AB".contains(Array(text)[19]))
+            #expect(UUID(uuidString: text) == key)
+        }
+    }
+
+    @Test("concurrent usage rows all land (both stores write them in group commits); a row written twice is stored once", arguments: StoreBackend.available)
     func concurrentUsage(_ backend: StoreBackend) async throws {
         try await withTemporaryStore(backend) { store, _ in
             let start = Date(timeIntervalSince1970: 1_800_000_000)

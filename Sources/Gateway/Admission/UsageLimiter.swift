@@ -169,7 +169,7 @@ package final class UsageLimiter: Sendable {
         let windows = Self.windows(at: now)
         let ordered = limits.sorted { $0.key.description < $1.key.description }
         let reservation = LimitReservation(
-            id: UUID(), tokens: estimate.tokens, costUSD: estimate.costUSD, expiresAt: now.timeIntervalSince1970 + self.holdLifetime
+            id: .random(), tokens: estimate.tokens, costUSD: estimate.costUSD, expiresAt: now.timeIntervalSince1970 + self.holdLifetime
         )
         do {
             let refusal = try await shared.admitLimits(scopes: ordered.map(\.key.description), windows: windows.shared, hold: reservation) { counts in

@@ -154,7 +154,7 @@ package struct UsageRecord: Sendable, Hashable {
     package init(
         timestamp: Date, requestID: String, identity: String, tokenPrefix: String, groups: [String], route: String, requestedModel: String,
         resolvedModel: String, status: Int, finishReason: String?, usage: TokenUsage, costUSD: Double, firstByteMilliseconds: Double?,
-        durationMilliseconds: Double, upstream: String? = nil, rowKey: UUID = UUID()
+        durationMilliseconds: Double, upstream: String? = nil, rowKey: UUID = .random()
     ) {
         self.rowKey = rowKey
         self.upstream = upstream
@@ -226,5 +226,28 @@ package struct LedgerEntry: Sendable, Hashable {
     package init(id: Int64, record: UsageRecord) {
         self.id = id
         self.record = record
+    }
+}
+
+extension UUID {
+    /// A version-4 UUID from the system's generator (`getrandom`, twice). Foundation's `UUID()` on
+    /// Linux opens, reads and closes `/dev/urandom` each time: three more system calls per request.
+    package static func random() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next()
+        let low = generator.next()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in 0..<8 {
+            bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * index))
+            bytes[8 + index] = UInt8(truncatingIfNeeded: low >> (8 * index))
+        }
+        bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
+        return UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            )
+        )
     }
 }
