@@ -12,7 +12,7 @@ import NIOHTTPTypes
 /// where Hummingbird's own do, after the response head it wrote, and the channel tells it when it is
 /// writable again (the backpressure: the upstream is not read while the client is slow) and when it
 /// closed (the client went away: the upstream request is cancelled).
-final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, RemovableChannelHandler, UpstreamBodySink {
+final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias OutboundOut = HTTPResponsePart
 
@@ -59,7 +59,7 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
                 relay.finish(disconnected: true)
             }
             // Even when it already finished: the call then drops what it holds.
-            call.relay(into: relay)
+            call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }))
         }
         return await withTaskCancellationHandler {
             // `done` is always succeeded (the relay ends by one of its callbacks).
@@ -70,7 +70,7 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         }
     }
 
-    // MARK: UpstreamBodySink
+    // MARK: The upstream body
 
     func receive(_ part: ByteBuffer) -> EventLoopFuture<Void>? {
         guard let context = self.context, !self.finished else { return nil }

@@ -4,12 +4,16 @@ import NIOHTTP1
 import Synchronization
 
 /// What takes an upstream response's body as it arrives, on the call's event loop (the stream relay).
-protocol UpstreamBodySink: AnyObject {
+///
+/// Two closures, not a protocol: the relay is generic over the shape's processor, and a protocol
+/// witness of a generic class runs unspecialized (looking up generic metadata on every read); the
+/// closures are made where the relay's type is concrete.
+struct UpstreamBodySink {
     /// One body read: `nil` when the sink is ready for the next, else a future that completes when it
     /// is (the sink's backpressure: meanwhile nothing is read from the socket).
-    func receive(_ part: ByteBuffer) -> EventLoopFuture<Void>?
+    var receive: (ByteBuffer) -> EventLoopFuture<Void>?
     /// The body ended: `nil` when complete, else why it was cut.
-    func ended(_ error: (any Error)?)
+    var ended: ((any Error)?) -> Void
 }
 
 /// One upstream request, made through AsyncHTTPClient's delegate API so that its connection and
@@ -41,7 +45,7 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
     private enum Consumer {
         case undecided
         case collecting(limit: Int, body: ByteBuffer, promise: EventLoopPromise<ByteBuffer>)
-        case relaying(any UpstreamBodySink)
+        case relaying(UpstreamBodySink)
         /// The client's stream ended first: the rest is read and dropped until the body ends or the
         /// timer cancels the request (see ``drain(within:)``).
         case draining(Scheduled<Void>)
@@ -114,7 +118,7 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
     }
 
     /// Hands the body to `sink`, on the loop: what arrived before it comes first.
-    func relay(into sink: any UpstreamBodySink) {
+    func relay(into sink: UpstreamBodySink) {
         self.loop.preconditionInEventLoop()
         self.consumer = .relaying(sink)
         self.replay()
