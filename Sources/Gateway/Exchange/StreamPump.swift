@@ -114,19 +114,18 @@ package struct StreamRun<Processor: StreamProcessor> {
 /// ``StreamRun`` driven by an `AsyncSequence` of upstream reads and a response body writer: the
 /// in-process benchmark's loop (``StreamRelay``). Each `await writer.write` is the backpressure.
 package enum StreamPump {
-    /// Runs `processor` over `upstream` until the stream ends, however it ends, and returns how.
-    /// Writes nothing after the outcome: the caller records it and then ends the response.
+    /// Runs `run` over `upstream` until the stream ends, however it ends, and returns how. Writes
+    /// nothing after the outcome: the caller records it and then ends the response.
+    ///
+    /// Inlined into its concrete callers: as a generic async function it was not specialized, and
+    /// every read and write went through StreamRun's and the processor's generic metadata (~400
+    /// instructions a delta on the relay gate). The writes are written out here for the same reason.
+    @inline(__always)
     package static func run<Processor: StreamProcessor>(
-        _ processor: Processor,
+        _ run: inout StreamRun<Processor>,
         upstream body: some AsyncSequence<ByteBuffer, any Error>,
-        deadline: ContinuousClock.Instant,
-        writer: inout any ResponseBodyWriter,
-        logger: Logger,
-        observer: StreamObserver
+        writer: inout any ResponseBodyWriter
     ) async -> StreamOutcome {
-        // The writes are written out here, not in a generic helper: that async function was not
-        // specialized, and looked up StreamRun's metadata on every write (~300 instructions, callgrind).
-        var run = StreamRun(processor, deadline: deadline, observer: observer, logger: logger)
         do {
             for try await read in body {
                 if run.consume(read) {

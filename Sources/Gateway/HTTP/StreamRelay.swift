@@ -25,8 +25,8 @@ package enum StreamRelay {
         writer: inout any ResponseBodyWriter,
         logger: Logger
     ) async throws -> Ending {
-        let processor = TranslatingProcessor(ChatChunkTranslator(options: options))
-        return try await Self.run(processor, upstream: upstream, route: OpenAIChatShape.route, metrics: metrics, writer: &writer, logger: logger)
+        var run = Self.start(TranslatingProcessor(ChatChunkTranslator(options: options)), route: OpenAIChatShape.route, metrics: metrics, logger: logger)
+        return try await Self.relay(&run, upstream: upstream, writer: &writer)
     }
 
     /// The `/bedrock` streaming routes: frames verified and metered, forwarded unchanged.
@@ -37,18 +37,24 @@ package enum StreamRelay {
         writer: inout any ResponseBodyWriter,
         logger: Logger
     ) async throws -> Ending {
-        let processor = PassthroughProcessor(operation: operation)
-        return try await Self.run(processor, upstream: upstream, route: "/bedrock/model", metrics: metrics, writer: &writer, logger: logger)
+        var run = Self.start(PassthroughProcessor(operation: operation), route: "/bedrock/model", metrics: metrics, logger: logger)
+        return try await Self.relay(&run, upstream: upstream, writer: &writer)
     }
 
-    private static func run<Processor: StreamProcessor>(
-        _ processor: Processor, upstream: some AsyncSequence<ByteBuffer, any Error>, route: String, metrics: GatewayMetrics,
-        writer: inout any ResponseBodyWriter, logger: Logger
-    ) async throws -> Ending {
-        let outcome = await StreamPump.run(
-            processor, upstream: upstream, deadline: .now + .seconds(3600), writer: &writer, logger: logger,
-            observer: StreamObserver(metrics: metrics, lifecycle: GatewayLifecycle(), route: route)
+    private static func start<Processor: StreamProcessor>(
+        _ processor: Processor, route: String, metrics: GatewayMetrics, logger: Logger
+    ) -> StreamRun<Processor> {
+        StreamRun(
+            processor, deadline: .now + .seconds(3600), observer: StreamObserver(metrics: metrics, lifecycle: GatewayLifecycle(), route: route),
+            logger: logger
         )
+    }
+
+    @inline(__always)
+    private static func relay<Processor: StreamProcessor>(
+        _ run: inout StreamRun<Processor>, upstream: some AsyncSequence<ByteBuffer, any Error>, writer: inout any ResponseBodyWriter
+    ) async throws -> Ending {
+        let outcome = await StreamPump.run(&run, upstream: upstream, writer: &writer)
         if outcome.disconnected { throw CancellationError() }
         try await writer.finish(nil)
         return Ending(finishReason: outcome.finishReason, usage: outcome.meter.usage)
