@@ -75,6 +75,11 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
             return state.cancelled
         }
         if cancelled { task.cancel() }
+        // A request AsyncHTTPClient refuses outright (the client is shutting down) fails its task
+        // without calling the delegate: the head's waiter must not wait for the first-byte limit.
+        task.futureResult.whenFailure { error in
+            self.loop.execute { self.failHead(error) }
+        }
     }
 
     /// Ends the request (its connection is closed, not reused); callbacks still come, and are ignored.
