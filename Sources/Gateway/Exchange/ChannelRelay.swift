@@ -1,12 +1,12 @@
-import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTPTypes
 
 /// Relays one upstream stream into the client's connection inside the event loop both share: the
 /// upstream's body reads arrive as callbacks (``UpstreamCall``), each is run through ``StreamRun``
-/// and written and flushed into the client's channel at once. No task wakes per read and nothing
-/// crosses threads (the task that made the request waits once, for the outcome).
+/// and written and flushed into the client's channel at once. No task wakes per read (the task that
+/// made the request waits once, for the outcome), and when the upstream connection is one of the
+/// same loop's, as it usually is, nothing crosses threads.
 ///
 /// It is a handler at the end of the client channel's pipeline for the stream's lifetime: writes enter
 /// where Hummingbird's own do, after the response head it wrote, and the channel tells it when it is

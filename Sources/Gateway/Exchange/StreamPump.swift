@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 package import Hummingbird
 package import Logging
 package import NIOCore

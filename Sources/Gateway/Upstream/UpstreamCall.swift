@@ -16,10 +16,10 @@ struct UpstreamBodySink {
     var ended: ((any Error)?) -> Void
 }
 
-/// One upstream request, made through AsyncHTTPClient's delegate API so that its connection and
-/// every callback are on the client connection's event loop. The caller awaits the head once
-/// (``head(timeout:)``), then either collects the body (errors, whole answers) or hands it to a
-/// sink that relays it on that loop: no task wakes per body read.
+/// One upstream request, made through AsyncHTTPClient's delegate API so that every callback runs on
+/// the client connection's event loop (and its connection is one of that loop's when one is idle).
+/// The caller awaits the head once (``head(timeout:)``), then either collects the body (errors,
+/// whole answers) or hands it to a sink that relays it on that loop: no task wakes per body read.
 ///
 /// The idle time limit (no body read for `idle` while the consumer is ready for one) is kept here,
 /// not by AsyncHTTPClient's read timeout, which schedules and cancels a timer (five allocations) on

@@ -43,7 +43,7 @@ package final class UpstreamClient: Sendable {
     package let authentication: UpstreamAuthentication
     package let timeouts: GatewayConfiguration.Timeouts
     let httpClient: HTTPClient
-    /// The client's event loops: a request's connection is on the loop of the client connection.
+    /// The client's event loops: a call's callbacks must run on one of them.
     private let loops: Set<ObjectIdentifier>
 
     /// - Parameters:
@@ -105,9 +105,10 @@ package final class UpstreamClient: Sendable {
         return isDefault ? host : "\(host):\(port)"
     }
 
-    /// Starts one Bedrock Runtime request whose connection and callbacks are on `loop` (the client
-    /// connection's): the caller awaits its head (``UpstreamCall/head(timeout:)``), then collects its
-    /// body or relays it into the client's channel on that loop.
+    /// Starts one Bedrock Runtime request whose callbacks run on `loop` (the client connection's), on
+    /// a connection of that loop when one is idle there: the caller awaits its head
+    /// (``UpstreamCall/head(timeout:)``), then collects its body or relays it into the client's
+    /// channel on that loop.
     ///
     /// - Parameters:
     ///   - headers: extra headers to forward (never the client's `Authorization`: callers pass only
@@ -121,7 +122,7 @@ package final class UpstreamClient: Sendable {
         logger: Logger
     ) throws(GatewayError) -> UpstreamCall {
         // The server and the upstream clients share NIO's singleton group (Hummingbird's and
-        // AsyncHTTPClient's default); a loop outside the client's group cannot hold its connections.
+        // AsyncHTTPClient's default); AsyncHTTPClient refuses a loop outside its group.
         guard self.loops.contains(ObjectIdentifier(loop)) else {
             throw GatewayError(.upstreamError, "the upstream client does not run on the server's event loops")
         }
