@@ -234,20 +234,11 @@ extension UUID {
     /// Linux opens, reads and closes `/dev/urandom` each time: three more system calls per request.
     package static func random() -> UUID {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next()
-        let low = generator.next()
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in 0..<8 {
-            bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * index))
-            bytes[8 + index] = UInt8(truncatingIfNeeded: low >> (8 * index))
+        var words = (generator.next(), generator.next())
+        withUnsafeMutableBytes(of: &words) { bytes in
+            bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
+            bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
         }
-        bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
-        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-        return UUID(
-            uuid: (
-                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
-            )
-        )
+        return UUID(uuid: unsafeBitCast(words, to: uuid_t.self))
     }
 }

@@ -57,13 +57,13 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
         }
     }
 
-    private let idle: TimeAmount?
+    private let idle: TimeAmount
     private var lastRead = NIODeadline.uptimeNanoseconds(0)
     /// Whether the consumer holds the last read back (the client is slow): not the upstream's idling.
     private var waitingForConsumer = false
     private var watchdog: Scheduled<Void>?
 
-    init(loop: any EventLoop, idle: TimeAmount?) {
+    init(loop: any EventLoop, idle: TimeAmount) {
         self.loop = loop
         self.idle = idle
         self.headPromise = loop.makePromise()
@@ -206,9 +206,8 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
     // MARK: The idle time limit
 
     private func startWatchdog() {
-        guard let idle = self.idle else { return }
         self.lastRead = .now()
-        self.watchdog = self.loop.scheduleTask(in: idle) { self.checkIdle() }
+        self.watchdog = self.loop.scheduleTask(in: self.idle) { self.checkIdle() }
     }
 
     private func stopWatchdog() {
@@ -217,7 +216,8 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
     }
 
     private func checkIdle() {
-        guard let idle = self.idle, self.watchdog != nil else { return }
+        guard self.watchdog != nil else { return }
+        let idle = self.idle
         let now = NIODeadline.now()
         if self.waitingForConsumer || now - self.lastRead < idle {
             let next = self.waitingForConsumer ? now + idle : self.lastRead + idle

@@ -40,11 +40,8 @@ enum UpstreamFailure {
         if let error = error as? GatewayError { return error }
         let cut = GatewayError(.upstreamDisconnected, "the upstream closed the connection before the response was complete")
         if let error = error as? HTTPClientError {
+            // The first-byte and idle limits are the call's own (``UpstreamCall``), as GatewayErrors.
             switch error {
-            case .deadlineExceeded:
-                return GatewayError(.upstreamFirstByteTimeout, "the upstream did not answer within the first-byte time limit")
-            case .readTimeout:
-                return GatewayError(.upstreamIdleTimeout, "the upstream stream stalled longer than the idle time limit")
             case .connectTimeout:
                 return GatewayError(.upstreamConnectTimeout, "connecting to the upstream timed out")
             case .remoteConnectionClosed:
