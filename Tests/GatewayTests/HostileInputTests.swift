@@ -51,25 +51,33 @@ final class RawConnection: Sendable {
     /// of them stalled every other test by ~20 s, long enough for the tests that need a stream still
     /// open to miss it.
     func receive(for timeout: Duration) async -> (text: String, closed: Bool) {
+        let (bytes, closed) = await self.receiveBytes(for: timeout)
+        return (String(decoding: bytes, as: UTF8.self), closed)
+    }
+
+    /// The bytes that arrive within `timeout` (or until `done` says they are enough), and whether
+    /// the peer closed.
+    func receiveBytes(for timeout: Duration, until done: @escaping @Sendable ([UInt8]) -> Bool = { _ in false }) async -> (bytes: [UInt8], closed: Bool) {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: self.receiveBlocking(for: timeout)) }
+            DispatchQueue.global().async { continuation.resume(returning: self.receiveBlocking(for: timeout, until: done)) }
         }
     }
 
-    private func receiveBlocking(for timeout: Duration) -> (text: String, closed: Bool) {
+    private func receiveBlocking(for timeout: Duration, until done: ([UInt8]) -> Bool) -> (bytes: [UInt8], closed: Bool) {
         var received: [UInt8] = []
         let deadline = ContinuousClock.now + timeout
         var buffer = [UInt8](repeating: 0, count: 65536)
         while ContinuousClock.now < deadline {
             let count = buffer.withUnsafeMutableBytes { recv(self.descriptor, $0.baseAddress, $0.count, 0) }
-            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count == 0 { return (received, true) }
             if count < 0 {
                 if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
-                return (String(decoding: received, as: UTF8.self), true)
+                return (received, true)
             }
             received += buffer[0..<count]
+            if done(received) { break }
         }
-        return (String(decoding: received, as: UTF8.self), false)
+        return (received, false)
     }
 }
 

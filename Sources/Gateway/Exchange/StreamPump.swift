@@ -103,6 +103,21 @@ package struct StreamRun<Processor: StreamProcessor> {
         } else {
             self.out.clear()
         }
+        self.keepHeadroom()
+    }
+
+    /// Bytes kept free before the output that a processor writes into, for the driver to frame it in
+    /// place (``ChunkFraming``); none by default. (Slices of upstream reads have none: the driver
+    /// copies those.)
+    package var headroom = 0 {
+        didSet { self.keepHeadroom() }
+    }
+
+    private mutating func keepHeadroom() {
+        guard self.headroom > 0, self.processor.writesIntoOutput, self.out.readableBytes == 0 else { return }
+        self.out.clear(minimumCapacity: self.headroom + 256)
+        self.out.moveWriterIndex(to: self.headroom)
+        self.out.moveReaderIndex(to: self.headroom)
     }
 
     package func outcome(disconnected: Bool) -> StreamOutcome {
