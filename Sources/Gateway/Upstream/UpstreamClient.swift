@@ -45,6 +45,12 @@ package final class UpstreamClient: Sendable {
     let httpClient: HTTPClient
     /// The client's event loops: a call's callbacks must run on one of them.
     private let loops: Set<ObjectIdentifier>
+    /// The endpoint taken apart once, not per request (Foundation's URL getters cost more than the
+    /// rest of building a request): scheme, host and port; its path without a trailing slash; and
+    /// `Host` as sent (the port unless it is the scheme's default).
+    private let origin: String
+    private let pathPrefix: String
+    let hostHeader: String
 
     /// - Parameters:
     ///   - maxConnections: upstream connections kept at once. Over HTTP/1.1 each open stream holds
@@ -64,6 +70,21 @@ package final class UpstreamClient: Sendable {
         self.models = models
         self.authentication = authentication
         self.timeouts = timeouts
+        var prefix = endpoint.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        self.pathPrefix = prefix
+        var components = URLComponents(url: endpoint, resolvingAgainstBaseURL: false)
+        components?.path = ""
+        components?.query = nil
+        components?.fragment = nil
+        self.origin = components?.string ?? ""
+        // An IPv6 literal goes in brackets, as in the URL (Foundation's `host` drops them).
+        let host = endpoint.host.map { $0.contains(":") ? "[\($0)]" : $0 } ?? ""
+        if let port = endpoint.port, !((endpoint.scheme == "https" && port == 443) || (endpoint.scheme == "http" && port == 80)) {
+            self.hostHeader = "\(host):\(port)"
+        } else {
+            self.hostHeader = host
+        }
         var configuration = HTTPClient.Configuration()
         // No read timeout: each call keeps the idle limit itself (``UpstreamCall``).
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .nanoseconds(Int64(timeouts.connect.totalNanoseconds)))
@@ -85,24 +106,12 @@ package final class UpstreamClient: Sendable {
 
     /// The URL of `operation` on `modelID`, the id percent-encoded as one path segment.
     package func url(operation: BedrockOperation, modelID: String) -> String {
-        var base = self.endpoint.absoluteString
-        while base.hasSuffix("/") { base.removeLast() }
-        return "\(base)\(self.path(operation: operation, modelID: modelID))"
+        self.origin + self.path(operation: operation, modelID: modelID)
     }
 
     /// The path as sent: the endpoint's own path prefix, if any, then the operation's.
     func path(operation: BedrockOperation, modelID: String) -> String {
-        var prefix = self.endpoint.path
-        while prefix.hasSuffix("/") { prefix.removeLast() }
-        return "\(prefix)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
-    }
-
-    /// `Host` as sent: the host, and the port unless it is the scheme's default.
-    var hostHeader: String {
-        let host = self.endpoint.host ?? ""
-        guard let port = self.endpoint.port else { return host }
-        let isDefault = (self.endpoint.scheme == "https" && port == 443) || (self.endpoint.scheme == "http" && port == 80)
-        return isDefault ? host : "\(host):\(port)"
+        "\(self.pathPrefix)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
     }
 
     /// Starts one Bedrock Runtime request whose callbacks run on `loop` (the client connection's), on
