@@ -2,6 +2,7 @@ import AsyncHTTPClient
 package import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import StreamCore
 import Logging
 
@@ -42,9 +43,13 @@ package final class UpstreamClient: Sendable {
     package let models: [String]?
     package let authentication: UpstreamAuthentication
     package let timeouts: GatewayConfiguration.Timeouts
-    let httpClient: HTTPClient
-    /// The client's event loops: a call's callbacks must run on one of them.
-    private let loops: Set<ObjectIdentifier>
+    /// One AsyncHTTPClient per event loop of the server's group, each with that loop alone, so that
+    /// a call's connection is always one of its client connection's loop and the relay never crosses
+    /// threads. One client over the whole group only prefers the loop: with no idle connection there
+    /// it lends one of another loop's, and every read of that stream then hops between the two loops
+    /// (a wake-up each way; a seventh of the reads under load). Requiring the loop instead makes it
+    /// open a one-off connection, closed after the request, whenever none is idle there.
+    private let clients: [ObjectIdentifier: HTTPClient]
     /// The endpoint taken apart once, not per request (Foundation's URL getters cost more than the
     /// rest of building a request): scheme, host and port; its path without a trailing slash; and
     /// `Host` as sent (the port unless it is the scheme's default).
@@ -53,9 +58,9 @@ package final class UpstreamClient: Sendable {
     let hostHeader: String
 
     /// - Parameters:
-    ///   - maxConnections: upstream connections kept at once. Over HTTP/1.1 each open stream holds
-    ///     one, so this must be at least the gateway's stream limit: AsyncHTTPClient's default of 8 per
-    ///     host queued every request beyond the eighth concurrent stream.
+    ///   - maxConnections: upstream connections kept at once on each event loop. Over HTTP/1.1 each
+    ///     open stream holds one, so this must be at least the gateway's stream limit: AsyncHTTPClient's
+    ///     default of 8 per host queued every request beyond the eighth concurrent stream.
     ///   - retriesConnecting: keep trying to connect until the connect timeout (the only upstream);
     ///     `false` fails at the first refusal, so the router can move on (one of several).
     package init(
@@ -96,12 +101,18 @@ package final class UpstreamClient: Sendable {
         // the pool retries with backoff until the connect timeout (a burst of connections can fail
         // to establish and then succeed).
         configuration.connectionPool.retryConnectionEstablishment = retriesConnecting
-        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.loops = Set(self.httpClient.eventLoopGroup.makeIterator().map { ObjectIdentifier($0) })
+        // The server's group (Hummingbird's default, and SQLite's): a call's loop is one of these.
+        var clients: [ObjectIdentifier: HTTPClient] = [:]
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+            clients[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
+        }
+        self.clients = clients
     }
 
     package func shutdown() async throws {
-        try await self.httpClient.shutdown()
+        for client in self.clients.values {
+            try await client.shutdown()
+        }
     }
 
     /// The URL of `operation` on `modelID`, the id percent-encoded as one path segment.
@@ -114,8 +125,8 @@ package final class UpstreamClient: Sendable {
         "\(self.pathPrefix)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
     }
 
-    /// Starts one Bedrock Runtime request whose callbacks run on `loop` (the client connection's), on
-    /// a connection of that loop when one is idle there: the caller awaits its head
+    /// Starts one Bedrock Runtime request on a connection of `loop` (the client connection's), whose
+    /// callbacks run there: the caller awaits its head
     /// (``UpstreamCall/head(timeout:)``), then collects its body or relays it into the client's
     /// channel on that loop.
     ///
@@ -130,9 +141,7 @@ package final class UpstreamClient: Sendable {
         loop: any EventLoop,
         logger: Logger
     ) throws(GatewayError) -> UpstreamCall {
-        // The server and the upstream clients share NIO's singleton group (Hummingbird's and
-        // AsyncHTTPClient's default); AsyncHTTPClient refuses a loop outside its group.
-        guard self.loops.contains(ObjectIdentifier(loop)) else {
+        guard let client = self.clients[ObjectIdentifier(loop)] else {
             throw GatewayError(.upstreamError, "the upstream client does not run on the server's event loops")
         }
         var headers = HTTPHeaders()
@@ -162,11 +171,8 @@ package final class UpstreamClient: Sendable {
             throw GatewayError(.upstreamError, "the upstream URL is not usable")
         }
         let call = UpstreamCall(loop: loop, idle: TimeAmount(self.timeouts.idle))
-        // The callbacks run on `loop`; the connection is preferably one of that loop's (an idle one there,
-        // else a new one there when the pool has room), but not required to be: AsyncHTTPClient opens a
-        // connection for a request that requires a loop as a one-off when none is idle there, and closes
-        // it after the request (a TCP, and with Bedrock a TLS, handshake per request).
-        call.started(self.httpClient.execute(request: request, delegate: call, eventLoop: .delegate(on: loop), logger: logger))
+        // `client`'s connections are all `loop`'s (see `clients`).
+        call.started(client.execute(request: request, delegate: call, eventLoop: .delegate(on: loop), logger: logger))
         return call
     }
 }
