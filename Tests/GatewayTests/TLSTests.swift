@@ -31,23 +31,34 @@ struct TLSTests {
 
     @Test("HTTPS with HTTP/2 by ALPN: a streamed chat arrives as SSE chunks")
     func http2OverTLS() async throws {
+        try await Self.streamedChat(over: .automatic, expecting: .http2)
+    }
+
+    /// The relay writes HTTP/1.1 chunks beneath the response encoder: over TLS they must go through
+    /// the TLS handler, which sits before it.
+    @Test("HTTPS with HTTP/1.1: a streamed chat arrives as SSE chunks")
+    func http1OverTLS() async throws {
+        try await Self.streamedChat(over: .http1Only, expecting: .http1_1)
+    }
+
+    static func streamedChat(over version: HTTPClient.Configuration.HTTPVersion, expecting: HTTPVersion) async throws {
         let files = try Self.makeCertificate()
         try await LiveStack.run(configure: { $0.server.tls = files }) { stack in
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.certificateVerification = .none
             var configuration = HTTPClient.Configuration()
             configuration.tlsConfiguration = tls
-            configuration.httpVersion = .automatic
+            configuration.httpVersion = version
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             do {
                 var request = HTTPClientRequest(url: "https://127.0.0.1:\(stack.gatewayPort)/v1/chat/completions")
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")
                 stack.authorize(&request.headers, unless: [])
-                request.body = .bytes(ByteBuffer(string: chatRequest("Hello over TLS [[sim chunks=4]]")))
+                request.body = .bytes(ByteBuffer(string: chatRequest("Hello over TLS [[sim chunks=40]]")))
                 let response = try await client.execute(request, timeout: .seconds(30))
                 #expect(response.status == .ok)
-                #expect(response.version == .http2)
+                #expect(response.version == expecting)
                 let chat = try StreamedChat(try await response.body.collect(upTo: 1 << 20))
                 #expect(chat.done)
                 #expect(!chat.content.isEmpty)
