@@ -6,8 +6,8 @@ import NIOHTTPTypes
 /// Relays one upstream stream into the client's connection inside the event loop both share: the
 /// upstream's body reads arrive as callbacks (``UpstreamCall``), each is run through ``StreamRun``
 /// and written and flushed into the client's channel at once. No task wakes per read (the task that
-/// made the request waits once, for the outcome), and when the upstream connection is one of the
-/// same loop's, as it usually is, nothing crosses threads.
+/// made the request waits once, for the outcome), and nothing crosses threads: the upstream
+/// connection is one of the same loop's (``UpstreamClient`` keeps a client per loop).
 ///
 /// It is a handler in the client channel's pipeline for the stream's lifetime, added after the
 /// response head was written; the channel tells it when it is writable again (the backpressure: the
@@ -194,6 +194,7 @@ enum ChunkFraming {
     /// result is `bytes` itself or `scratch`'s contents.
     static func frame(_ bytes: inout ByteBuffer, scratch: inout ByteBuffer) -> ByteBuffer {
         let size = bytes.readableBytes
+        assert(size > 0, "an empty chunk would end the body")
         let digits = (Int.bitWidth - size.leadingZeroBitCount + 3) / 4
         if bytes.readerIndex >= digits + 2 {
             let start = bytes.readerIndex - digits - 2

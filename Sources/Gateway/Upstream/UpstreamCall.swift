@@ -17,7 +17,7 @@ struct UpstreamBodySink {
 }
 
 /// One upstream request, made through AsyncHTTPClient's delegate API so that every callback runs on
-/// the client connection's event loop (and its connection is one of that loop's when one is idle).
+/// the client connection's event loop, on a connection of that loop (``UpstreamClient``).
 /// The caller awaits the head once (``head(timeout:)``), then either collects the body (errors,
 /// whole answers) or hands it to a sink that relays it on that loop: no task wakes per body read.
 ///
