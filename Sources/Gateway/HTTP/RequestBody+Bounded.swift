@@ -60,12 +60,8 @@ extension Request {
                 return overBy >= 0 ? .failure(.tooLarge) : .success(collected)
             }
             group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return .failure(.timedOut)
-                } catch {
-                    return nil
-                }
+                // Not `Task.sleep`: see ``Deadlines``.
+                await Deadlines.shared.wait(until: .now + timeout) ? .failure(.timedOut) : nil
             }
             var outcome: Result<ByteBuffer, BodyFailure> = .failure(.timedOut)
             while let next = await group.next() {
