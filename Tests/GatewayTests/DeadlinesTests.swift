@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import Gateway
@@ -39,6 +40,7 @@ struct DeadlinesTests {
         #expect(await early.value == false)
         #expect(ContinuousClock.now - start < .seconds(3))
         #expect(deadlines.waiting == 0)
+        #expect(deadlines.marks == 0)
     }
 
     @Test("many waits at once: each ends once, the expired ones true, the cancelled ones false; the sweep starts again after stopping")
@@ -66,6 +68,22 @@ struct DeadlinesTests {
             // Nobody waits: the sweep stops, and the next wait must start it again.
             try? await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    @Test("a scheduled action runs once after its deadline; a cancelled one never; cancelling after it ran leaves nothing behind")
+    func scheduled() async {
+        let deadlines = Deadlines(resolution: .milliseconds(10))
+        let runs = Mutex(0)
+        let start = ContinuousClock.now
+        let ran = deadlines.schedule(at: start + .milliseconds(50)) { runs.withLock { $0 += 1 } }
+        let dropped = deadlines.schedule(at: start + .milliseconds(50)) { runs.withLock { $0 += 100 } }
+        deadlines.cancel(dropped)
+        try? await Task.sleep(for: .milliseconds(300))
+        #expect(runs.withLock { $0 } == 1)
+        deadlines.cancel(ran)
+        deadlines.cancel(dropped)
+        #expect(deadlines.waiting == 0)
+        #expect(deadlines.marks == 0)
     }
 
     @Test("a body that trickles past requestBodySeconds gets the 408 in the client's shape, on time")

@@ -113,13 +113,11 @@ enum BoundedWait<Value: Sendable> {
     static func value(of work: @escaping @Sendable () async -> Value, within limit: Duration) async -> Value? {
         await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
             let once = Once(continuation)
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                once.finish(nil)  // after the work's value this is ignored
-            }
+            // After the work's value this is ignored. Not a `Task.sleep`: see ``Deadlines``.
+            let timer = Deadlines.shared.schedule(at: .now + limit) { once.finish(nil) }
             Task {
                 once.finish(await work())
-                timer.cancel()
+                Deadlines.shared.cancel(timer)
             }
         }
     }
