@@ -4,11 +4,12 @@ import Synchronization
 /// actions) whose deadline has passed, and stops when nobody waits.
 ///
 /// Every request has two (its body's time limit, its ledger write's) and almost never reaches them. A
-/// `Task.sleep` each arms a libdispatch timer and disarms it when the work is done: libdispatch's timer
-/// thread woke twice per request for each (strace). Here a deadline is a dictionary entry, and
-/// cancelling it ends it at once.
+/// `Task.sleep` each arms a libdispatch timer and disarms it when the work is done, waking
+/// libdispatch's timer thread both times (strace showed both for the body's limit). Here a deadline
+/// is a dictionary entry, and cancelling it ends it at once.
 final class Deadlines: Sendable {
-    /// For the request body's limit (seconds to minutes): ends a wait at most a tenth of a second late.
+    /// For the request body's and the ledger write's limits (seconds): ends one at most a tenth of a
+    /// second late.
     static let shared = Deadlines(resolution: .milliseconds(100))
 
     private struct State {
