@@ -1,4 +1,5 @@
 package import Foundation
+import NIOSSL
 package import StreamCore
 
 /// Everything `sluice serve` needs, validated once at start-up.
@@ -24,7 +25,8 @@ package import StreamCore
 /// | `upstream.apiKey` | secret string | none | `AWS_BEARER_TOKEN_BEDROCK` |
 /// | `upstream.profile` | string | none (`AWS_PROFILE`, else `default` when the credentials file has it) | `AWS_PROFILE` |
 /// | `upstream.simulator` | bool | true when no credentials are found | `SLUICE_SIMULATOR` |
-/// | `upstreams` | [{`name`, `region`, `endpoint`?, `apiKey`?, `profile`?, `weight`?, `models`?}] | none: the one `upstream` (not both) | |
+/// | `upstream.caFile` | PEM path | none: the system's trust roots only | |
+/// | `upstreams` | [{`name`, `region`, `endpoint`?, `apiKey`?, `profile`?, `weight`?, `models`?, `caFile`?}] | none: the one `upstream` (not both) | |
 /// | `routing.maxAttempts` | int 1…10 | 3: upstream calls per request, failovers included | |
 /// | `routing.budgetSeconds` | number | 90: time from the first upstream call to a response head, across attempts | |
 /// | `routing.cooldownSeconds` | number | 5: how long a failed upstream is skipped (doubling on repeat) | |
@@ -97,6 +99,9 @@ package struct GatewayConfiguration: Sendable {
         package var profile: String?
         /// `nil`: decide at start-up (simulator when no credentials are found).
         package var useSimulator: Bool?
+        /// Certificate authorities (a PEM file) trusted for an `https` endpoint besides the system's:
+        /// a proxy or a private endpoint with a certificate of its own authority.
+        package var caFile: String?
 
         package init() {}
 
@@ -289,7 +294,7 @@ extension GatewayConfiguration {
             }
         }
         if let upstream = try reader.optionalObject(object["upstream"], key: "upstream") {
-            try reader.only(upstream, allowed: ["endpoint", "region", "apiKey", "profile", "simulator"], key: "upstream")
+            try reader.only(upstream, allowed: ["endpoint", "region", "apiKey", "profile", "simulator", "caFile"], key: "upstream")
             if let endpoint = try reader.optionalString(upstream["endpoint"], key: "upstream.endpoint") {
                 self.upstream.endpoint = try Self.endpoint(endpoint, source: path, key: "upstream.endpoint")
             }
@@ -297,6 +302,7 @@ extension GatewayConfiguration {
             if let key = try reader.optionalString(upstream["apiKey"], key: "upstream.apiKey") { self.upstream.apiKey = key }
             if let profile = try reader.optionalString(upstream["profile"], key: "upstream.profile") { self.upstream.profile = profile }
             if let simulator = try reader.optionalBool(upstream["simulator"], key: "upstream.simulator") { self.upstream.useSimulator = simulator }
+            self.upstream.caFile = try Self.caFile(reader.optionalString(upstream["caFile"], key: "upstream.caFile"), source: path, key: "upstream.caFile")
         }
         if let list = try reader.optionalArray(object["upstreams"], key: "upstreams") {
             guard object["upstream"] == nil else {
@@ -307,7 +313,7 @@ extension GatewayConfiguration {
             self.upstreams = try list.enumerated().map { index, element in
                 let key = "upstreams[\(index)]"
                 let entry = try reader.object(element, key: key)
-                try reader.only(entry, allowed: ["name", "region", "endpoint", "apiKey", "profile", "weight", "models"], key: key)
+                try reader.only(entry, allowed: ["name", "region", "endpoint", "apiKey", "profile", "weight", "models", "caFile"], key: key)
                 var upstream = Upstream()
                 guard let name = try reader.optionalString(entry["name"], key: "\(key).name") else { throw reader.fail("\(key).name", "is required") }
                 guard name.utf8.count <= 32, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
@@ -327,6 +333,7 @@ extension GatewayConfiguration {
                 }
                 upstream.apiKey = try reader.optionalString(entry["apiKey"], key: "\(key).apiKey")
                 upstream.profile = try reader.optionalString(entry["profile"], key: "\(key).profile")
+                upstream.caFile = try Self.caFile(reader.optionalString(entry["caFile"], key: "\(key).caFile"), source: path, key: "\(key).caFile")
                 if let weight = try reader.optionalAmount(entry["weight"], key: "\(key).weight") {
                     guard weight > 0, weight <= 1000 else { throw reader.fail("\(key).weight", "must be a number in (0, 1000]") }
                     upstream.weight = weight
@@ -656,6 +663,21 @@ extension GatewayConfiguration {
             throw ConfigurationError(source: source, key: key, problem: "must be an http:// or https:// URL, got '\(text)'")
         }
         return url
+    }
+
+    /// A readable PEM file with at least one certificate (what `caFile` must be), else the reason.
+    static func caFile(_ path: String?, source: String, key: String) throws -> String? {
+        guard let path else { return nil }
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw ConfigurationError(source: source, key: key, problem: "'\(path)' is not a readable PEM file of certificates")
+        }
+        guard !certificates.isEmpty else {
+            throw ConfigurationError(source: source, key: key, problem: "'\(path)' has no certificate")
+        }
+        return path
     }
 }
 

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 package import HTTPTypes
 package import Hummingbird
 import Logging

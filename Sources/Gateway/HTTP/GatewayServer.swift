@@ -268,7 +268,7 @@ extension Upstreams {
                     name: member.configuration.name, endpoint: member.endpoint, region: member.configuration.region,
                     authentication: member.authentication, timeouts: configuration.timeouts, weight: member.configuration.weight,
                     models: member.configuration.models, maxConnections: configuration.server.maxConcurrentStreams + 1_024,
-                    retriesConnecting: members.count == 1
+                    retriesConnecting: members.count == 1, caFile: member.configuration.caFile
                 )
             },
             routing: configuration.routing

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 package import HTTPTypes
 import Hummingbird

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -16,22 +15,26 @@ struct UpstreamBodySink {
     var ended: ((any Error)?) -> Void
 }
 
-/// One upstream request, made through AsyncHTTPClient's delegate API so that every callback runs on
-/// the client connection's event loop, on a connection of that loop (``UpstreamClient``).
-/// The caller awaits the head once (``head(timeout:)``), then either collects the body (errors,
-/// whole answers) or hands it to a sink that relays it on that loop: no task wakes per body read.
+/// One upstream request on a connection of the client connection's event loop (``UpstreamPool``),
+/// where every step of its response runs. The caller awaits the head once (``head(timeout:)``),
+/// then either collects the body (errors, whole answers) or hands it to a sink that relays it on
+/// that loop: no task wakes per body read.
 ///
-/// The idle time limit (no body read for `idle` while the consumer is ready for one) is kept here,
-/// not by AsyncHTTPClient's read timeout, which schedules and cancels a timer (five allocations) on
-/// every read: one timer per call checks the time of the last read and sleeps again.
+/// The idle time limit (no body read for `idle` while the consumer is ready for one) is kept here:
+/// one timer per call checks the time of the last read and sleeps again, rather than a timer
+/// scheduled and cancelled on every read.
 ///
-/// All state but the task handle is touched only on `loop`.
-final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
-    typealias Response = Void
-
+/// All state is touched only on `loop`; ``cancel()`` may be called from anywhere.
+final class UpstreamCall: @unchecked Sendable {
     let loop: any EventLoop
-    /// AsyncHTTPClient's task, once `execute` returned it; `cancelled` when cancelled before that.
-    private let task = Mutex<(task: HTTPClient.Task<Void>?, cancelled: Bool)>((nil, false))
+    /// The request as sent: head and body in one buffer (one write).
+    let request: ByteBuffer
+    /// The connection the request went out on, while it is this call's.
+    private var connection: UpstreamConnection?
+    /// Whether the call ended early (cancelled, failed): a connection made for it is not used for it.
+    private var cancelled = false
+    /// Whether the request was sent again after a reused connection closed without answering.
+    var retried = false
 
     private let headPromise: EventLoopPromise<HTTPResponseHead>
     private var headDone = false
@@ -63,32 +66,36 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
     private var waitingForConsumer = false
     private var watchdog: Scheduled<Void>?
 
-    init(loop: any EventLoop, idle: TimeAmount) {
+    init(loop: any EventLoop, request: ByteBuffer, idle: TimeAmount) {
         self.loop = loop
+        self.request = request
         self.idle = idle
         self.headPromise = loop.makePromise()
     }
 
-    func started(_ task: HTTPClient.Task<Void>) {
-        let cancelled = self.task.withLock { state in
-            state.task = task
-            return state.cancelled
-        }
-        if cancelled { task.cancel() }
-        // A request AsyncHTTPClient refuses outright (the client is shutting down) fails its task
-        // without calling the delegate: the head's waiter must not wait for the first-byte limit.
-        task.futureResult.whenFailure { error in
-            self.loop.execute { self.failHead(error) }
+    /// Whether nothing more will come of the call (it was cancelled or failed, or its response ended).
+    var isFinished: Bool {
+        self.cancelled || (self.headDone && self.consumer.isEnded)
+    }
+
+    /// Ends the request (its connection is closed, not reused): the head's waiter or the body's
+    /// consumer gets ``UpstreamTransportError/cancelled``, unless the call already ended.
+    func cancel() {
+        if self.loop.inEventLoop {
+            self.cancelOnLoop()
+        } else {
+            self.loop.execute { self.cancelOnLoop() }
         }
     }
 
-    /// Ends the request (its connection is closed, not reused); callbacks still come, and are ignored.
-    func cancel() {
-        let task = self.task.withLock { state in
-            state.cancelled = true
-            return state.task
+    private func cancelOnLoop() {
+        guard !self.cancelled else { return }
+        self.cancelled = true
+        if let connection = self.connection {
+            self.connection = nil
+            connection.abort(self)
         }
-        task?.cancel()
+        self.failed(UpstreamTransportError.cancelled)
     }
 
     /// The response head, or the transport's error; `timeout` is the first-byte limit.
@@ -250,22 +257,24 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
         }
     }
 
-    // MARK: HTTPClientResponseDelegate (called on `loop`)
+    // MARK: From the connection (on `loop`)
 
-    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+    func attached(to connection: UpstreamConnection) {
+        self.connection = connection
+    }
+
+    func receivedHead(_ head: HTTPResponseHead) {
         if !self.headDone {
             self.headDone = true
             self.headPromise.succeed(head)
             self.startWatchdog()
         }
-        return self.loop.makeSucceededVoidFuture()
     }
 
-    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+    /// One part of the body: `nil` when the consumer is ready for the next, else when it will be.
+    func receivedBody(_ buffer: ByteBuffer) -> EventLoopFuture<Void>? {
         if self.watchdog != nil { self.lastRead = .now() }
-        guard let pending = self.deliver(buffer) else {
-            return self.loop.makeSucceededVoidFuture()
-        }
+        guard let pending = self.deliver(buffer) else { return nil }
         self.waitingForConsumer = true
         pending.whenComplete { _ in
             self.waitingForConsumer = false
@@ -274,8 +283,10 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
         return pending
     }
 
-    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+    func failed(_ error: any Error) {
+        self.connection = nil
         if !self.headDone {
+            self.cancelled = true
             self.failHead(error)
             self.consumer = .done
             return
@@ -283,7 +294,13 @@ final class UpstreamCall: HTTPClientResponseDelegate, @unchecked Sendable {
         self.end(error)
     }
 
-    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+    func finished() {
+        self.connection = nil
+        if !self.headDone {
+            // A response that ended without a head cannot happen (the parser gives the head first).
+            self.failed(UpstreamTransportError.closed)
+            return
+        }
         self.end(nil)
     }
 }

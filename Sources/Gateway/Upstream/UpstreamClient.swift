@@ -1,8 +1,8 @@
-import AsyncHTTPClient
 package import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import StreamCore
 import Logging
 
@@ -28,7 +28,11 @@ package enum UpstreamAuthentication: Sendable, CustomStringConvertible {
 /// One upstream: a Bedrock Runtime endpoint (a region of an account, or a stand-in) with its own
 /// credentials and pooled connections. ``Upstreams`` routes requests over one or several.
 ///
-/// Time limits: connecting (`connect`, AsyncHTTPClient's), the response head (`firstByte`) and the gap
+/// Its connections are HTTP/1.1 (over TLS for `https`), made and pooled per event loop of the
+/// server's group (``UpstreamPool``): a call's connection is always one of its client connection's
+/// loop, so the relay never crosses threads, and nothing on a request's path takes a lock.
+///
+/// Time limits: connecting (`connect`, the pool's), the response head (`firstByte`) and the gap
 /// between body reads (`idle`), both kept by each ``UpstreamCall``. The whole-request limit is
 /// checked by the stream after each read.
 package final class UpstreamClient: Sendable {
@@ -43,13 +47,8 @@ package final class UpstreamClient: Sendable {
     package let models: [String]?
     package let authentication: UpstreamAuthentication
     package let timeouts: GatewayConfiguration.Timeouts
-    /// One AsyncHTTPClient per event loop of the server's group, each with that loop alone, so that
-    /// a call's connection is always one of its client connection's loop and the relay never crosses
-    /// threads. One client over the whole group only prefers the loop: with no idle connection there
-    /// it lends one of another loop's, and every read of that stream then hops between the two loops
-    /// (a wake-up each way; a seventh of the reads under load). Requiring the loop instead makes it
-    /// open a one-off connection, closed after the request, whenever none is idle there.
-    private let clients: [ObjectIdentifier: HTTPClient]
+    /// One pool of connections per event loop of the server's group.
+    private let pools: [ObjectIdentifier: UpstreamPool]
     /// The endpoint taken apart once, not per request (Foundation's URL getters cost more than the
     /// rest of building a request): scheme, host and port; its path without a trailing slash; and
     /// `Host` as sent (the port unless it is the scheme's default).
@@ -59,14 +58,16 @@ package final class UpstreamClient: Sendable {
 
     /// - Parameters:
     ///   - maxConnections: upstream connections kept at once on each event loop. Over HTTP/1.1 each
-    ///     open stream holds one, so this must be at least the gateway's stream limit: AsyncHTTPClient's
-    ///     default of 8 per host queued every request beyond the eighth concurrent stream.
+    ///     open stream holds one, so this must be at least the gateway's stream limit: beyond it
+    ///     requests wait for a connection to come free.
     ///   - retriesConnecting: keep trying to connect until the connect timeout (the only upstream);
     ///     `false` fails at the first refusal, so the router can move on (one of several).
+    ///   - caFile: for an `https` endpoint, certificate authorities (PEM) trusted besides the
+    ///     system's (checked when the configuration is read).
     package init(
         name: String = "default", endpoint: URL, region: String, authentication: UpstreamAuthentication,
         timeouts: GatewayConfiguration.Timeouts, weight: Double = 1, models: [String]? = nil, maxConnections: Int = 16_384,
-        retriesConnecting: Bool = true
+        retriesConnecting: Bool = true, caFile: String? = nil
     ) {
         self.name = name
         self.endpoint = endpoint
@@ -90,28 +91,42 @@ package final class UpstreamClient: Sendable {
         } else {
             self.hostHeader = host
         }
-        var configuration = HTTPClient.Configuration()
-        // No read timeout: each call keeps the idle limit itself (``UpstreamCall``).
-        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .nanoseconds(Int64(timeouts.connect.totalNanoseconds)))
-        // Redirects would send the credentials elsewhere; Bedrock never redirects.
-        configuration.redirectConfiguration = .disallow
-        configuration.decompression = .disabled
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
-        // With other upstreams to move to, a refused connection fails the request at once; alone,
-        // the pool retries with backoff until the connect timeout (a burst of connections can fail
-        // to establish and then succeed).
-        configuration.connectionPool.retryConnectionEstablishment = retriesConnecting
+        let secure = endpoint.scheme?.lowercased() == "https"
+        let target = UpstreamTarget(
+            host: endpoint.host ?? "",
+            port: endpoint.port ?? (secure ? 443 : 80),
+            // A context that cannot be made (no trust roots) fails each call's connection instead.
+            tls: secure ? try? Self.makeTLSContext(caFile: caFile) : nil,
+            serverName: endpoint.host.flatMap { $0.contains(":") || $0.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : $0 },
+            requiresTLS: secure,
+            connectTimeout: TimeAmount(timeouts.connect),
+            retriesConnecting: retriesConnecting,
+            maximumConnections: maxConnections,
+            idleTimeout: .seconds(60)
+        )
         // The server's group (Hummingbird's default, and SQLite's): a call's loop is one of these.
-        var clients: [ObjectIdentifier: HTTPClient] = [:]
+        var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
-            clients[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroupProvider: .shared(loop), configuration: configuration)
+            pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, target: target)
         }
-        self.clients = clients
+        self.pools = pools
     }
 
+    /// The TLS set-up of `https` upstreams: the system's trust roots, and those in `caFile` (PEM)
+    /// besides them (a proxy or endpoint with a private certificate authority). HTTP/1.1 by ALPN.
+    static func makeTLSContext(caFile: String?) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.applicationProtocols = ["http/1.1"]
+        if let caFile {
+            configuration.additionalTrustRoots = [.file(caFile)]
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Closes every connection; calls still running fail, later ones are refused.
     package func shutdown() async throws {
-        for client in self.clients.values {
-            try await client.shutdown()
+        for pool in self.pools.values {
+            try await pool.loop.flatSubmit { pool.shutDown() }.get()
         }
     }
 
@@ -141,39 +156,58 @@ package final class UpstreamClient: Sendable {
         loop: any EventLoop,
         logger: Logger
     ) throws(GatewayError) -> UpstreamCall {
-        guard let client = self.clients[ObjectIdentifier(loop)] else {
+        guard let pool = self.pools[ObjectIdentifier(loop)] else {
             throw GatewayError(.upstreamError, "the upstream client does not run on the server's event loops")
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Accept", value: operation.isStreaming ? "application/vnd.amazon.eventstream" : "application/json")
-        for (name, value) in extra {
-            headers.add(name: name, value: value)
-        }
+        var fields: [(String, String)] = [
+            ("Content-Type", "application/json"),
+            ("Accept", operation.isStreaming ? "application/vnd.amazon.eventstream" : "application/json"),
+        ]
+        fields += extra
+        let path = self.path(operation: operation, modelID: modelID)
         switch self.authentication {
         case .apiKey(let key):
-            headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)")
+            fields.removeAll { $0.0.lowercased() == "authorization" }
+            fields.append(("Authorization", "Bearer \(key)"))
         case .sigV4(let signer):
-            let signed = signer.signedHeaders(
-                method: "POST", url: self.path(operation: operation, modelID: modelID), query: nil, host: self.hostHeader,
-                headers: headers.map { ($0.name, $0.value) }, body: body, date: Date()
-            )
+            let signed = signer.signedHeaders(method: "POST", url: path, query: nil, host: self.hostHeader, headers: fields, body: body, date: Date())
             for header in signed {
-                headers.replaceOrAdd(name: header.name, value: header.value)
+                fields.removeAll { $0.0.lowercased() == header.name.lowercased() }
+                fields.append((header.name, header.value))
             }
         case .none:
             break
         }
-        let request: HTTPClient.Request
-        do {
-            request = try HTTPClient.Request(url: self.url(operation: operation, modelID: modelID), method: .POST, headers: headers, body: .byteBuffer(body))
-        } catch {
-            throw GatewayError(.upstreamError, "the upstream URL is not usable")
+        let request = try Self.serialize(path: path, host: self.hostHeader, fields: fields, body: body)
+        let call = UpstreamCall(loop: loop, request: request, idle: TimeAmount(self.timeouts.idle))
+        if loop.inEventLoop {
+            pool.execute(call)
+        } else {
+            loop.execute { pool.execute(call) }
         }
-        let call = UpstreamCall(loop: loop, idle: TimeAmount(self.timeouts.idle))
-        // `client`'s connections are all `loop`'s (see `clients`).
-        call.started(client.execute(request: request, delegate: call, eventLoop: .delegate(on: loop), logger: logger))
         return call
+    }
+
+    /// The request as one buffer: request line, `Host`, the fields, `Content-Length`, the body.
+    static func serialize(path: String, host: String, fields: [(String, String)], body: ByteBuffer) throws(GatewayError) -> ByteBuffer {
+        var request = ByteBuffer()
+        request.reserveCapacity(256 + fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 } + body.readableBytes)
+        request.writeString("POST \(path) HTTP/1.1\r\nHost: \(host)\r\n")
+        for (name, value) in fields {
+            // A field that could end the line early would let its sender add fields of its own.
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }),
+                !value.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") })
+            else {
+                throw GatewayError(.invalidRequest, "a header to forward upstream has a character that HTTP does not allow")
+            }
+            request.writeString(name)
+            request.writeStaticString(": ")
+            request.writeString(value)
+            request.writeStaticString("\r\n")
+        }
+        request.writeString("Content-Length: \(body.readableBytes)\r\n\r\n")
+        request.writeImmutableBuffer(body)
+        return request
     }
 }
 

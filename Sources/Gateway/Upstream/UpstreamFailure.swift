@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -39,14 +38,18 @@ enum UpstreamFailure {
     static func describe(_ error: any Error, duringBody: Bool = false) -> GatewayError {
         if let error = error as? GatewayError { return error }
         let cut = GatewayError(.upstreamDisconnected, "the upstream closed the connection before the response was complete")
-        if let error = error as? HTTPClientError {
+        if let error = error as? UpstreamTransportError {
             // The first-byte and idle limits are the call's own (``UpstreamCall``), as GatewayErrors.
             switch error {
             case .connectTimeout:
                 return GatewayError(.upstreamConnectTimeout, "connecting to the upstream timed out")
-            case .remoteConnectionClosed:
+            case .connectFailed:
+                return GatewayError(.upstreamUnreachable, "the upstream could not be reached")
+            case .closed:
                 return cut
-            default:
+            case .malformed:
+                return duringBody ? cut : GatewayError(.upstreamMalformedResponse, "the upstream's response is not valid HTTP/1.1")
+            case .cancelled, .shutDown:
                 return duringBody ? cut : GatewayError(.upstreamError, "the upstream request failed")
             }
         }
