@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BedrockSimulator
 import Foundation
 import Gateway
 import NIOCore
@@ -68,6 +69,59 @@ struct TLSTests {
                 throw error
             }
         }
+    }
+
+    /// An `https` upstream: a second gateway whose upstream is the first one's `/bedrock`
+    /// passthrough over TLS (a proxy behind a path prefix, with a certificate of its own authority).
+    @Test("an https upstream: TLS with the certificate checked against upstream.caFile (two requests); untrusted, 502 upstream_unreachable")
+    func httpsUpstream() async throws {
+        let files = try Self.makeCertificate()
+        try await LiveStack.run(configure: { $0.server.tls = files }) { front in
+            for trusted in [true, false] {
+                try await LiveStack.run(
+                    authentication: .apiKey(front.token),
+                    configure: { configuration in
+                        configuration.upstream.endpoint = URL(string: "https://127.0.0.1:\(front.gatewayPort)/bedrock")
+                        if trusted { configuration.upstream.caFile = files.certificateChainPath }
+                    }
+                ) { stack in
+                    for attempt in 0..<2 {
+                        let (status, _, body) = try await stack.post("/v1/chat/completions", json: chatRequest("Hello through two gateways \(attempt) [[sim chunks=30]]"))
+                        if trusted {
+                            #expect(status == .ok)
+                            let chat = try StreamedChat(body)
+                            #expect(chat.done)
+                            #expect(chat.error == nil)
+                            #expect(!chat.content.isEmpty)
+                        } else {
+                            #expect(status == .badGateway)
+                            let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+                            #expect((object?["error"] as? [String: Any])?["code"] as? String == "upstream_unreachable")
+                        }
+                    }
+                }
+            }
+            // The front gateway saw both trusted requests (the untrusted ones never got past TLS).
+            #expect(front.recorder.entries.count == 2)
+        }
+    }
+
+    @Test("upstream.caFile must be a readable PEM file of certificates")
+    func caFileChecked() throws {
+        let files = try Self.makeCertificate()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-ca-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func load(_ caFile: String) throws -> GatewayConfiguration {
+            let path = directory.appendingPathComponent("config.json").path
+            try Data(#"{"upstream": {"endpoint": "https://proxy.example", "caFile": "\#(caFile)"}}"#.utf8).write(to: URL(fileURLWithPath: path))
+            return try GatewayConfiguration.load(file: path, environment: [:], overrides: .init())
+        }
+        #expect(try load(files.certificateChainPath).upstream.caFile == files.certificateChainPath)
+        let missing = try #require(throws: ConfigurationError.self) { try load("/nonexistent.pem") }
+        #expect(missing.key == "upstream.caFile")
+        // A key is not a certificate.
+        #expect(throws: ConfigurationError.self) { try load(files.privateKeyPath) }
     }
 
     @Test("unreadable TLS files stop start-up naming the key, never the key's contents")
