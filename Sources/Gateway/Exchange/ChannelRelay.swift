@@ -96,10 +96,11 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
 
     func receive(_ part: ByteBuffer) -> EventLoopFuture<Void>? {
         guard let context = self.context, !self.finished else { return nil }
-        if self.run.consume(part) {
+        let (output, over) = self.run.take(part)
+        if output {
             self.write(context)
         }
-        if self.run.isOver {
+        if over {
             self.finish(disconnected: false)
             return nil
         }

@@ -64,6 +64,14 @@ package struct StreamRun<Processor: StreamProcessor> {
         return true
     }
 
+    /// ``consume(_:)`` and then ``isOver``, in one mutating access: read through a class's stored
+    /// property (the channel relay's), `isOver` copied the whole run, retaining every reference in
+    /// the processor, on every read.
+    package mutating func take(_ read: ByteBuffer) -> (output: Bool, over: Bool) {
+        let output = self.consume(read)
+        return (output, self.isOver)
+    }
+
     /// The upstream body ended (`nil`) or failed: the stream's ending goes into `out`.
     package mutating func end(_ error: (any Error)?) {
         if let error {
