@@ -363,6 +363,8 @@ struct UpstreamConnectionTests {
         for call in calls {
             let head = try await call.head(timeout: .seconds(10))
             #expect(head.status == .ok)
+            // Answered: the request is not kept for the rest of the call.
+            #expect(call.request.readableBytes == 0)
             answers.append(String(buffer: try await call.collect(upTo: 1 << 16)))
         }
         #expect(answers.count == 3)

@@ -27,8 +27,10 @@ struct UpstreamBodySink {
 /// All state is touched only on `loop`; ``cancel()`` may be called from anywhere.
 final class UpstreamCall: @unchecked Sendable {
     let loop: any EventLoop
-    /// The request as sent: head and body in one buffer (one write).
-    let request: ByteBuffer
+    /// The request as sent: head and body in one buffer (one write). Let go once the response head
+    /// arrived (it is kept only to send again on a new connection, which an answered call never
+    /// is): a coding agent's request can be hundreds of KiB, and a stream lasts minutes.
+    private(set) var request: ByteBuffer
     /// The connection the request went out on, while it is this call's.
     private var connection: UpstreamConnection?
     /// Whether the call ended early (cancelled, failed): a connection made for it is not used for it.
@@ -266,6 +268,7 @@ final class UpstreamCall: @unchecked Sendable {
     func receivedHead(_ head: HTTPResponseHead) {
         if !self.headDone {
             self.headDone = true
+            self.request = ByteBuffer()
             self.headPromise.succeed(head)
             self.startWatchdog()
         }
