@@ -378,6 +378,47 @@ struct UpstreamConnectionTests {
         await upstream.close()
     }
 
+    @Test("an upstream that closes after its response while the consumer is not ready: the held rest is delivered, then the end")
+    func closeWhilePaused() async throws {
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n0\r\n\r\n"
+        let upstream = try await ScriptedUpstream(script: { _, _ in .sendAndClose(chunked) })
+        let client = UpstreamClient(
+            endpoint: try #require(URL(string: "http://127.0.0.1:\(upstream.port)")), region: "us-east-1", authentication: .none,
+            timeouts: GatewayConfiguration.Timeouts()
+        )
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+        #expect(try await call.head(timeout: .seconds(10)).status == .ok)
+        let (parts, received) = AsyncStream.makeStream(of: String.self)
+        let gate = loop.makePromise(of: Void.self)
+        try await loop.submit {
+            let first = NIOLoopBoundBox(true, eventLoop: loop)
+            call.relay(
+                into: UpstreamBodySink(
+                    receive: { part in
+                        received.yield(String(buffer: part))
+                        // Not ready after the first part: the rest is held while the upstream closes.
+                        guard first.value else { return nil }
+                        first.value = false
+                        return gate.futureResult
+                    },
+                    ended: { error in
+                        received.yield(error == nil ? "<end>" : "<error: \(error.map { "\($0)" } ?? "")>")
+                        received.finish()
+                    }
+                )
+            )
+        }.get()
+        // The close arrives while the consumer holds the first part back.
+        try await Task.sleep(for: .milliseconds(300))
+        gate.succeed()
+        var all: [String] = []
+        for await part in parts { all.append(part) }
+        #expect(all == ["aaa", "bbb", "ccc", "<end>"])
+        try await client.shutdown()
+        await upstream.close()
+    }
+
     @Test("the request as sent: one write with Host, the fields and Content-Length; a field that could end its line is refused")
     func serialize() throws {
         let request = try UpstreamClient.serialize(

@@ -249,6 +249,8 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
     private var served = 0
     /// Whether the consumer is not ready for more; what is left of a read is then held.
     private var paused = false
+    /// The connection closed while paused: its end is handled once what is held was delivered.
+    private var closedWhilePaused = false
     private var held: ByteBuffer?
     private var error: (any Error)?
     var idleSince = NIODeadline.uptimeNanoseconds(0)
@@ -314,6 +316,18 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         self.context = nil
         self.pool.closed(self)
+        // While paused, what is held comes first: it may be the whole rest of the response (an
+        // upstream that closes after each response, while the client reads slowly).
+        if self.paused {
+            self.closedWhilePaused = true
+            return
+        }
+        self.connectionEnded()
+    }
+
+    /// The connection is gone: the call's response ends by the close, goes again (a stale kept-alive
+    /// connection), or fails.
+    private func connectionEnded() {
         guard let call = self.call else { return }
         self.call = nil
         if self.parser.closed() {
@@ -384,7 +398,13 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
             var held = self.held ?? ByteBuffer()
             self.held = nil
             self.process(&held)
-            guard !self.paused, let context = self.context else { return }
+            guard !self.paused else { return }
+            if self.closedWhilePaused {
+                self.closedWhilePaused = false
+                self.connectionEnded()
+                return
+            }
+            guard let context = self.context else { return }
             try? context.channel.syncOptions?.setOption(.autoRead, value: true)
         }
     }
