@@ -178,7 +178,7 @@ final class ScriptedUpstream: Sendable {
         let requests = Atomic(0)
     }
 
-    init(script: @escaping Script) async throws {
+    init(port: Int = 0, script: @escaping Script) async throws {
         let counts = Counts()
         self.counts = counts
         self.channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -189,7 +189,7 @@ final class ScriptedUpstream: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(counts: counts, script: script))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
     }
 
     func close() async {
@@ -417,6 +417,62 @@ struct UpstreamConnectionTests {
         #expect(all == ["aaa", "bbb", "ccc", "<end>"])
         try await client.shutdown()
         await upstream.close()
+    }
+
+    @Test("a connection unused for the idle time is closed; the next call opens a new one")
+    func idleConnectionsClosed() async throws {
+        let upstream = try await ScriptedUpstream(script: { request, _ in .send(ScriptedUpstream.converse("answer \(request)")) })
+        let client = UpstreamClient(
+            endpoint: try #require(URL(string: "http://127.0.0.1:\(upstream.port)")), region: "us-east-1", authentication: .none,
+            timeouts: GatewayConfiguration.Timeouts(), idleConnectionTimeout: .milliseconds(200)
+        )
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        func answer() async throws -> String {
+            let call = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+            _ = try await call.head(timeout: .seconds(10))
+            return String(buffer: try await call.collect(upTo: 1 << 16))
+        }
+        _ = try await answer()
+        _ = try await answer()
+        #expect(upstream.connections == 1)
+        try await Task.sleep(for: .milliseconds(600))
+        _ = try await answer()
+        #expect(upstream.connections == 2)
+        try await client.shutdown()
+        await upstream.close()
+    }
+
+    @Test("the only upstream, not listening yet: connecting is tried again until it is, within the connect time limit")
+    func connectRetried() async throws {
+        // A port that was free a moment ago.
+        let probe = try await ScriptedUpstream(script: { _, _ in .send("") })
+        let port = probe.port
+        await probe.close()
+        // Long: at the start of the whole suite on two cores the test's own task can wait seconds.
+        var timeouts = GatewayConfiguration.Timeouts()
+        timeouts.connect = .seconds(60)
+        let client = UpstreamClient(
+            endpoint: try #require(URL(string: "http://127.0.0.1:\(port)")), region: "us-east-1", authentication: .none, timeouts: timeouts
+        )
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let call = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+        try await Task.sleep(for: .milliseconds(400))
+        let upstream = try await ScriptedUpstream(port: port, script: { _, _ in .send(ScriptedUpstream.converse("late")) })
+        #expect(try await call.head(timeout: .seconds(60)).status == .ok)
+        #expect(String(buffer: try await call.collect(upTo: 1 << 16)).contains("late"))
+        try await client.shutdown()
+        await upstream.close()
+        // One of several (no retry): refused at once, as upstream_unreachable.
+        let single = UpstreamClient(
+            endpoint: try #require(URL(string: "http://127.0.0.1:\(port)")), region: "us-east-1", authentication: .none, timeouts: timeouts,
+            retriesConnecting: false
+        )
+        let refused = try single.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: UpstreamTransportError.self) { try await refused.head(timeout: .seconds(10)) }
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(error.map { UpstreamFailure.describe($0).code } == .upstreamUnreachable)
+        try await single.shutdown()
     }
 
     @Test("the request as sent: one write with Host, the fields and Content-Length; a field that could end its line is refused")

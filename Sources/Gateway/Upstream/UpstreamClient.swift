@@ -62,12 +62,13 @@ package final class UpstreamClient: Sendable {
     ///     requests wait for a connection to come free.
     ///   - retriesConnecting: keep trying to connect until the connect timeout (the only upstream);
     ///     `false` fails at the first refusal, so the router can move on (one of several).
+    ///   - idleConnectionTimeout: how long an unused connection is kept open.
     ///   - caFile: for an `https` endpoint, certificate authorities (PEM) trusted besides the
     ///     system's (checked when the configuration is read).
     package init(
         name: String = "default", endpoint: URL, region: String, authentication: UpstreamAuthentication,
         timeouts: GatewayConfiguration.Timeouts, weight: Double = 1, models: [String]? = nil, maxConnections: Int = 16_384,
-        retriesConnecting: Bool = true, caFile: String? = nil
+        retriesConnecting: Bool = true, caFile: String? = nil, idleConnectionTimeout: Duration = .seconds(60)
     ) {
         self.name = name
         self.endpoint = endpoint
@@ -102,7 +103,7 @@ package final class UpstreamClient: Sendable {
             connectTimeout: TimeAmount(timeouts.connect),
             retriesConnecting: retriesConnecting,
             maximumConnections: maxConnections,
-            idleTimeout: .seconds(60)
+            idleTimeout: TimeAmount(idleConnectionTimeout)
         )
         // The server's group (Hummingbird's default, and SQLite's): a call's loop is one of these.
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
