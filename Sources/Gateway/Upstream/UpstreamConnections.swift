@@ -1,4 +1,3 @@
-import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -64,7 +63,7 @@ final class UpstreamPool: @unchecked Sendable {
     private var open = 0
     private var waiting = CircularBuffer<UpstreamCall>()
     private var idleSweep: Scheduled<Void>?
-    private var connections: Set<ObjectIdentifier> = []
+    /// Every connection this pool counts in `open`, by its handler.
     private var channels: [ObjectIdentifier: any Channel] = [:]
     private var isShutDown = false
 
@@ -109,8 +108,7 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// A connection closed (whatever it was doing).
     func closed(_ connection: UpstreamConnection) {
-        guard self.connections.remove(ObjectIdentifier(connection)) != nil else { return }
-        self.channels[ObjectIdentifier(connection)] = nil
+        guard self.channels.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         self.open -= 1
         if let index = self.idle.firstIndex(where: { $0 === connection }) {
             self.idle.remove(at: index)
@@ -179,7 +177,6 @@ final class UpstreamPool: @unchecked Sendable {
                     return
                 }
                 // From here its close is counted (`closed`); channels that lost the race are not.
-                self.connections.insert(ObjectIdentifier(connection))
                 self.channels[ObjectIdentifier(connection)] = channel
                 if call.isFinished {
                     self.released(connection)
