@@ -217,7 +217,12 @@ package struct Exchange<Shape: APIShape>: Sendable {
         }
         let headers = self.shape.streamHead(mapped, upstreamHeaders: answered.head.headers)
         let shape = self.shape
-        let request = mapped
+        // The stream needs the mapped request's shape-side part, not the upstream body (sent and
+        // let go by the call once answered): a coding agent's request can be hundreds of KiB, and
+        // this closure lives as long as the stream.
+        var streamed = mapped
+        streamed.body = ByteBuffer()
+        let request = streamed
         let deadline = started + self.limits.requestTimeout
         let finalAccount = account
         let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
