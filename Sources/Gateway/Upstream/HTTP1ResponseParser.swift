@@ -47,12 +47,6 @@ struct HTTP1ResponseParser {
     /// Whether the connection may carry another request after this response.
     private(set) var keepAlive = true
 
-    /// Whether the parser is between responses (nothing of one read yet).
-    var isIdle: Bool {
-        if case .head = self.state { return self.partial.readableBytes == 0 }
-        return false
-    }
-
     /// Ready for the next response on the connection.
     mutating func reset() {
         self.state = .head

@@ -50,9 +50,8 @@ package final class UpstreamClient: Sendable {
     /// One pool of connections per event loop of the server's group.
     private let pools: [ObjectIdentifier: UpstreamPool]
     /// The endpoint taken apart once, not per request (Foundation's URL getters cost more than the
-    /// rest of building a request): scheme, host and port; its path without a trailing slash; and
-    /// `Host` as sent (the port unless it is the scheme's default).
-    private let origin: String
+    /// rest of building a request): its path without a trailing slash, and `Host` as sent (the port
+    /// unless it is the scheme's default).
     private let pathPrefix: String
     let hostHeader: String
 
@@ -80,11 +79,6 @@ package final class UpstreamClient: Sendable {
         var prefix = endpoint.path
         while prefix.hasSuffix("/") { prefix.removeLast() }
         self.pathPrefix = prefix
-        var components = URLComponents(url: endpoint, resolvingAgainstBaseURL: false)
-        components?.path = ""
-        components?.query = nil
-        components?.fragment = nil
-        self.origin = components?.string ?? ""
         // An IPv6 literal goes in brackets, as in the URL (Foundation's `host` drops them).
         let host = endpoint.host.map { $0.contains(":") ? "[\($0)]" : $0 } ?? ""
         if let port = endpoint.port, !((endpoint.scheme == "https" && port == 443) || (endpoint.scheme == "http" && port == 80)) {
@@ -131,12 +125,8 @@ package final class UpstreamClient: Sendable {
         }
     }
 
-    /// The URL of `operation` on `modelID`, the id percent-encoded as one path segment.
-    package func url(operation: BedrockOperation, modelID: String) -> String {
-        self.origin + self.path(operation: operation, modelID: modelID)
-    }
-
-    /// The path as sent: the endpoint's own path prefix, if any, then the operation's.
+    /// The path as sent: the endpoint's own path prefix, if any, then the operation's (the model id
+    /// percent-encoded as one path segment).
     func path(operation: BedrockOperation, modelID: String) -> String {
         "\(self.pathPrefix)/model/\(percentEncodePathSegment(modelID))/\(operation.rawValue)"
     }

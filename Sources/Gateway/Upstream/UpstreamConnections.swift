@@ -354,15 +354,9 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
                 self.close()
                 return
             }
-            guard let event else {
-                if buffer.readableBytes > 0 {
-                    // Bytes after the response's end: not a connection to reuse.
-                    self.call = nil
-                    call.finished()
-                    self.close()
-                }
-                return
-            }
+            // More bytes are needed (the parser keeps an unfinished line); bytes after the
+            // response's end are seen at `.end`.
+            guard let event else { return }
             switch event {
             case .head(let head):
                 call.receivedHead(head)
