@@ -141,17 +141,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
     }
 
     package func respond(to request: Request, context: GatewayRequestContext) async -> Response {
-        // Everything before the response's head runs in a child task, which ends when the head is
-        // ready. A task keeps the slabs its allocator grew until the task ends, and the connection's
-        // task goes on to relay the stream for as long as it lasts: run there, the body collection,
-        // mapping, admission and upstream call left their peak of async frames held by every open
-        // stream (24 KB a stream of heap at 1,000 streams, heaptrack; README, "The wire path beside
-        // nginx").
-        async let response = self.prepareResponse(to: request, context: context)
-        return await response
-    }
-
-    private func prepareResponse(to request: Request, context: GatewayRequestContext) async -> Response {
+        // (In a child task of the connection's: ``PreparedInChildTask``.)
         let route = self.shape.route(for: request.head)
         switch await self.access.authenticate(request.head, route: route, requestID: context.requestID) {
         case .success(let caller):
