@@ -135,7 +135,7 @@ package func buildGatewayApplication(
     }
     return Application(
         responder: PreparedInChildTask(router.buildResponder()),
-        server: server ?? .http1(configuration: makeHTTP1Configuration(clientIdle: configuration.timeouts.clientIdle)),
+        server: server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle),
         // A backlog of 4,096: a burst of new connections (coding tools opening streams together, a
         // load test) overflowed the default 256 and the kernel dropped them.
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice", backlog: 4096),

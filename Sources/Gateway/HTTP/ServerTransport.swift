@@ -22,8 +22,8 @@ package struct TLSFiles: Sendable, Equatable {
 ///
 /// - Throws: ``ConfigurationError`` naming the file that cannot be read or parsed.
 package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(30)) throws -> HTTPServerBuilder {
+    guard let tls else { return makeHTTP1ServerBuilder(clientIdle: clientIdle) }
     let http1 = makeHTTP1Configuration(clientIdle: clientIdle)
-    guard let tls else { return .http1(configuration: http1) }
     let certificates: [NIOSSLCertificate]
     do {
         certificates = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath)
@@ -48,11 +48,11 @@ package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(3
         // naming the files; the server builds its own below.
         _ = try HTTP2UpgradeChannel(tlsConfiguration: configuration, responder: { _, _, _ in })
         return HTTPServerBuilder { responder in
-            ResetFilteringHTTP2Channel(
+            SmallReads(ResetFilteringHTTP2Channel(
                 upgrade: try HTTP2UpgradeChannel(
                     tlsConfiguration: configuration, configuration: .init(idleTimeout: clientIdle, streamConfiguration: http1), responder: responder
                 )
-            )
+            ))
         }
     } catch {
         throw ConfigurationError(source: tls.certificateChainPath, key: "server.tls", problem: "the certificate and key cannot be used together")
@@ -78,6 +78,40 @@ struct ResetFilteringHTTP2Channel: ServerChildChannel {
     func handle(value: Value, logger: Logger) async {
         await self.upgrade.handle(value: value, logger: logger)
     }
+}
+
+/// The first reads of a connection into 1 KiB, not NIO's 2 KiB: each connection keeps its receive buffer
+/// for its whole life (NIO reuses it for the next read), and a client's connection reads little once
+/// its request is in, while a stream lasts. Reads that fill the buffer double it (NIO's adaptive
+/// allocator), so a large request body still comes in few reads.
+enum ReceiveBuffers {
+    static var allocator: AdaptiveRecvByteBufferAllocator { AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536) }
+}
+
+/// A server child channel with ``ReceiveBuffers``' allocator.
+struct SmallReads<Inner: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Inner.Value
+    let inner: Inner
+
+    init(_ inner: Inner) {
+        self.inner = inner
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.setOption(ChannelOptions.recvAllocator, value: ReceiveBuffers.allocator).flatMap {
+            self.inner.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await self.inner.handle(value: value, logger: logger)
+    }
+}
+
+/// Plain HTTP/1.1 (keep-alive), with ``ReceiveBuffers``' reads.
+package func makeHTTP1ServerBuilder(clientIdle: Duration) -> HTTPServerBuilder {
+    let http1 = makeHTTP1Configuration(clientIdle: clientIdle)
+    return HTTPServerBuilder { responder in SmallReads(HTTP1Channel(responder: responder, configuration: http1)) }
 }
 
 /// HTTP/1.1 settings against hostile clients: a connection that sends nothing for `clientIdle`

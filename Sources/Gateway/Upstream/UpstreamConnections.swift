@@ -153,6 +153,7 @@ final class UpstreamPool: @unchecked Sendable {
         let target = self.target
         let bootstrap = ClientBootstrap(group: self.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: ReceiveBuffers.allocator)
             .connectTimeout(max(deadline - .now(), .milliseconds(1)))
             .channelInitializer { channel in
                 // On `channel`'s loop, which is this pool's. A handler per channel: a name with
