@@ -5,6 +5,9 @@
 # unless SKIP_BUILD=1 (SLUICE_BIN, SLUICE_LOAD_BIN override the binaries), raises the open-file
 # limit, and sets:
 #   sluice, load   the binaries
+#   simulator      the binary the simulators run: the build's `sluice` even when SLUICE_BIN names
+#                  another (SIMULATOR_BIN overrides), so that two gateways compared with SLUICE_BIN
+#                  meet the same upstream (the simulator's own speed moves every relay's figures)
 #   work           a fresh work folder, removed at exit unless KEEP=1
 #   pids           processes to stop at exit (append yours); bench_cleanup_extra, if a script
 #                  defines it, runs first
@@ -23,7 +26,8 @@ bench_start() {
     fi
     sluice="${SLUICE_BIN:-$PWD/$scratch/release/sluice}"
     load="${SLUICE_LOAD_BIN:-$PWD/$scratch/release/sluice-load}"
-    [[ -x "$sluice" && -x "$load" ]] || { echo "missing $sluice or $load" >&2; exit 2; }
+    simulator="${SIMULATOR_BIN:-$PWD/$scratch/release/sluice}"
+    [[ -x "$sluice" && -x "$load" && -x "$simulator" ]] || { echo "missing $sluice, $load or $simulator" >&2; exit 2; }
     # Every stream is a socket in the load generator, and two in each relay (client + upstream).
     ulimit -n "$(ulimit -Hn)"
     work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-$name.XXXXXX")"

@@ -35,10 +35,10 @@ source Benchmarks/common.sh
 bench_start failover
 
 healthy_port="$(free_port)"
-"${server_env[@]}" "$sluice" simulate --port "$healthy_port" --log-level warning > "$work/healthy.log" 2>&1 &
+"${server_env[@]}" "$simulator" simulate --port "$healthy_port" --log-level warning > "$work/healthy.log" 2>&1 &
 pids+=("$!")
 throttler_port="$(free_port)"
-"${server_env[@]}" "$sluice" simulate --port "$throttler_port" --fail-percent 100 --log-level warning > "$work/throttler.log" 2>&1 &
+"${server_env[@]}" "$simulator" simulate --port "$throttler_port" --fail-percent 100 --log-level warning > "$work/throttler.log" 2>&1 &
 pids+=("$!")
 
 metrics_token="failover-benchmark-metrics-token"

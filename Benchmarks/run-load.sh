@@ -45,7 +45,7 @@ source Benchmarks/common.sh
 bench_start load
 
 sim_port="$(free_port)"
-"${server_env[@]}" "$sluice" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
+"${server_env[@]}" "$simulator" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
 sim_pid=$!
 pids+=("$sim_pid")
 

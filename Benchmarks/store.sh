@@ -32,7 +32,7 @@ postgres_url="${SLUICE_TEST_POSTGRES/\/postgres\?/\/sluice_bench?}"
 psql "$SLUICE_TEST_POSTGRES" -q -c "CREATE DATABASE sluice_bench"
 
 sim_port="$(free_port)"
-"${server_env[@]}" "$sluice" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
+"${server_env[@]}" "$simulator" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
 pids+=("$!")
 wait_up "http://127.0.0.1:$sim_port/inference-profiles"
 

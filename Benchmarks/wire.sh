@@ -10,7 +10,8 @@
 # Environment (all optional):
 #   RUNS            "CONCURRENCY:STREAMS" pairs (default "100:2000 1000:4000")
 #   SCENARIO        simulator scenario per stream (default "chunks=50 gap_ms=5")
-#   SKIP_BUILD=1    use the binaries already in $SCRATCH/release (SLUICE_BIN, SLUICE_LOAD_BIN to override)
+#   SKIP_BUILD=1    use the binaries already in $SCRATCH/release (SLUICE_BIN, SLUICE_LOAD_BIN override the gateway
+#                   and the load generator; the simulator stays the build's unless SIMULATOR_BIN)
 #   SCRATCH         build folder (default .build-release)
 #   KEEP=1          keep the work folder (reports, logs, nginx.conf)
 #   SLUICE_ENV      extra environment for the gateway, e.g. "MALLOC_ARENA_MAX=4" (A/B runs)
@@ -29,7 +30,7 @@ bench_start wire
 bench_cleanup_extra() { [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
 
 sim_port="$(free_port)"
-"${server_env[@]}" "$sluice" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
+"${server_env[@]}" "$simulator" simulate --host 127.0.0.1 --port "$sim_port" --log-level warning > "$work/simulator.log" 2>&1 &
 pids+=("$!")
 
 # nginx as a plain streaming relay, configured as a production proxy in front of a streaming API

@@ -21,9 +21,9 @@ MemoryRelief.limitArenas(environment: ProcessInfo.processInfo.environment, proce
 // Then, still before any task runs: tasks run on NIO's event loops instead of Swift's own pool. A
 // request's steps (body, admission, upstream call, ledger) each resumed on a pool thread and then hopped
 // back to its connection's loop to write: ~21 context switches and ~20 futex calls a request (perf stat,
-// one request at a time), now ~10 and ~3, and the added per-chunk p50 and TTFB at 100 streams about
-// halve (Benchmarks/wire.sh; README, "The wire path beside nginx"). Nothing in Sluice blocks a thread
-// inside a task (SQLite has its own thread). `SLUICE_EXECUTOR=swift` keeps Swift's pool.
+// one request at a time), now ~10 and ~3, and at 100 streams the added per-chunk p50 and TTFB drop
+// by a third to a half (Benchmarks/wire.sh; README, "The wire path beside nginx"). Nothing in Sluice
+// blocks a thread inside a task (SQLite has its own thread). `SLUICE_EXECUTOR=swift` keeps Swift's pool.
 if ProcessInfo.processInfo.environment["SLUICE_EXECUTOR"] != "swift" {
     NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 }
