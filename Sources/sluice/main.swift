@@ -18,13 +18,17 @@ func runSluice() async {
 // First, while the main thread is the only one: each thread started before it could keep an arena
 // of its own (MemoryRelief.limitArenas).
 MemoryRelief.limitArenas(environment: ProcessInfo.processInfo.environment, processors: ProcessInfo.processInfo.activeProcessorCount)
-// Then, still before any task runs: tasks run on NIO's event loops instead of Swift's own pool. A
-// request's steps (body, admission, upstream call, ledger) each resumed on a pool thread and then hopped
-// back to its connection's loop to write: ~21 context switches and ~20 futex calls a request (perf stat,
-// one request at a time), now ~10 and ~3, and at 100 streams the added per-chunk p50 and TTFB drop
-// by a third to a half (Benchmarks/wire.sh; README, "The wire path beside nginx"). Nothing in Sluice
-// blocks a thread inside a task (SQLite has its own thread). `SLUICE_EXECUTOR=swift` keeps Swift's pool.
-if ProcessInfo.processInfo.environment["SLUICE_EXECUTOR"] != "swift" {
+// Then, still before any task runs: the simulator runs its tasks on NIO's event loops instead of
+// Swift's own pool. Each simulated chunk is a task waking from its gap and writing: on the pool that
+// was a hop to the connection's loop per chunk, and the simulator was the first thing to saturate in
+// Benchmarks/wire.sh at 1,000 streams (nginx's own added p50 +27-30 ms against it, +2.6-5.1 ms on the
+// loops). The gateway keeps Swift's pool: its streams are relayed inside the loops already, and on
+// the loops its per-request work (parsing, mapping, admission) delayed the other streams' chunks:
+// added p99 at 100 streams 1.4-3.9 ms on the pool, 2.7-4.5 on the loops, p50 and TTFB no better
+// (wire.sh, the same binary alternating, three rounds; README, "The wire path beside nginx").
+// `SLUICE_EXECUTOR=nio` or `=swift` chooses for any command.
+let executor = ProcessInfo.processInfo.environment["SLUICE_EXECUTOR"]
+if executor == "nio" || (executor != "swift" && CommandLine.arguments.dropFirst().first == "simulate") {
     NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 }
 await runSluice()
