@@ -70,7 +70,7 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
     ) async -> Ended {
         let loop = channel.eventLoop
         let done = loop.makePromise(of: Ended.self)
-        let start: @Sendable () -> Void = {
+        loop.execute {
             var run = StreamRun(makeProcessor(), deadline: deadline, observer: observer, logger: logger)
             let pipeline = channel.pipeline.syncOperations
             // HTTP/1: Hummingbird's responses go through NIOHTTPTypes, which makes every one HTTP/1.1,
@@ -89,16 +89,6 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
             }
             // Even when it already finished: the call then drops what it holds.
             call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }))
-        }
-        // Tasks run on the event loops (the sluice binary's global executor), and this one most often
-        // on its connection's: then the relay starts here and now, not a loop turn later (which under
-        // load was behind every other stream's reads, a part of each stream's time to first byte).
-        // The head went into the channel before this (Hummingbird's writer delivers in the loop when
-        // called there), so the body still follows it.
-        if loop.inEventLoop {
-            start()
-        } else {
-            loop.execute(start)
         }
         return await withTaskCancellationHandler {
             // `done` is always succeeded (the relay ends by one of its callbacks).
