@@ -18,6 +18,7 @@ struct GatewayConfigurationTests {
              "models":{"default":"eu.anthropic.claude-sonnet-4-5-20250929-v1:0","aliases":{"fast":"eu.anthropic.claude-haiku-4-5-20251001-v1:0"}},
              "timeouts":{"firstByteSeconds":5,"idleSeconds":2.5}}
             """#)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         let configuration = try GatewayConfiguration.load(
             file: file,
             environment: ["SLUICE_PORT": "9002", "AWS_BEARER_TOKEN_BEDROCK": "env-key", "AWS_REGION": "us-west-2"],
@@ -42,6 +43,7 @@ struct GatewayConfigurationTests {
               {"model":"*sonnet-4-5*","add":["effort-2025-11-24"]},
               {"model":"*haiku-4-5*","replace":["claude-code-20250219"]}]}}
             """#)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         let configuration = try GatewayConfiguration.load(file: file, environment: [:])
         #expect(configuration.betaRules.count == 2)
         let policy = GatewaySettings(configuration: configuration).betaPolicy
@@ -77,6 +79,7 @@ struct GatewayConfigurationTests {
     ])
     func badFile(json: String, key: String, problem: String) throws {
         let file = try self.write(json)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         let error = try #require(throws: ConfigurationError.self) {
             try GatewayConfiguration.load(file: file, environment: [:])
         }
@@ -89,6 +92,7 @@ struct GatewayConfigurationTests {
     func adminGroups() throws {
         #expect(try GatewayConfiguration.load(file: nil, environment: [:]).adminGroups == ["admins"])
         let file = try self.write(#"{"admin":{"groups":["ops","sre"]}}"#)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         #expect(try GatewayConfiguration.load(file: file, environment: [:]).adminGroups == ["ops", "sre"])
     }
 

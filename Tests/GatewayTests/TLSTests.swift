@@ -30,6 +30,11 @@ struct TLSTests {
         return TLSFiles(certificateChainPath: certificate, privateKeyPath: key)
     }
 
+    /// Removes the folder ``makeCertificate()`` made.
+    static func remove(_ files: TLSFiles) {
+        try? FileManager.default.removeItem(at: URL(fileURLWithPath: files.certificateChainPath).deletingLastPathComponent())
+    }
+
     @Test("HTTPS with HTTP/2 by ALPN: a streamed chat arrives as SSE chunks")
     func http2OverTLS() async throws {
         try await Self.streamedChat(over: .automatic, expecting: .http2)
@@ -44,6 +49,7 @@ struct TLSTests {
 
     static func streamedChat(over version: HTTPClient.Configuration.HTTPVersion, expecting: HTTPVersion) async throws {
         let files = try Self.makeCertificate()
+        defer { Self.remove(files) }
         try await LiveStack.run(configure: { $0.server.tls = files }) { stack in
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.certificateVerification = .none
@@ -76,6 +82,7 @@ struct TLSTests {
     @Test("an https upstream: TLS with the certificate checked against upstream.caFile (two requests); untrusted, 502 upstream_unreachable")
     func httpsUpstream() async throws {
         let files = try Self.makeCertificate()
+        defer { Self.remove(files) }
         try await LiveStack.run(configure: { $0.server.tls = files }) { front in
             for trusted in [true, false] {
                 try await LiveStack.run(
@@ -109,6 +116,7 @@ struct TLSTests {
     @Test("upstream.caFile must be a readable PEM file of certificates")
     func caFileChecked() throws {
         let files = try Self.makeCertificate()
+        defer { Self.remove(files) }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-ca-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -127,6 +135,7 @@ struct TLSTests {
     @Test("unreadable TLS files stop start-up naming the key, never the key's contents")
     func badFiles() throws {
         let files = try Self.makeCertificate()
+        defer { Self.remove(files) }
         #expect(throws: ConfigurationError.self) {
             try makeServerBuilder(tls: TLSFiles(certificateChainPath: "/nonexistent.pem", privateKeyPath: files.privateKeyPath))
         }
