@@ -85,7 +85,7 @@ struct ResetFilteringHTTP2Channel: ServerChildChannel {
 /// its request is in, while a stream lasts. Reads that fill the buffer double it (NIO's adaptive
 /// allocator), so a large request body still comes in few reads.
 enum ReceiveBuffers {
-    static var allocator: AdaptiveRecvByteBufferAllocator { AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536) }
+    static let allocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
 }
 
 /// A server child channel with ``ReceiveBuffers``' allocator.
@@ -117,7 +117,7 @@ package func makeHTTP1ServerBuilder(clientIdle: Duration) -> HTTPServerBuilder {
 /// HTTP/1.1 settings against hostile clients: a connection that sends nothing for `clientIdle`
 /// (a slowloris trickling its headers, an idle keep-alive) is closed; headers are bounded to 256
 /// fields and 64 KiB in all (real clients send a few dozen and a few KiB; Claude Code about 20).
-package func makeHTTP1Configuration(clientIdle: Duration) -> HTTP1Channel.Configuration {
+func makeHTTP1Configuration(clientIdle: Duration) -> HTTP1Channel.Configuration {
     HTTP1Channel.Configuration(
         idleTimeout: TimeAmount(clientIdle),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 256)
