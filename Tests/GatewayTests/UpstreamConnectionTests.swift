@@ -162,6 +162,8 @@ final class ScriptedUpstream: Sendable {
         case send(String)
         /// These bytes, then the connection is closed.
         case sendAndClose(String)
+        /// The first bytes, then the second in one write after `delay` (the connection stays open).
+        case sendLater(String, then: String, after: TimeAmount)
     }
 
     /// The reply to the `request`-th request overall (from 0), the `onConnection`-th request on its connection.
@@ -229,6 +231,10 @@ final class ScriptedUpstream: Sendable {
                     context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
                     context.close(promise: nil)
                     return
+                case .sendLater(let text, let later, let delay):
+                    context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+                    let channel = context.channel
+                    context.eventLoop.scheduleTask(in: delay) { channel.writeAndFlush(ByteBuffer(string: later), promise: nil) }
                 }
             }
         }
@@ -375,6 +381,43 @@ struct UpstreamConnectionTests {
         // Shut down: refused, not left waiting.
         let late = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
         await #expect(throws: UpstreamTransportError.self) { try await late.head(timeout: .seconds(10)) }
+        await upstream.close()
+    }
+
+    @Test("a read that brings several parts of the body: each is received, then one flush for the read")
+    func oneFlushPerRead() async throws {
+        let upstream = try await ScriptedUpstream(script: { _, _ in
+            .sendLater("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", then: "3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n", after: .milliseconds(300))
+        })
+        let client = UpstreamClient(
+            endpoint: try #require(URL(string: "http://127.0.0.1:\(upstream.port)")), region: "us-east-1", authentication: .none,
+            timeouts: GatewayConfiguration.Timeouts()
+        )
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+        #expect(try await call.head(timeout: .seconds(10)).status == .ok)
+        let (events, received) = AsyncStream.makeStream(of: String.self)
+        try await loop.submit {
+            call.relay(
+                into: UpstreamBodySink(
+                    receive: { part in
+                        received.yield(String(buffer: part))
+                        return nil
+                    },
+                    ended: { _ in received.finish() },
+                    readComplete: { received.yield("<flush>") }
+                )
+            )
+        }.get()
+        var all: [String] = []
+        for await event in events {
+            all.append(event)
+            if all.count == 4 { break }
+        }
+        // The three parts came in one write of the upstream's, so in one read: one flush, after them.
+        #expect(all == ["aaa", "bbb", "ccc", "<flush>"])
+        call.cancel()
+        try await client.shutdown()
         await upstream.close()
     }
 

@@ -4,10 +4,11 @@ import NIOHTTP1
 import NIOHTTPTypes
 
 /// Relays one upstream stream into the client's connection inside the event loop both share: the
-/// upstream's body reads arrive as callbacks (``UpstreamCall``), each is run through ``StreamRun``
-/// and written and flushed into the client's channel at once. No task wakes per read (the task that
-/// made the request waits once, for the outcome), and nothing crosses threads: the upstream
-/// connection is one of the same loop's (``UpstreamClient`` keeps a client per loop).
+/// upstream's body parts arrive as callbacks (``UpstreamCall``), each is run through ``StreamRun``
+/// and written into the client's channel at once, and flushed when the upstream's read is done. No
+/// task wakes per read (the task that made the request waits once, for the outcome), and nothing
+/// crosses threads: the upstream connection is one of the same loop's (``UpstreamClient`` keeps a
+/// client per loop).
 ///
 /// It is a handler in the client channel's pipeline for the stream's lifetime, added after the
 /// response head was written; the channel tells it when it is writable again (the backpressure: the
@@ -48,6 +49,8 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
     private var context: ChannelHandlerContext?
     private var writable: EventLoopPromise<Void>?
     private var finished = false
+    /// Whether something was written and not yet flushed.
+    private var unflushed = false
     /// Whether the body is written as HTTP/1.1 chunks beneath the encoder (else as body parts).
     private let framesChunks: Bool
     /// Where a chunk is framed when the stream's output has no room before it (slices of upstream
@@ -88,7 +91,7 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
                 relay.finish(disconnected: true)
             }
             // Even when it already finished: the call then drops what it holds.
-            call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }))
+            call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }, readComplete: { relay.flush() }))
         }
         return await withTaskCancellationHandler {
             // `done` is always succeeded (the relay ends by one of its callbacks).
@@ -111,6 +114,11 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
             self.finish(disconnected: false)
             return nil
         }
+        if !context.channel.isWritable {
+            // What was written must go out for the channel to become writable again; the flush may
+            // make it writable at once (its change is signalled during the flush, with nobody waiting).
+            self.flush()
+        }
         guard context.channel.isWritable else {
             let promise = context.eventLoop.makePromise(of: Void.self)
             self.writable = promise
@@ -128,18 +136,29 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         self.finish(disconnected: false)
     }
 
-    /// One write and one flush per upstream read.
+    /// One write per part of the upstream body (an HTTP chunk upstream), flushed once the upstream's
+    /// read is done (``flush()``): a read that brings several parts goes out in one system call.
     private func write(_ context: ChannelHandlerContext) {
         if self.framesChunks {
-            context.writeAndFlush(NIOAny(ChunkFraming.frame(&self.run.out, scratch: &self.frame)), promise: nil)
+            context.write(NIOAny(ChunkFraming.frame(&self.run.out, scratch: &self.frame)), promise: nil)
         } else {
-            context.writeAndFlush(NIOAny(HTTPResponsePart.body(self.run.out)), promise: nil)
+            context.write(NIOAny(HTTPResponsePart.body(self.run.out)), promise: nil)
         }
+        self.unflushed = true
         self.run.written()
+    }
+
+    /// Sends what was written since the last flush: at the end of each upstream read, before waiting
+    /// for the channel to become writable, and at the stream's end.
+    func flush() {
+        guard self.unflushed, let context = self.context else { return }
+        self.unflushed = false
+        context.flush()
     }
 
     private func finish(disconnected: Bool) {
         guard !self.finished else { return }
+        self.flush()
         self.finished = true
         if let writable = self.writable {
             self.writable = nil

@@ -13,6 +13,9 @@ struct UpstreamBodySink {
     var receive: (ByteBuffer) -> EventLoopFuture<Void>?
     /// The body ended: `nil` when complete, else why it was cut.
     var ended: ((any Error)?) -> Void
+    /// The connection's read is done (every part of it was received): what the parts made goes out
+    /// now, one flush for a read that held several (the end of a stream often comes as three frames).
+    var readComplete: () -> Void = {}
 }
 
 /// One upstream request on a connection of the client connection's event loop (``UpstreamPool``),
@@ -135,7 +138,9 @@ final class UpstreamCall: @unchecked Sendable {
     func relay(into sink: UpstreamBodySink) {
         self.loop.preconditionInEventLoop()
         self.consumer = .relaying(sink)
+        let replays = self.held != nil
         self.replay()
+        if replays { self.readComplete() }
     }
 
     /// Nobody will take the body: the request is cancelled and what was held is let go.
@@ -284,6 +289,11 @@ final class UpstreamCall: @unchecked Sendable {
             self.lastRead = .now()
         }
         return pending
+    }
+
+    /// The connection's read was delivered: the relay flushes what it wrote of it.
+    func readComplete() {
+        if case .relaying(let sink) = self.consumer { sink.readComplete() }
     }
 
     func failed(_ error: any Error) {

@@ -231,7 +231,10 @@ final class UpstreamPool: @unchecked Sendable {
 /// One upstream connection's handler: writes a call's request and reads its response into the call
 /// (``UpstreamCall``), on the connection's loop. The response's body parts are slices of the
 /// socket's reads; while the call's consumer is not ready for more (the client is slow), the rest of
-/// the read is held and the socket is not read (`autoRead` off), so the upstream's TCP window closes.
+/// the read is held, and once ``holdLimit`` bytes are held the socket is not read (`autoRead` off), so
+/// the upstream's TCP window closes. (Not at once: every streamed response's first part arrives
+/// before the relay is attached, and turning reading off and on again was two `epoll_ctl` calls a
+/// request for a wait of a fraction of a millisecond.)
 final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -247,6 +250,10 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
     private var served = 0
     /// Whether the consumer is not ready for more; what is left of a read is then held.
     private var paused = false
+    /// Whether the socket is not read (`autoRead` off): `holdLimit` bytes are held.
+    private var readingStopped = false
+    /// Bytes held while paused before the socket stops being read.
+    static let holdLimit = 16 * 1024
     /// The connection closed while paused: its end is handled once what is held was delivered.
     private var closedWhilePaused = false
     private var held: ByteBuffer?
@@ -298,7 +305,7 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         self.answered = true
         if self.paused {
-            // Read before `autoRead` went off: kept behind what is held.
+            // Kept behind what is held, until the consumer is ready.
             if var held = self.held {
                 self.held = nil
                 held.writeBuffer(&buffer)
@@ -306,9 +313,16 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
             } else {
                 self.held = buffer
             }
+            self.stopReadingIfHoldingEnough()
             return
         }
         self.process(&buffer)
+    }
+
+    /// The socket's read went through `channelRead`: the relay flushes what it wrote of it (when the
+    /// read ended the call, the relay flushed at its end).
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.call?.readComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -383,21 +397,29 @@ final class UpstreamConnection: ChannelInboundHandler, @unchecked Sendable {
     private func pause(holding rest: ByteBuffer, until ready: EventLoopFuture<Void>) {
         self.paused = true
         if rest.readableBytes > 0 { self.held = rest }
-        try? self.context?.channel.syncOptions?.setOption(.autoRead, value: false)
+        self.stopReadingIfHoldingEnough()
         ready.whenComplete { _ in
             self.paused = false
             // Also with nothing held: the response's end may follow the last part without a byte.
             var held = self.held ?? ByteBuffer()
             self.held = nil
             self.process(&held)
+            self.call?.readComplete()
             guard !self.paused else { return }
             if self.closedWhilePaused {
                 self.closedWhilePaused = false
                 self.connectionEnded()
                 return
             }
-            guard let context = self.context else { return }
+            guard self.readingStopped, let context = self.context else { return }
+            self.readingStopped = false
             try? context.channel.syncOptions?.setOption(.autoRead, value: true)
         }
+    }
+
+    private func stopReadingIfHoldingEnough() {
+        guard !self.readingStopped, (self.held?.readableBytes ?? 0) >= Self.holdLimit else { return }
+        self.readingStopped = true
+        try? self.context?.channel.syncOptions?.setOption(.autoRead, value: false)
     }
 }
