@@ -9,6 +9,11 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__linux__)
+#include <errno.h>
+#include <sys/random.h>
+#include <sys/types.h>
+#endif
 
 // glibc's malloc_trim: gives the free memory at the top of the heap and in the arenas back to the
 // system. Returns 1 when memory was released. Elsewhere there is nothing to trim: 0.
@@ -28,6 +33,28 @@ static inline int sluice_malloc_set_arena_max(int count) {
     return mallopt(M_ARENA_MAX, count);
 #else
     (void)count;
+    return 0;
+#endif
+}
+
+// `count` bytes from the system's cryptographically secure generator (getrandom on Linux,
+// arc4random_buf elsewhere) in one call where Swift's SystemRandomNumberGenerator makes one per
+// eight bytes. Returns 0, or -1 when the system gave none.
+static inline int sluice_fill_random(void *buffer, size_t count) {
+#if defined(__linux__)
+    unsigned char *bytes = (unsigned char *)buffer;
+    while (count > 0) {
+        ssize_t got = getrandom(bytes, count, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        bytes += got;
+        count -= (size_t)got;
+    }
+    return 0;
+#else
+    arc4random_buf(buffer, count);
     return 0;
 #endif
 }

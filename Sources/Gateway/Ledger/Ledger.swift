@@ -128,7 +128,7 @@ package struct Ledger: Sendable {
     }
 
     static func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
+        var generator = IdentifierRandom()
         return String(generator.next(), radix: 16) + String(generator.next() & 0xFFFF_FFFF, radix: 16)
     }
 }

@@ -88,18 +88,22 @@ extension HTTPFields {
 /// 24 random characters from a URL-safe alphabet, for response ids.
 ///
 /// Five characters come from each 64-bit draw (the five lowest base-62 digits of a uniform 64-bit
-/// number: their bias is below 62⁵/2⁶⁴ ≈ 5·10⁻¹¹), so an id costs five `getrandom` calls, not 24.
+/// number: their bias is below 62⁵/2⁶⁴ ≈ 5·10⁻¹¹), so an id takes five draws, not 24.
 package func randomID() -> String {
-    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
-    var generator = SystemRandomNumberGenerator()
-    var bytes = [UInt8]()
-    bytes.reserveCapacity(24)
-    while bytes.count < 24 {
-        var word = generator.next()
-        for _ in 0..<5 where bytes.count < 24 {
-            bytes.append(alphabet[Int(word % UInt64(alphabet.count))])
-            word /= UInt64(alphabet.count)
+    let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    var generator = IdentifierRandom()
+    return alphabet.withUTF8Buffer { alphabet in
+        String(unsafeUninitializedCapacity: 24) { bytes in
+            var count = 0
+            while count < 24 {
+                var word = generator.next()
+                for _ in 0..<5 where count < 24 {
+                    bytes[count] = alphabet[Int(word % UInt64(alphabet.count))]
+                    word /= UInt64(alphabet.count)
+                    count += 1
+                }
+            }
+            return count
         }
     }
-    return String(decoding: bytes, as: UTF8.self)
 }

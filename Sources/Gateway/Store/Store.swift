@@ -230,10 +230,10 @@ package struct LedgerEntry: Sendable, Hashable {
 }
 
 extension UUID {
-    /// A version-4 UUID from the system's generator (`getrandom`, twice). Foundation's `UUID()` on
-    /// Linux opens, reads and closes `/dev/urandom` each time: three more system calls per request.
+    /// A version-4 UUID from the system's generator (``IdentifierRandom``). Foundation's `UUID()` on
+    /// Linux opens, reads and closes `/dev/urandom` each time: three system calls per request.
     package static func random() -> UUID {
-        var generator = SystemRandomNumberGenerator()
+        var generator = IdentifierRandom()
         var words = (generator.next(), generator.next())
         withUnsafeMutableBytes(of: &words) { bytes in
             bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
