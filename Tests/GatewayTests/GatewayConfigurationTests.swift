@@ -158,7 +158,11 @@ struct BedrockPathTests {
     func encoding() {
         #expect(percentEncodePathSegment("us.anthropic.claude-v1:0") == "us.anthropic.claude-v1%3A0")
         #expect(percentEncodePathSegment("arn:aws:x/abc é") == "arn%3Aaws%3Ax%2Fabc%20%C3%A9")
-        #expect(percentDecodePathSegment("arn%3Aaws%3Ax%2Fabc%20%C3%A9") == "arn:aws:x/abc é")
+        #expect(percentDecodePathSegment("arn%3Aaws%3Ax%2Fabc%20%C3%A9".utf8) == "arn:aws:x/abc é")
+        #expect(percentDecodePathSegment("plain.id-v1:0".utf8) == "plain.id-v1:0")
+        #expect(percentDecodePathSegment("bad%C3".utf8) == nil)
+        #expect(percentDecodePathSegment("bad%G1".utf8) == nil)
+        #expect(percentEncodePathSegment("plain.id-v1_0~") == "plain.id-v1_0~")
     }
 
     @Test("upstream URLs: an endpoint's path prefix comes once, Host carries a port only when it is not the scheme's", arguments: [

@@ -117,26 +117,56 @@ package enum BedrockTarget: Equatable, Sendable {
 
     /// Parses the path after the route prefix. Claude Code sends `//` after the prefix when its base
     /// URL ends in `/`, and the model id as one segment with raw `:`, `%3A` or `%2F` (CLAUDE_CODE.md
-    /// §2.3, §7).
+    /// §2.3, §7). On the path's bytes: every `/bedrock` request parses it twice (its route label, its
+    /// mapping), and `String`'s character-wise search cost more than the rest of the mapping.
     package init?(path: String) {
-        guard let range = path.range(of: "/bedrock") else { return nil }
-        var rest = path[range.upperBound...]
-        if let query = rest.firstIndex(of: "?") { rest = rest[..<query] }
-        while rest.hasPrefix("/") { rest = rest.dropFirst() }
-        if rest.hasPrefix("model/") {
-            let tail = rest.dropFirst("model/".count)
-            guard let slash = tail.lastIndex(of: "/"),
-                let operation = BedrockOperation(rawValue: String(tail[tail.index(after: slash)...])),
+        var path = path
+        guard let target = path.withUTF8({ Self.parse($0[...]) }) else { return nil }
+        self = target
+    }
+
+    private static func parse(_ path: Slice<UnsafeBufferPointer<UInt8>>) -> BedrockTarget? {
+        guard let prefixEnd = Self.end(of: "/bedrock", in: path) else { return nil }
+        var rest = path[prefixEnd...]
+        if let query = rest.firstIndex(of: UInt8(ascii: "?")) { rest = rest[..<query] }
+        while rest.first == UInt8(ascii: "/") { rest = rest.dropFirst() }
+        if let tail = Self.dropPrefix("model/", of: rest) {
+            guard let slash = tail.lastIndex(of: UInt8(ascii: "/")),
+                let operation = BedrockOperation(rawValue: String(decoding: tail[(slash + 1)...], as: UTF8.self)),
                 let id = percentDecodePathSegment(tail[..<slash]), !id.isEmpty
             else { return nil }
-            self = .model(id: id, operation: operation)
-        } else if rest == "inference-profiles" || rest == "inference-profiles/" {
-            self = .listInferenceProfiles
-        } else if rest.hasPrefix("inference-profiles/") {
-            guard let id = percentDecodePathSegment(rest.dropFirst("inference-profiles/".count)), !id.isEmpty else { return nil }
-            self = .inferenceProfile(id: id)
-        } else {
+            return .model(id: id, operation: operation)
+        }
+        if let tail = Self.dropPrefix("inference-profiles", of: rest), tail.isEmpty || tail.elementsEqual(CollectionOfOne(UInt8(ascii: "/"))) {
+            return .listInferenceProfiles
+        }
+        if let tail = Self.dropPrefix("inference-profiles/", of: rest) {
+            guard let id = percentDecodePathSegment(tail), !id.isEmpty else { return nil }
+            return .inferenceProfile(id: id)
+        }
+        return nil
+    }
+
+    /// Where the first occurrence of `needle` in `bytes` ends.
+    private static func end(of needle: StaticString, in bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
+        needle.withUTF8Buffer { needle in
+            guard bytes.count >= needle.count else { return nil }
+            var start = bytes.startIndex
+            while start + needle.count <= bytes.endIndex {
+                if bytes[start..<(start + needle.count)].elementsEqual(needle) { return start + needle.count }
+                start += 1
+            }
             return nil
+        }
+    }
+
+    /// `bytes` after `prefix`, or `nil` when they do not start with it.
+    private static func dropPrefix(
+        _ prefix: StaticString, of bytes: Slice<UnsafeBufferPointer<UInt8>>
+    ) -> Slice<UnsafeBufferPointer<UInt8>>? {
+        prefix.withUTF8Buffer { prefix in
+            guard bytes.starts(with: prefix) else { return nil }
+            return bytes.dropFirst(prefix.count)
         }
     }
 }

@@ -18,28 +18,45 @@ package enum BedrockOperation: String, Sendable, CaseIterable {
 /// Percent-encoding of one path segment as AWS SDKs send it: everything but RFC 3986's unreserved
 /// characters is encoded, so `:` becomes `%3A` and `/` becomes `%2F`.
 package func percentEncodePathSegment(_ segment: String) -> String {
-    var out = ""
-    out.reserveCapacity(segment.utf8.count + 8)
-    let hex: [Character] = Array("0123456789ABCDEF")
-    for byte in segment.utf8 {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            out.append("%")
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0xF)])
+    let hex: StaticString = "0123456789ABCDEF"
+    let bytes = segment.utf8
+    let escaped = bytes.reduce(0) { $0 + (isUnreserved($1) ? 0 : 1) }
+    guard escaped > 0 else { return segment }
+    return hex.withUTF8Buffer { hex in
+        String(unsafeUninitializedCapacity: bytes.count + 2 * escaped) { out in
+            var count = 0
+            for byte in bytes {
+                if isUnreserved(byte) {
+                    out[count] = byte
+                    count += 1
+                } else {
+                    out[count] = UInt8(ascii: "%")
+                    out[count + 1] = hex[Int(byte >> 4)]
+                    out[count + 2] = hex[Int(byte & 0xF)]
+                    count += 3
+                }
+            }
+            return count
         }
     }
-    return out
 }
 
-/// Decodes `%XX` escapes in one path segment; `nil` for a malformed escape or invalid UTF-8.
-package func percentDecodePathSegment(_ segment: Substring) -> String? {
+/// RFC 3986's unreserved characters: letters, digits, `-`, `.`, `_` and `~`.
+private func isUnreserved(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+        true
+    default: false
+    }
+}
+
+/// Decodes `%XX` escapes in one path segment's bytes; `nil` for a malformed escape or invalid UTF-8.
+package func percentDecodePathSegment(_ segment: some Collection<UInt8>) -> String? {
+    guard segment.contains(UInt8(ascii: "%")) else { return String(validating: segment, as: UTF8.self) }
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(segment.utf8.count)
-    var iterator = segment.utf8.makeIterator()
+    bytes.reserveCapacity(segment.count)
+    var iterator = segment.makeIterator()
     while let byte = iterator.next() {
         guard byte == UInt8(ascii: "%") else {
             bytes.append(byte)
