@@ -79,6 +79,9 @@ struct TokenCacheTests {
         #expect(TokenAuthenticator.credential(in: [.apiKey: "sk-sluice-y"]) == .success("sk-sluice-y"))
         #expect(TokenAuthenticator.credential(in: [.authorization: "AWS4-HMAC-SHA256 Credential=…"]) == .failure(.sigV4))
         #expect(TokenAuthenticator.credential(in: [.authorization: "Basic abc"]) == .failure(.malformed))
+        #expect(TokenAuthenticator.credential(in: [.authorization: "BEARER sk-sluice-x"]) == .success("sk-sluice-x"))
+        #expect(TokenAuthenticator.credential(in: [.authorization: "Bearer@sk-sluice-x"]) == .failure(.malformed))
+        #expect(TokenAuthenticator.credential(in: [.authorization: "Bearér sk-sluice-x"]) == .failure(.malformed))
         #expect(TokenAuthenticator.credential(in: [:]) == .failure(.missing))
     }
 }

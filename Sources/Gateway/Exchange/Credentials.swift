@@ -4,10 +4,13 @@ extension TokenAuthenticator {
     /// The token a request carries: `Authorization: Bearer …`, else `x-api-key`.
     package static func credential(in headers: HTTPFields) -> Result<String, AuthenticationFailure> {
         if let authorization = headers[.authorization] {
+            // On the UTF-8 bytes: `Substring`'s `count`, `prefix` and `lowercased()` walk characters
+            // and allocate, on every request.
             let trimmed = Self.trimmingBlanks(authorization[...])
-            if trimmed.hasPrefix("AWS4-HMAC-SHA256") { return .failure(.sigV4) }
-            if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
-                let token = Self.trimmingBlanks(trimmed.dropFirst(7))
+            if trimmed.utf8.starts(with: "AWS4-HMAC-SHA256".utf8) { return .failure(.sigV4) }
+            let scheme = trimmed.utf8.prefix(7)
+            if scheme.count == 7, scheme.lazy.map({ (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }).elementsEqual("bearer ".utf8) {
+                let token = Self.trimmingBlanks(Substring(trimmed.utf8.dropFirst(7)))
                 if !token.isEmpty { return .success(String(token)) }
             }
             if headers[.apiKey] == nil { return .failure(.malformed) }
