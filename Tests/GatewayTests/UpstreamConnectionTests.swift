@@ -363,11 +363,11 @@ struct UpstreamConnectionTests {
         )
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let calls = try (0..<3).map { _ in
-            try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+            try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
         }
         var answers: [String] = []
         for call in calls {
-            let head = try await call.head(timeout: .seconds(10))
+            let head = try await call.head()
             #expect(head.status == .ok)
             // Answered: the request is not kept for the rest of the call.
             #expect(call.request.readableBytes == 0)
@@ -379,8 +379,8 @@ struct UpstreamConnectionTests {
         #expect(upstream.requests == 3)
         try await client.shutdown()
         // Shut down: refused, not left waiting.
-        let late = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
-        await #expect(throws: UpstreamTransportError.self) { try await late.head(timeout: .seconds(10)) }
+        let late = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
+        await #expect(throws: UpstreamTransportError.self) { try await late.head() }
         await upstream.close()
     }
 
@@ -394,8 +394,8 @@ struct UpstreamConnectionTests {
             timeouts: GatewayConfiguration.Timeouts()
         )
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
-        #expect(try await call.head(timeout: .seconds(10)).status == .ok)
+        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
+        #expect(try await call.head().status == .ok)
         let (events, received) = AsyncStream.makeStream(of: String.self)
         try await loop.submit {
             call.relay(
@@ -430,8 +430,8 @@ struct UpstreamConnectionTests {
             timeouts: GatewayConfiguration.Timeouts()
         )
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
-        #expect(try await call.head(timeout: .seconds(10)).status == .ok)
+        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
+        #expect(try await call.head().status == .ok)
         let (parts, received) = AsyncStream.makeStream(of: String.self)
         let gate = loop.makePromise(of: Void.self)
         try await loop.submit {
@@ -471,8 +471,8 @@ struct UpstreamConnectionTests {
         )
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         func answer() async throws -> String {
-            let call = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
-            _ = try await call.head(timeout: .seconds(10))
+            let call = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
+            _ = try await call.head()
             return String(buffer: try await call.collect(upTo: 1 << 16))
         }
         _ = try await answer()
@@ -498,10 +498,10 @@ struct UpstreamConnectionTests {
             endpoint: try #require(URL(string: "http://127.0.0.1:\(port)")), region: "us-east-1", authentication: .none, timeouts: timeouts
         )
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let call = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+        let call = try client.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(60), loop: loop, logger: .init(label: "test"))
         try await Task.sleep(for: .milliseconds(400))
         let upstream = try await ScriptedUpstream(port: port, script: { _, _ in .send(ScriptedUpstream.converse("late")) })
-        #expect(try await call.head(timeout: .seconds(60)).status == .ok)
+        #expect(try await call.head().status == .ok)
         #expect(String(buffer: try await call.collect(upTo: 1 << 16)).contains("late"))
         try await client.shutdown()
         await upstream.close()
@@ -510,9 +510,9 @@ struct UpstreamConnectionTests {
             endpoint: try #require(URL(string: "http://127.0.0.1:\(port)")), region: "us-east-1", authentication: .none, timeouts: timeouts,
             retriesConnecting: false
         )
-        let refused = try single.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), loop: loop, logger: .init(label: "test"))
+        let refused = try single.start(operation: .converse, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
         // Retrying until the 60 s connect limit would end at the first-byte limit instead, as a GatewayError.
-        let error = await #expect(throws: UpstreamTransportError.self) { try await refused.head(timeout: .seconds(10)) }
+        let error = await #expect(throws: UpstreamTransportError.self) { try await refused.head() }
         #expect(error.map { UpstreamFailure.describe($0).code } == .upstreamUnreachable)
         try await single.shutdown()
     }

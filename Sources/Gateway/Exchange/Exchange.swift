@@ -283,9 +283,10 @@ package struct Exchange<Shape: APIShape>: Sendable {
             let head: HTTPResponseHead
             do {
                 started = try upstream.start(
-                    operation: call.operation, modelID: modelID, body: call.body, headers: call.headers, loop: loop, logger: logger
+                    operation: call.operation, modelID: modelID, body: call.body, headers: call.headers, firstByte: firstByte, loop: loop,
+                    logger: logger
                 )
-                head = try await started.head(timeout: firstByte)
+                head = try await started.head()
             } catch {
                 let failure = UpstreamFailure.describe(error)
                 logger.info("upstream request failed", metadata: ["upstream": "\(upstream.name)", "upstream.error": "\(failure.label)"])

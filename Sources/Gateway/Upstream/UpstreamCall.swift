@@ -19,7 +19,7 @@ struct UpstreamBodySink {
 }
 
 /// One upstream request on a connection of the client connection's event loop (``UpstreamPool``),
-/// where every step of its response runs. The caller awaits the head once (``head(timeout:)``),
+/// where every step of its response runs. The caller awaits the head once (``head()``),
 /// then either collects the body (errors, whole answers) or hands it to a sink that relays it on
 /// that loop: no task wakes per body read.
 ///
@@ -43,6 +43,7 @@ final class UpstreamCall: @unchecked Sendable {
 
     private let headPromise: EventLoopPromise<HTTPResponseHead>
     private var headDone = false
+    private var firstByteTimer: Scheduled<Void>?
     /// Who takes the body; reads that come before it is known wait (one at most: see `held`).
     private var consumer: Consumer = .undecided
     /// The one read that arrived before the consumer was known, and the future it was answered with.
@@ -103,14 +104,22 @@ final class UpstreamCall: @unchecked Sendable {
         self.failed(UpstreamTransportError.cancelled)
     }
 
-    /// The response head, or the transport's error; `timeout` is the first-byte limit.
-    func head(timeout: Duration) async throws -> HTTPResponseHead {
-        let timer = self.loop.scheduleTask(in: TimeAmount(timeout)) {
+    /// Starts the first-byte time limit: the head must come within `timeout`. On the loop, where the
+    /// call starts: set from the request's task, the timer and its cancellation were two more wake-ups
+    /// of the loop a request.
+    func limitFirstByte(to timeout: Duration) {
+        self.loop.preconditionInEventLoop()
+        guard !self.headDone else { return }
+        self.firstByteTimer = self.loop.scheduleTask(in: TimeAmount(timeout)) {
             self.failHead(GatewayError(.upstreamFirstByteTimeout, "the upstream did not answer within the first-byte time limit"))
             self.cancel()
         }
-        defer { timer.cancel() }
-        return try await withTaskCancellationHandler {
+    }
+
+    /// The response head, or the transport's error (``GatewayError/Code/upstreamFirstByteTimeout``
+    /// after the first-byte limit the call was started with).
+    func head() async throws -> HTTPResponseHead {
+        try await withTaskCancellationHandler {
             try await self.headPromise.futureResult.get()
         } onCancel: {
             self.loop.execute {
@@ -170,7 +179,13 @@ final class UpstreamCall: @unchecked Sendable {
     private func failHead(_ error: any Error) {
         guard !self.headDone else { return }
         self.headDone = true
+        self.stopFirstByteTimer()
         self.headPromise.fail(error)
+    }
+
+    private func stopFirstByteTimer() {
+        self.firstByteTimer?.cancel()
+        self.firstByteTimer = nil
     }
 
     private func replay() {
@@ -273,6 +288,7 @@ final class UpstreamCall: @unchecked Sendable {
     func receivedHead(_ head: HTTPResponseHead) {
         if !self.headDone {
             self.headDone = true
+            self.stopFirstByteTimer()
             self.request = ByteBuffer()
             self.headPromise.succeed(head)
             self.startWatchdog()

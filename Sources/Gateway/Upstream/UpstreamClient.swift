@@ -132,18 +132,19 @@ package final class UpstreamClient: Sendable {
     }
 
     /// Starts one Bedrock Runtime request on a connection of `loop` (the client connection's), whose
-    /// callbacks run there: the caller awaits its head
-    /// (``UpstreamCall/head(timeout:)``), then collects its body or relays it into the client's
-    /// channel on that loop.
+    /// callbacks run there: the caller awaits its head (``UpstreamCall/head()``), then collects its
+    /// body or relays it into the client's channel on that loop.
     ///
     /// - Parameters:
     ///   - headers: extra headers to forward (never the client's `Authorization`: callers pass only
     ///     headers from an allowlist).
+    ///   - firstByte: the time the response's head may take, from now.
     func start(
         operation: BedrockOperation,
         modelID: String,
         body: ByteBuffer,
         headers extra: [(String, String)] = [],
+        firstByte: Duration,
         loop: any EventLoop,
         logger: Logger
     ) throws(GatewayError) -> UpstreamCall {
@@ -172,9 +173,13 @@ package final class UpstreamClient: Sendable {
         let request = try Self.serialize(path: path, host: self.hostHeader, fields: fields, body: body)
         let call = UpstreamCall(loop: loop, request: request, idle: TimeAmount(self.timeouts.idle))
         if loop.inEventLoop {
+            call.limitFirstByte(to: firstByte)
             pool.execute(call)
         } else {
-            loop.execute { pool.execute(call) }
+            loop.execute {
+                call.limitFirstByte(to: firstByte)
+                pool.execute(call)
+            }
         }
         return call
     }
