@@ -384,18 +384,26 @@ struct UpstreamConnectionTests {
         await upstream.close()
     }
 
-    @Test("a read that brings several parts of the body: each is received, then one flush for the read")
-    func oneFlushPerRead() async throws {
-        let upstream = try await ScriptedUpstream(script: { _, _ in
-            .sendLater("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", then: "3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n", after: .milliseconds(300))
-        })
+    /// A ConverseStream call to `upstream` whose head came (200), its body not yet taken.
+    static func answeredStream(from upstream: ScriptedUpstream) async throws -> (UpstreamClient, any EventLoop, UpstreamCall) {
         let client = UpstreamClient(
             endpoint: try #require(URL(string: "http://127.0.0.1:\(upstream.port)")), region: "us-east-1", authentication: .none,
             timeouts: GatewayConfiguration.Timeouts()
         )
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
+        let call = try client.start(
+            operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test")
+        )
         #expect(try await call.head().status == .ok)
+        return (client, loop, call)
+    }
+
+    @Test("a read that brings several parts of the body: each is received, then one flush for the read")
+    func oneFlushPerRead() async throws {
+        let upstream = try await ScriptedUpstream(script: { _, _ in
+            .sendLater("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", then: "3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n", after: .milliseconds(300))
+        })
+        let (client, loop, call) = try await Self.answeredStream(from: upstream)
         let (events, received) = AsyncStream.makeStream(of: String.self)
         try await loop.submit {
             call.relay(
@@ -425,13 +433,7 @@ struct UpstreamConnectionTests {
     func closeWhilePaused() async throws {
         let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\naaa\r\n3\r\nbbb\r\n3\r\nccc\r\n0\r\n\r\n"
         let upstream = try await ScriptedUpstream(script: { _, _ in .sendAndClose(chunked) })
-        let client = UpstreamClient(
-            endpoint: try #require(URL(string: "http://127.0.0.1:\(upstream.port)")), region: "us-east-1", authentication: .none,
-            timeouts: GatewayConfiguration.Timeouts()
-        )
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let call = try client.start(operation: .converseStream, modelID: "m", body: ByteBuffer(string: "{}"), firstByte: .seconds(10), loop: loop, logger: .init(label: "test"))
-        #expect(try await call.head().status == .ok)
+        let (client, loop, call) = try await Self.answeredStream(from: upstream)
         let (parts, received) = AsyncStream.makeStream(of: String.self)
         let gate = loop.makePromise(of: Void.self)
         try await loop.submit {

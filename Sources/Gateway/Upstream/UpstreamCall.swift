@@ -105,8 +105,8 @@ final class UpstreamCall: @unchecked Sendable {
     }
 
     /// Starts the first-byte time limit: the head must come within `timeout`. On the loop, where the
-    /// call starts: set from the request's task, the timer and its cancellation were two more wake-ups
-    /// of the loop a request.
+    /// call starts: set from the request's task, the timer and its cancellation were two more jobs
+    /// handed to the loop from another thread a request.
     func limitFirstByte(to timeout: Duration) {
         self.loop.preconditionInEventLoop()
         guard !self.headDone else { return }
