@@ -158,8 +158,10 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
 
     private func finish(disconnected: Bool) {
         guard !self.finished else { return }
-        self.flush()
         self.finished = true
+        // After `finished`: a writability change signalled during the flush must not let the
+        // upstream's held parts back in through `receive`.
+        self.flush()
         if let writable = self.writable {
             self.writable = nil
             writable.succeed()
