@@ -126,48 +126,29 @@ package enum BedrockTarget: Equatable, Sendable {
     }
 
     private static func parse(_ path: Slice<UnsafeBufferPointer<UInt8>>) -> BedrockTarget? {
-        guard let prefixEnd = Self.end(of: "/bedrock", in: path) else { return nil }
-        var rest = path[prefixEnd...]
+        guard let prefix = path.firstRange(of: "/bedrock".utf8) else { return nil }
+        var rest = path[prefix.upperBound...]
         if let query = rest.firstIndex(of: UInt8(ascii: "?")) { rest = rest[..<query] }
         while rest.first == UInt8(ascii: "/") { rest = rest.dropFirst() }
-        if let tail = Self.dropPrefix("model/", of: rest) {
+        /// `rest` after `prefix`, or `nil` when it does not start with it.
+        func after(_ prefix: String) -> Slice<UnsafeBufferPointer<UInt8>>? {
+            rest.starts(with: prefix.utf8) ? rest.dropFirst(prefix.utf8.count) : nil
+        }
+        if let tail = after("model/") {
             guard let slash = tail.lastIndex(of: UInt8(ascii: "/")),
                 let operation = BedrockOperation(rawValue: String(decoding: tail[(slash + 1)...], as: UTF8.self)),
                 let id = percentDecodePathSegment(tail[..<slash]), !id.isEmpty
             else { return nil }
             return .model(id: id, operation: operation)
         }
-        if let tail = Self.dropPrefix("inference-profiles", of: rest), tail.isEmpty || tail.elementsEqual(CollectionOfOne(UInt8(ascii: "/"))) {
+        if let tail = after("inference-profiles"), tail.isEmpty || tail.elementsEqual("/".utf8) {
             return .listInferenceProfiles
         }
-        if let tail = Self.dropPrefix("inference-profiles/", of: rest) {
+        if let tail = after("inference-profiles/") {
             guard let id = percentDecodePathSegment(tail), !id.isEmpty else { return nil }
             return .inferenceProfile(id: id)
         }
         return nil
-    }
-
-    /// Where the first occurrence of `needle` in `bytes` ends.
-    private static func end(of needle: StaticString, in bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
-        needle.withUTF8Buffer { needle in
-            guard bytes.count >= needle.count else { return nil }
-            var start = bytes.startIndex
-            while start + needle.count <= bytes.endIndex {
-                if bytes[start..<(start + needle.count)].elementsEqual(needle) { return start + needle.count }
-                start += 1
-            }
-            return nil
-        }
-    }
-
-    /// `bytes` after `prefix`, or `nil` when they do not start with it.
-    private static func dropPrefix(
-        _ prefix: StaticString, of bytes: Slice<UnsafeBufferPointer<UInt8>>
-    ) -> Slice<UnsafeBufferPointer<UInt8>>? {
-        prefix.withUTF8Buffer { prefix in
-            guard bytes.starts(with: prefix) else { return nil }
-            return bytes.dropFirst(prefix.count)
-        }
     }
 }
 
