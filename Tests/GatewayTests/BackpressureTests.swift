@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// Backpressure end to end: a client that stops reading stops the gateway reading upstream, so the
@@ -34,6 +35,46 @@ struct BackpressureTests {
         return received
     }
 
+    /// A response's body, read by `start` and then to its end, or a failure that says how far it got
+    /// when it does not end within `limit`: a test that waits for ever tells nothing (CI once stalled
+    /// in this suite for 15 minutes, with the whole response sent).
+    static func read<Value: Sendable>(
+        _ response: HTTPClientResponse, within limit: Duration, stack: LiveStack,
+        start: @escaping @Sendable (inout HTTPClientResponse.Body.AsyncIterator, inout ByteBuffer) async throws -> Value
+    ) async throws -> (ByteBuffer, Value?) {
+        let progress = Progress<Value>()
+        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                var iterator = response.body.makeAsyncIterator()
+                var body = ByteBuffer()
+                let value = try await start(&iterator, &body)
+                progress.state.withLock { $0 = (body, value) }
+                while var part = try await iterator.next() {
+                    progress.state.withLock { _ = $0.body.writeBuffer(&part) }
+                }
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        let (received, value) = progress.state.withLock { $0 }
+        if !finished {
+            let tail = received.getString(at: received.readerIndex + max(0, received.readableBytes - 120), length: min(120, received.readableBytes)) ?? ""
+            let responses = stack.audit.all.filter { $0.contains(#""event":"response""#) }.count
+            Issue.record("the body did not end within \(limit): \(received.readableBytes) bytes so far, ending \(tail.debugDescription); response audit lines: \(responses)")
+        }
+        return (received, value)
+    }
+
+    private final class Progress<Value: Sendable>: Sendable {
+        let state = Mutex<(body: ByteBuffer, value: Value?)>((ByteBuffer(), nil))
+    }
+
     @Test("a slow reader holds the upstream back: bounded frames in flight, flat memory")
     func slowReader() async throws {
         try await LiveStack.run { stack in
@@ -58,14 +99,12 @@ struct BackpressureTests {
             }
             let response = try await stack.client.execute(request, timeout: .seconds(60))
             #expect(response.status == .ok)
-            var iterator = response.body.makeAsyncIterator()
-            var body = try #require(try await iterator.next())
-            try await Task.sleep(for: .milliseconds(1500))
-            let heldBack = try #require(stack.recorder.entries.first).framesWritten
-            while var part = try await iterator.next() {
-                body.writeBuffer(&part)
+            let (body, heldBack) = try await Self.read(response, within: .seconds(60), stack: stack) { iterator, body in
+                body = try #require(try await iterator.next())
+                try await Task.sleep(for: .milliseconds(1500))
+                return try #require(stack.recorder.entries.first).framesWritten
             }
-            #expect(heldBack < 3000, "the simulator wrote all its frames during the pause: nothing was held back")
+            #expect(heldBack ?? 0 < 3000, "the simulator wrote all its frames during the pause: nothing was held back")
             let chat = try StreamedChat(body)
             let (error, finishReason, done) = (chat.error, chat.finishReason, chat.done)
             #expect(error == nil)

@@ -196,17 +196,22 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         self.finish(disconnected: true)
     }
 
+    // Both pass the event on first: what the relay does with it can end the stream and take the
+    // relay out of the pipeline, and an event fired from a removed handler's context reaches no one.
+    // (A writability change lost that way left NIO's async writer believing the channel full: the
+    // response's end, written through it, waited for ever. `ChannelRelayTests`.)
+
     func channelInactive(context: ChannelHandlerContext) {
-        self.finish(disconnected: true)
         context.fireChannelInactive()
+        self.finish(disconnected: true)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.fireChannelWritabilityChanged()
         if context.channel.isWritable, let writable = self.writable {
             self.writable = nil
             writable.succeed()
         }
-        context.fireChannelWritabilityChanged()
     }
 }
 
