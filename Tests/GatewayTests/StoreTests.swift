@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import StreamCore
+import Synchronization
 import Testing
 
 /// A temporary directory removed when the test ends.
@@ -433,6 +434,34 @@ struct StoreTests {
             #expect(try await store.recentRequests(RequestQuery(since: start, identity: "jane", limit: 10)).map(\.record.requestID) == ["r6", "r4", "r2", "r0"])
             #expect(try await store.recentRequests(RequestQuery(since: start.addingTimeInterval(5), limit: 10)).map(\.record.requestID) == ["r6", "r5"])
         }
+    }
+
+    /// `PostgresClient` waits without end for a connection while its server is unreachable, and a
+    /// query sent as the server restarted once never answered: every call of the store is bounded.
+    @Test("a PostgreSQL call that does not answer gives up after its time limit, and the abandoned wait is cancelled; one that answers in time returns its value")
+    func boundedCall() async throws {
+        let abandoned = CancellationSeen()
+        let started = ContinuousClock.now
+        await #expect(throws: PostgresStoreTimeout.self) {
+            try await PostgresStore.bounded(within: .milliseconds(200)) {
+                do {
+                    // Stands for a wait for a connection: only cancellation ends it.
+                    try await Task.sleep(for: .seconds(3600))
+                } catch {
+                    abandoned.seen.withLock { $0 = true }
+                    throw error
+                }
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !abandoned.seen.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(abandoned.seen.withLock { $0 }, "the abandoned call was not cancelled")
+        #expect(try await PostgresStore.bounded(within: .seconds(5)) { 42 } == 42)
+    }
+
+    final class CancellationSeen: Sendable {
+        let seen = Mutex(false)
     }
 
     @Test("row keys are version-4 UUIDs, all different")

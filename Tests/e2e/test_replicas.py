@@ -160,6 +160,24 @@ def ledger_request_ids(cluster: Cluster) -> set[str]:
     return set(psql("SELECT request_id FROM usage", cluster.database).split())
 
 
+def ledger_story(cluster: Cluster, missing: set[str]) -> str:
+    """What each replica's log says about its ledger, for a failure's message: which of the missing
+    requests it served, how many of its rows were queued, and its store and backlog lines."""
+    story = []
+    for replica in cluster.replicas:
+        log = replica.log()
+        served = sorted(request_id for request_id in missing if f'"{request_id}"' in log)
+        lines = [line[:300] for line in log.splitlines() if '"logger":"sluice.ledger"' in line or "backlog" in line
+                 or "postgres" in line.lower() and '"level":"info"' not in line]
+        queued = log.count('"ledger":"queued"')
+        exited = replica.proc.poll() if replica.proc else None
+        if exited is not None:
+            lines.append(f"EXITED with status {exited}; its log ends: " + " | ".join(log.splitlines()[-5:])[-1500:])
+        story.append(f"replica :{replica.port}: served {len(served)} of the missing {served[:3]}, {queued} rows queued; "
+                     f"its ledger and store lines (last 15 of {len(lines)}):\n  " + "\n  ".join(lines[-15:]))
+    return "\n".join(story)
+
+
 def test_one_token_works_on_every_replica_and_usage_counts_everything(cluster):
     token = cluster.token("jane", ["admins"])
     for replica in cluster.replicas:
@@ -303,7 +321,7 @@ def test_postgres_restart_loses_no_finished_request_and_replicas_recover(cluster
         if not missing:
             break
         time.sleep(0.5)
-    assert not missing, f"{len(missing)} finished requests without a usage row: {sorted(missing)[:5]}"
+    assert not missing, f"{len(missing)} finished requests without a usage row: {sorted(missing)[:5]}\n" + ledger_story(cluster, missing)
     queued = sum(replica.log().count('"ledger":"queued"') for replica in cluster.replicas)
     print(f"{len(finished)} requests finished, {queued} of their rows waited in a replica's queue for the restart")
     assert queued > 0, "no row waited for the database: the outage was not exercised"

@@ -11,7 +11,7 @@ package protocol SharedLimitStore: Sendable {
     /// nothing, counts the request in each scope and stores the reservation `hold` until it is
     /// settled or `expiresAt` passes (a replica that died does not hold a reservation forever).
     func admitLimits(
-        scopes: [String], windows: LimitWindows, hold: LimitReservation, decide: @Sendable ([String: LimitCounts]) -> LimitRefusal?
+        scopes: [String], windows: LimitWindows, hold: LimitReservation, decide: @escaping @Sendable ([String: LimitCounts]) -> LimitRefusal?
     ) async throws -> LimitRefusal?
 
     /// Charges what a request used to its scopes and drops its reservation (none for a charge

@@ -252,22 +252,67 @@ package final class PostgresStore: Store {
     // MARK: Queries
 
     /// The rows of `query`, each read by name.
-    private func rows<T>(_ query: PostgresQuery, _ read: (PostgresRandomAccessRow) throws -> T) async throws -> [T] {
-        var result: [T] = []
-        for try await row in try await self.client.query(query, logger: self.logger) {
-            result.append(try read(row.makeRandomAccess()))
+    private func rows<T: Sendable>(_ query: PostgresQuery, _ read: @escaping @Sendable (PostgresRandomAccessRow) throws -> T) async throws -> [T] {
+        try await self.bounded {
+            var result: [T] = []
+            for try await row in try await self.client.query(query, logger: self.logger) {
+                result.append(try read(row.makeRandomAccess()))
+            }
+            return result
         }
-        return result
     }
 
     /// Runs a statement and waits for PostgreSQL's confirmation: `query` returns once the statement
     /// is under way, and its failure (a lost connection before the commit) arrives only through the
     /// rows, so a write that is not drained could be reported durable and then be lost.
     fileprivate func execute(_ query: PostgresQuery) async throws {
-        for try await _ in try await self.client.query(query, logger: self.logger) {}
+        try await self.bounded {
+            for try await _ in try await self.client.query(query, logger: self.logger) {}
+        }
     }
 
-    private func first<T>(_ query: PostgresQuery, _ read: (PostgresRandomAccessRow) throws -> T) async throws -> T? {
+    /// How long one call of the store may take. `PostgresClient` waits without end: for a connection
+    /// while the server is unreachable (by design: it keeps trying), and once for a query sent as
+    /// the server restarted, which never answered (the e2e restart test, about one run in fifteen:
+    /// that replica's ledger writes queued behind it for good). A call past this throws
+    /// ``PostgresStoreTimeout``: the ledger queues its row, the limits answer as `whenUnavailable`
+    /// says, and the next call starts afresh.
+    static let operationLimit: Duration = .seconds(10)
+
+    /// Runs `operation` within ``operationLimit``.
+    private func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await Self.bounded(within: Self.operationLimit, operation)
+        } catch let timeout as PostgresStoreTimeout {
+            self.logger.warning("a PostgreSQL call did not answer within its time limit: abandoned", metadata: ["store.limit": "\(timeout.limit)"])
+            throw timeout
+        }
+    }
+
+    /// Runs `operation` within `limit`. Past it the operation is cancelled, which ends a wait for a
+    /// connection; a query already sent cannot be recalled and is left to end with its connection
+    /// (a write that lands late is kept once: usage rows have a unique key).
+    package static func bounded<T: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let work = Task { () async -> Result<T, any Error> in
+            do {
+                return .success(try await operation())
+            } catch {
+                return .failure(error)
+            }
+        }
+        let outcome = await withTaskCancellationHandler {
+            await BoundedWait<Result<T, any Error>>.value(of: { await work.value }, within: limit)
+        } onCancel: {
+            work.cancel()
+        }
+        guard let outcome else {
+            work.cancel()
+            throw PostgresStoreTimeout(limit: limit)
+        }
+        return try outcome.get()
+    }
+
+    private func first<T: Sendable>(_ query: PostgresQuery, _ read: @escaping @Sendable (PostgresRandomAccessRow) throws -> T) async throws -> T? {
         try await self.rows(query, read).first
     }
 
@@ -457,6 +502,12 @@ package final class PostgresStore: Store {
     // MARK: Responses
 
     package func saveResponse(_ response: StoredResponse) async throws {
+        try await self.bounded {
+            try await self.saveResponseTransaction(response)
+        }
+    }
+
+    private func saveResponseTransaction(_ response: StoredResponse) async throws {
         try await self.client.withTransaction(logger: self.logger) { connection in
             for try await _ in try await connection.query("DELETE FROM responses WHERE expires_at < \(response.createdAt.timeIntervalSince1970)", logger: self.logger) {}
             for try await _ in try await connection.query(
@@ -534,6 +585,14 @@ extension PostgresStore: SharedLimitStore {
     }
 
     package func admitLimits(
+        scopes: [String], windows: LimitWindows, hold: LimitReservation, decide: @escaping @Sendable ([String: LimitCounts]) -> LimitRefusal?
+    ) async throws -> LimitRefusal? {
+        try await self.bounded {
+            try await self.admitLimitsTransaction(scopes: scopes, windows: windows, hold: hold, decide: decide)
+        }
+    }
+
+    private func admitLimitsTransaction(
         scopes: [String], windows: LimitWindows, hold: LimitReservation, decide: @Sendable ([String: LimitCounts]) -> LimitRefusal?
     ) async throws -> LimitRefusal? {
         let now = Date().timeIntervalSince1970
@@ -621,6 +680,12 @@ extension PostgresStore: SharedLimitStore {
 }
 
 /// Why the PostgreSQL store could not be opened: the server (never the password) and what it said.
+/// A call of the PostgreSQL store that did not answer within ``PostgresStore/operationLimit``.
+package struct PostgresStoreTimeout: Error, CustomStringConvertible {
+    let limit: Duration
+    package var description: String { "the PostgreSQL store did not answer within \(self.limit)" }
+}
+
 package struct PostgresStoreError: Error, CustomStringConvertible {
     package var description: String
 
