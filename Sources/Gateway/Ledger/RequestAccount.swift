@@ -103,11 +103,10 @@ package struct RequestAccount: Sendable {
             firstByteMilliseconds: firstByte.map { ($0 - self.started).totalMilliseconds }, durationMilliseconds: (end - self.started).totalMilliseconds,
             upstream: self.upstream?.name
         )
-        // The write must happen even when the client's disconnect has cancelled this task (the
-        // thread pool drops cancelled work): an unstructured task does not inherit the cancellation,
-        // and awaiting it keeps the write inside the request.
-        let ledger = self.ledger
-        let written = await Task { await ledger.write(record) }.value
+        // The write happens even when the client's disconnect has cancelled this task (the SQLite
+        // thread pool drops cancelled work): ``Ledger/write(_:)`` calls the store from a task of its
+        // own (``BoundedWait``), which does not inherit the cancellation; this one only waits.
+        let written = await self.ledger.write(record)
         var line = AuditLine(event: "response")
         self.describe(into: &line)
         line.add("status", record.status)
