@@ -37,7 +37,7 @@ struct BackpressureTests {
 
     /// A response's body, read by `start` and then to its end, or a failure that says how far it got
     /// when it does not end within `limit`: a test that waits for ever tells nothing (CI once stalled
-    /// in this suite for 15 minutes, with the whole response sent).
+    /// in this suite for 15 minutes: the client had every byte but the response's last chunk).
     static func read<Value: Sendable>(
         _ response: HTTPClientResponse, within limit: Duration, stack: LiveStack,
         start: @escaping @Sendable (inout HTTPClientResponse.Body.AsyncIterator, inout ByteBuffer) async throws -> Value

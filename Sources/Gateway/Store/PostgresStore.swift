@@ -679,13 +679,14 @@ extension PostgresStore: SharedLimitStore {
     }
 }
 
-/// Why the PostgreSQL store could not be opened: the server (never the password) and what it said.
-/// A call of the PostgreSQL store that did not answer within ``PostgresStore/operationLimit``.
+/// A call of the PostgreSQL store that did not answer within its time limit
+/// (``PostgresStore/operationLimit``).
 package struct PostgresStoreTimeout: Error, CustomStringConvertible {
     let limit: Duration
     package var description: String { "the PostgreSQL store did not answer within \(self.limit)" }
 }
 
+/// Why the PostgreSQL store could not be opened: the server (never the password) and what it said.
 package struct PostgresStoreError: Error, CustomStringConvertible {
     package var description: String
 
