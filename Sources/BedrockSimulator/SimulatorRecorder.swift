@@ -67,7 +67,8 @@ package final class SimulatorRecorder: Sendable {
         package var body: ByteBuffer
         /// `nil` while the response is still being produced.
         package var ending: Ending?
-        /// Event-stream frames written (streaming routes), counting a corrupt or exception frame.
+        /// Event-stream frames written so far (streaming routes), counting a corrupt or exception
+        /// frame: it grows while the stream runs, so a test can see a stream held back mid-way.
         package var framesWritten: Int
 
         /// The first value of the header called `name` (case-insensitive).
@@ -138,6 +139,13 @@ package final class SimulatorRecorder: Sendable {
         }
     }
 
+    func wrote(_ sequenceNumber: Int, framesWritten: Int) {
+        self.state.withLock { entries in
+            guard entries.indices.contains(sequenceNumber), entries[sequenceNumber].ending == nil else { return }
+            entries[sequenceNumber].framesWritten = framesWritten
+        }
+    }
+
     func end(_ sequenceNumber: Int, _ ending: Ending, framesWritten: Int = 0) {
         self.state.withLock { entries in
             // The first ending wins: a write failure after a scenario fault must not overwrite it.
@@ -155,5 +163,10 @@ struct RecordingHandle: Sendable {
 
     func end(_ ending: SimulatorRecorder.Ending, framesWritten: Int = 0) {
         self.recorder?.end(self.sequenceNumber, ending, framesWritten: framesWritten)
+    }
+
+    /// The frames written so far (the count an ending reports comes with it).
+    func wrote(_ framesWritten: Int) {
+        self.recorder?.wrote(self.sequenceNumber, framesWritten: framesWritten)
     }
 }

@@ -68,6 +68,7 @@ enum StreamPump {
                 }
                 try await writer.write(frame)
                 written += 1
+                recording.wrote(written)
             }
             try await writer.finish(nil)
             recording.end(.completed, framesWritten: written)
