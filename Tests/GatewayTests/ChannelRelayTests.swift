@@ -68,11 +68,14 @@ struct ChannelRelayTests {
                 observer: observer, logger: Logger(label: "test")
             )
         }
-        // The relay installs itself on the loop.
-        while try await !Self.hasRelay(channel) {
+        // The relay installs itself on the loop (a bounded wait: a relay that never comes fails the
+        // test instead of hanging it).
+        let installBy = ContinuousClock.now + .seconds(30)
+        while try await !Self.hasRelay(channel), ContinuousClock.now < installBy {
             await loop.run()
             try await Task.sleep(for: .milliseconds(1))
         }
+        try #require(try await Self.hasRelay(channel), "the relay did not install itself")
         let frame = try Self.frame("hello")
         let waited = try await loop.submit {
             channel.isWritable = false

@@ -168,7 +168,7 @@ def ledger_story(cluster: Cluster, missing: set[str]) -> str:
         log = replica.log()
         served = sorted(request_id for request_id in missing if f'"{request_id}"' in log)
         lines = [line[:300] for line in log.splitlines() if '"logger":"sluice.ledger"' in line or "backlog" in line
-                 or "postgres" in line.lower() and '"level":"info"' not in line]
+                 or ("postgres" in line.lower() and '"level":"info"' not in line)]
         queued = log.count('"ledger":"queued"')
         exited = replica.proc.poll() if replica.proc else None
         if exited is not None:
