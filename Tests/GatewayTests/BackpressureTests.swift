@@ -94,8 +94,9 @@ struct BackpressureTests {
     @Test("a client that pauses longer than the idle limit gets the whole stream: the pause is not the upstream's")
     func pausedReaderIsNotIdle() async throws {
         try await LiveStack.run(configure: { $0.timeouts.idle = .milliseconds(300) }) { stack in
-            // ~12 MiB: beyond the socket buffers on the way, so the pause holds the upstream back.
-            let request = Self.bigStream(url: stack.gateway + "/v1/chat/completions", prompt: "paused [[sim chunks=3000 chunk_size=4096]]") {
+            // ~25 MiB: beyond the socket buffers on the way, so the pause holds the upstream back
+            // (a fresh CI machine's loopback buffers once held all of a 12 MiB stream: 3,004 frames).
+            let request = Self.bigStream(url: stack.gateway + "/v1/chat/completions", prompt: "paused [[sim chunks=6000 chunk_size=4096]]") {
                 stack.authorize(&$0, unless: [])
             }
             let response = try await stack.client.execute(request, timeout: .seconds(60))
@@ -105,8 +106,8 @@ struct BackpressureTests {
                 try await Task.sleep(for: .milliseconds(1500))
                 return try #require(stack.recorder.entries.first).framesWritten
             }
-            print("paused reader: the simulator wrote \(heldBack ?? 0) of 3,000 frames during the pause")
-            #expect((1..<3000).contains(heldBack ?? 0), "the simulator wrote \(heldBack ?? 0) of its 3,000 frames during the pause")
+            print("paused reader: the simulator wrote \(heldBack ?? 0) of 6,004 frames during the pause")
+            #expect((1..<6000).contains(heldBack ?? 0), "the simulator wrote \(heldBack ?? 0) of its 6,004 frames during the pause")
             let chat = try StreamedChat(body)
             let (error, finishReason, done) = (chat.error, chat.finishReason, chat.done)
             #expect(error == nil)
