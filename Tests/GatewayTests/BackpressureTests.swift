@@ -93,7 +93,9 @@ struct BackpressureTests {
     /// upstream is not read meanwhile) gets the whole stream once it reads again, not a stall error.
     @Test("a client that pauses longer than the idle limit gets the whole stream: the pause is not the upstream's")
     func pausedReaderIsNotIdle() async throws {
-        try await LiveStack.run(configure: { $0.timeouts.idle = .milliseconds(300) }) { stack in
+        // The limit is not tiny: in a full test run the simulator is a task on the test process's
+        // busy pool, and a real gap of a few hundred milliseconds upstream would (rightly) trip it.
+        try await LiveStack.run(configure: { $0.timeouts.idle = .seconds(1) }) { stack in
             // ~25 MiB: beyond the socket buffers on the way, so the pause holds the upstream back
             // (a fresh CI machine's loopback buffers once held all of a 12 MiB stream: 3,004 frames).
             let request = Self.bigStream(url: stack.gateway + "/v1/chat/completions", prompt: "paused [[sim chunks=6000 chunk_size=4096]]") {
@@ -103,7 +105,7 @@ struct BackpressureTests {
             #expect(response.status == .ok)
             let (body, heldBack) = try await Self.read(response, within: .seconds(60), stack: stack) { iterator, body in
                 body = try #require(try await iterator.next())
-                try await Task.sleep(for: .milliseconds(1500))
+                try await Task.sleep(for: .milliseconds(2500))
                 return try #require(stack.recorder.entries.first).framesWritten
             }
             print("paused reader: the simulator wrote \(heldBack ?? 0) of 6,004 frames during the pause")
@@ -127,7 +129,7 @@ struct BackpressureTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let database = directory.path("backpressure.db")
-        let token = try OperationsTests.token("reader", database: database)
+        let token = try await OperationsTests.token("reader", database: database)
         let server = try await SluiceProcess.serve(database: database)
         defer { if server.process.isRunning { server.kill() } }
         let pid = server.process.processIdentifier

@@ -17,17 +17,29 @@ struct SluiceProcess {
     }
 
     /// Runs a CLI command to completion; returns its standard output.
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await Self.offPool {
+            let process = Process()
+            process.executableURL = Self.binary
+            process.arguments = arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// Runs blocking `work` (waiting for a child process) on a thread of its own. On a thread of the
+    /// task pool (two on a 2-core machine) a few such waits at once stalled every task of the test
+    /// process for seconds: the in-process simulators and gateways of the suites running beside,
+    /// whose upstream idle limits then fired, and the gateway's coarse timers.
+    static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
     }
 
     let process: Process
@@ -117,24 +129,24 @@ struct CrashRecoveryTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let database = directory.path("cli.db")
-        let created = try SluiceProcess.run(["token", "create", "--identity", "jane@corp", "--group", "engineering", "--ttl", "30d", "--db", database])
+        let created = try await SluiceProcess.run(["token", "create", "--identity", "jane@corp", "--group", "engineering", "--ttl", "30d", "--db", database])
         #expect(created.status == 0)
         let token = String(try #require(created.output.split(separator: "\n").last))
         #expect(token.hasPrefix("sk-sluice-"))
-        let json = try SluiceProcess.run(["token", "create", "--identity", "bot", "--ttl", "1h", "--json", "--db", database])
+        let json = try await SluiceProcess.run(["token", "create", "--identity", "bot", "--ttl", "1h", "--json", "--db", database])
         let lines = json.output.split(separator: "\n")
         #expect(lines.count == 2)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(String(lines[0]).utf8)) as? [String: Any])
         #expect(object["identity"] as? String == "bot")
         #expect(lines.last?.hasPrefix("sk-sluice-") == true)
-        let list = try SluiceProcess.run(["token", "list", "--db", database])
+        let list = try await SluiceProcess.run(["token", "list", "--db", database])
         #expect(list.output.contains("jane@corp"))
         #expect(list.output.contains(String(token.dropFirst("sk-sluice-".count).prefix(8))))
         #expect(!list.output.contains(token))
-        #expect(try SluiceProcess.run(["token", "revoke", "jane@corp", "--db", database]).status == 0)
-        #expect(try SluiceProcess.run(["token", "list", "--db", database]).output.contains("revoked"))
-        #expect(try SluiceProcess.run(["token", "revoke", "nobody", "--db", database]).status != 0)
-        #expect(try SluiceProcess.run(["token", "create", "--identity", "x", "--ttl", "soon", "--db", database]).status != 0)
+        #expect(try await SluiceProcess.run(["token", "revoke", "jane@corp", "--db", database]).status == 0)
+        #expect(try await SluiceProcess.run(["token", "list", "--db", database]).output.contains("revoked"))
+        #expect(try await SluiceProcess.run(["token", "revoke", "nobody", "--db", database]).status != 0)
+        #expect(try await SluiceProcess.run(["token", "create", "--identity", "x", "--ttl", "soon", "--db", database]).status != 0)
     }
 
     @Test(
@@ -147,7 +159,7 @@ struct CrashRecoveryTests {
         let database = directory.path("crash.db")
         var tokens: [String: String] = [:]
         for identity in ["alice", "bob", "carol"] {
-            let created = try SluiceProcess.run(["token", "create", "--identity", identity, "--group", "admins", "--ttl", "1d", "--db", database])
+            let created = try await SluiceProcess.run(["token", "create", "--identity", identity, "--group", "admins", "--ttl", "1d", "--db", database])
             tokens[identity] = String(try #require(created.output.split(separator: "\n").last))
         }
         let server = try await SluiceProcess.serve(database: database)
@@ -213,7 +225,7 @@ struct CrashRecoveryTests {
         }
         #expect(rows.count <= completed.started.withLock { $0 })
         // The CLI reads the ledger while the restarted server has the file open.
-        let usage = try SluiceProcess.run(["usage", "--by", "identity", "--since", "1d", "--db", database])
+        let usage = try await SluiceProcess.run(["usage", "--by", "identity", "--since", "1d", "--db", database])
         #expect(usage.status == 0)
         for identity in counts.keys { #expect(usage.output.contains(identity)) }
         #expect(usage.output.contains("REQUESTS"))

@@ -97,7 +97,7 @@ struct HostileInputTests {
         defer { directory.remove() }
         let database = directory.path("hostile.db")
         let config = directory.path("sluice.json")
-        let token = try OperationsTests.token("mallory", database: database)
+        let token = try await OperationsTests.token("mallory", database: database)
         // A config file without policies denies everything: give the built-in admin rule back.
         // requestBodySeconds 10, not less: under the whole suite on 2 cores, sending the 3 MB body of
         // 100,000 messages took over 2 s once, and the 33 MiB oversize body over 4 s (the server

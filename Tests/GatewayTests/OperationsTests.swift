@@ -11,8 +11,8 @@ import Testing
 /// Operations against the real `sluice` process: drain on SIGTERM, reload on SIGHUP, hostile input.
 @Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: SluiceProcess.binary.path), "run `swift build --product sluice` first"))
 struct OperationsTests {
-    static func token(_ identity: String, database: String) throws -> String {
-        let created = try SluiceProcess.run(["token", "create", "--identity", identity, "--group", "admins", "--ttl", "1d", "--db", database])
+    static func token(_ identity: String, database: String) async throws -> String {
+        let created = try await SluiceProcess.run(["token", "create", "--identity", identity, "--group", "admins", "--ttl", "1d", "--db", database])
         return String(try #require(created.output.split(separator: "\n").last))
     }
 
@@ -46,7 +46,7 @@ struct OperationsTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let database = directory.path("drain.db")
-        let token = try Self.token("drainer", database: database)
+        let token = try await Self.token("drainer", database: database)
         let server = try await SluiceProcess.serve(database: database, environment: ["SLUICE_DRAIN_SECONDS": "20"])
         defer { if server.process.isRunning { server.kill() } }
         var configuration = HTTPClient.Configuration()
@@ -89,7 +89,7 @@ struct OperationsTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let database = directory.path("pool.db")
-        let token = try Self.token("many", database: database)
+        let token = try await Self.token("many", database: database)
         let server = try await SluiceProcess.serve(database: database)
         defer { if server.process.isRunning { server.kill() } }
         var configuration = HTTPClient.Configuration()
@@ -127,7 +127,7 @@ struct OperationsTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let database = directory.path("expire.db")
-        let token = try Self.token("drainer", database: database)
+        let token = try await Self.token("drainer", database: database)
         let server = try await SluiceProcess.serve(database: database, environment: ["SLUICE_DRAIN_SECONDS": "1"])
         defer { if server.process.isRunning { server.kill() } }
         try await HTTPClient.withHTTPClient { client in
@@ -162,8 +162,8 @@ struct OperationsTests {
         let sonnet = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
         func write(_ text: String) throws { try Data(text.utf8).write(to: URL(fileURLWithPath: config)) }
         try write(#"{"models":{"aliases":{"fast":"\#(haiku)"}},"policies":[{"source":"group:admins"}]}"#)
-        let alice = try Self.token("alice", database: database)
-        let bob = try Self.token("bob", database: database)
+        let alice = try await Self.token("alice", database: database)
+        let bob = try await Self.token("bob", database: database)
         let server = try await SluiceProcess.serve(database: database, arguments: ["--config", config])
         defer { if server.process.isRunning { server.kill() } }
         try await HTTPClient.withHTTPClient { client in

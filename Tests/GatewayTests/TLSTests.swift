@@ -11,22 +11,25 @@ import Testing
 @Suite(.serialized)
 struct TLSTests {
     /// A self-signed certificate for 127.0.0.1, made with the openssl CLI in a temporary folder.
-    static func makeCertificate() throws -> TLSFiles {
+    static func makeCertificate() async throws -> TLSFiles {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificate = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certificate,
-            "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "openssl could not make a certificate")
+        let status = try await SluiceProcess.offPool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certificate,
+                "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            ]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        try #require(status == 0, "openssl could not make a certificate")
         return TLSFiles(certificateChainPath: certificate, privateKeyPath: key)
     }
 
@@ -48,7 +51,7 @@ struct TLSTests {
     }
 
     static func streamedChat(over version: HTTPClient.Configuration.HTTPVersion, expecting: HTTPVersion) async throws {
-        let files = try Self.makeCertificate()
+        let files = try await Self.makeCertificate()
         defer { Self.remove(files) }
         try await LiveStack.run(configure: { $0.server.tls = files }) { stack in
             var tls = TLSConfiguration.makeClientConfiguration()
@@ -81,7 +84,7 @@ struct TLSTests {
     /// passthrough over TLS (a proxy behind a path prefix, with a certificate of its own authority).
     @Test("an https upstream: TLS with the certificate checked against upstream.caFile (two requests); untrusted, 502 upstream_unreachable")
     func httpsUpstream() async throws {
-        let files = try Self.makeCertificate()
+        let files = try await Self.makeCertificate()
         defer { Self.remove(files) }
         try await LiveStack.run(configure: { $0.server.tls = files }) { front in
             for trusted in [true, false] {
@@ -114,8 +117,8 @@ struct TLSTests {
     }
 
     @Test("upstream.caFile must be a readable PEM file of certificates")
-    func caFileChecked() throws {
-        let files = try Self.makeCertificate()
+    func caFileChecked() async throws {
+        let files = try await Self.makeCertificate()
         defer { Self.remove(files) }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-ca-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -133,8 +136,8 @@ struct TLSTests {
     }
 
     @Test("unreadable TLS files stop start-up naming the key, never the key's contents")
-    func badFiles() throws {
-        let files = try Self.makeCertificate()
+    func badFiles() async throws {
+        let files = try await Self.makeCertificate()
         defer { Self.remove(files) }
         #expect(throws: ConfigurationError.self) {
             try makeServerBuilder(tls: TLSFiles(certificateChainPath: "/nonexistent.pem", privateKeyPath: files.privateKeyPath))
