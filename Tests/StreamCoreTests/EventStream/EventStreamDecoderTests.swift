@@ -7,10 +7,10 @@ struct EventStreamDecoderTests {
     // MARK: Chunking
 
     @Test("random valid streams decode identically for every chunking", arguments: 0..<12)
-    func randomStreamsAnyChunking(seed: UInt64) throws {
+    func randomStreamsAnyChunking(seed: UInt64) async throws {
         var rng = SeededGenerator(seed: 0xC0FFEE + seed)
         let (bytes, expected) = try randomStream(using: &rng, messageCount: 40, payloadSizes: 0...600)
-        let oneRead = decodeStream(bytes)
+        let oneRead = await decodeStream(bytes)
         #expect(oneRead.error == nil)
         #expect(oneRead.messages.map(ExpectedMessage.init) == expected, "seed \(seed)")
 
@@ -20,23 +20,25 @@ struct EventStreamDecoderTests {
             chunkings.append(Array(repeating: size, count: bytes.count / size + 1))
         }
         for _ in 0..<20 {
+            await Task.yield()  // see ``decodeStream(_:readSizes:limits:)``
             chunkings.append((0..<bytes.count).map { _ in Int.random(in: 0...300, using: &rng) })
         }
         for sizes in chunkings {
-            let outcome = decodeStream(bytes, readSizes: sizes)
+            let outcome = await decodeStream(bytes, readSizes: sizes)
             #expect(outcome.error == nil, "seed \(seed) sizes \(sizes.prefix(5))")
             #expect(outcome.messages.map(ExpectedMessage.init) == expected, "seed \(seed) sizes \(sizes.prefix(5))")
         }
     }
 
     @Test("every single split point of a stream gives the same messages")
-    func everySplitPoint() throws {
+    func everySplitPoint() async throws {
         var rng = SeededGenerator(seed: 99)
         let (bytes, expected) = try randomStream(using: &rng, messageCount: 4, payloadSizes: 0...120)
         for cut in 0...bytes.count {
+            await Task.yield()  // see ``decodeStream(_:readSizes:limits:)``
             for second in [cut, min(bytes.count, cut + 1), min(bytes.count, cut + 13)] {
                 let sizes = [cut, second - cut, Int.max]
-                let outcome = decodeStream(bytes, readSizes: sizes)
+                let outcome = await decodeStream(bytes, readSizes: sizes)
                 #expect(outcome.error == nil, "cut \(cut)")
                 #expect(outcome.messages.map(ExpectedMessage.init) == expected, "cut \(cut)/\(second)")
             }
@@ -44,7 +46,7 @@ struct EventStreamDecoderTests {
     }
 
     @Test("payloads up to 1 MiB decode in 1-byte, 4 KiB and random reads")
-    func largePayloads() throws {
+    func largePayloads() async throws {
         var rng = SeededGenerator(seed: 1_048_576)
         var (bytes, expected) = try randomStream(using: &rng, messageCount: 3, payloadSizes: 0...2000)
         let big = ByteBuffer(bytes: rng.bytes(1024 * 1024))
@@ -52,7 +54,7 @@ struct EventStreamDecoderTests {
         bytes += Array(try EventStreamEncoder.encode(headers: headers, payload: big).readableBytesView)
         expected.append(ExpectedMessage(headers: headers, payload: big))
         for sizes in [[Int.max], Array(repeating: 4096, count: bytes.count / 4096 + 1), Array(repeating: 1, count: bytes.count)] {
-            let outcome = decodeStream(bytes, readSizes: sizes)
+            let outcome = await decodeStream(bytes, readSizes: sizes)
             #expect(outcome.error == nil)
             #expect(outcome.messages.map(ExpectedMessage.init) == expected)
         }
@@ -61,16 +63,17 @@ struct EventStreamDecoderTests {
     // MARK: Corruption and truncation
 
     @Test("every single-bit flip anywhere in a frame is detected", arguments: [0, 1, 2])
-    func everyBitFlip(seed: UInt64) throws {
+    func everyBitFlip(seed: UInt64) async throws {
         var rng = SeededGenerator(seed: 0xB17 + seed)
         let headers = randomHeaders(using: &rng, maximumCount: 4)
         let payload = ByteBuffer(bytes: rng.bytes(Int.random(in: 0...200, using: &rng)))
         let frame = Array(try EventStreamEncoder.encode(headers: headers, payload: payload).readableBytesView)
         for byte in frame.indices {
+            await Task.yield()  // see ``decodeStream(_:readSizes:limits:)``
             for bit in 0..<8 {
                 var flipped = frame
                 flipped[byte] ^= 1 << bit
-                let outcome = decodeStream(flipped)
+                let outcome = await decodeStream(flipped)
                 #expect(outcome.messages.isEmpty, "flip byte \(byte) bit \(bit) gave a message")
                 let error = try #require(outcome.error, "flip byte \(byte) bit \(bit) undetected")
                 let expectedCode: EventStreamError.Code = byte < 12 ? .preludeChecksum : .messageChecksum
@@ -80,7 +83,7 @@ struct EventStreamDecoderTests {
     }
 
     @Test("truncation at every offset needs more data and never yields a wrong message")
-    func truncationAtEveryOffset() throws {
+    func truncationAtEveryOffset() async throws {
         var rng = SeededGenerator(seed: 0x7E)
         let (bytes, expected) = try randomStream(using: &rng, messageCount: 3, payloadSizes: 0...80)
         // Message ends, from the encoded lengths.
@@ -91,8 +94,9 @@ struct EventStreamDecoderTests {
             ends.append(offset)
         }
         for length in 0..<bytes.count {
+            await Task.yield()  // see ``decodeStream(_:readSizes:limits:)``
             for sizes in [[Int.max], Array(repeating: 1, count: length)] {
-                let outcome = decodeStream(Array(bytes[..<length]), readSizes: sizes)
+                let outcome = await decodeStream(Array(bytes[..<length]), readSizes: sizes)
                 let complete = ends.filter { $0 <= length }.count
                 #expect(outcome.messages.map(ExpectedMessage.init) == Array(expected.prefix(complete)), "length \(length)")
                 if ends.contains(length) || length == 0 {
@@ -341,14 +345,14 @@ struct EventStreamHeaderCountTests {
     }
 
     @Test("duplicate names are refused among few and among many headers", arguments: [1, 5, 15, 16, 17, 40, 300])
-    func duplicates(at position: Int) throws {
+    func duplicates(at position: Int) async throws {
         let unique = try EventStreamEncoder.encode(headers: self.headers(count: position + 5), payload: ByteBuffer())
-        let clean = decodeStream(Array(unique.readableBytesView))
+        let clean = await decodeStream(Array(unique.readableBytesView))
         #expect(clean.error == nil)
         #expect(clean.messages.first?.headers.count == position + 5)
 
         let repeated = try EventStreamEncoder.encode(headers: self.headers(count: position + 5, duplicateAt: position), payload: ByteBuffer())
-        let outcome = decodeStream(Array(repeated.readableBytesView))
+        let outcome = await decodeStream(Array(repeated.readableBytesView))
         let error = try #require(outcome.error)
         #expect(error.code == .headerMalformed)
         // Each bool record before the duplicate is 1 + name + 1 bytes; the error points at the duplicate.
@@ -357,7 +361,7 @@ struct EventStreamHeaderCountTests {
     }
 
     @Test("a header section is checked whenever its bytes differ from the last one that passed", arguments: [1, 2, 4])
-    func repeatedSectionsAreStillChecked(at position: Int) throws {
+    func repeatedSectionsAreStillChecked(at position: Int) async throws {
         // n0…n4 and n0,…,n0,… have header sections of the same length that differ in one name: the
         // decoder, which skips the checks for a section equal to the last good one, must see it.
         let good = try EventStreamEncoder.encode(headers: self.headers(count: 5), payload: ByteBuffer(string: "{}"))
@@ -365,7 +369,7 @@ struct EventStreamHeaderCountTests {
         #expect(good.readableBytes == bad.readableBytes)
         let stream = Array(repeating: Array(good.readableBytesView), count: 6).joined() + Array(bad.readableBytesView)
         for readSize in [1, 7, Int.max] {
-            let outcome = decodeStream(Array(stream), readSizes: repeatElement(readSize, count: .max))
+            let outcome = await decodeStream(Array(stream), readSizes: repeatElement(readSize, count: .max))
             #expect(outcome.messages.count == 6)
             #expect(outcome.messages.allSatisfy { $0.headers.count == 5 })
             let error = try #require(outcome.error)
@@ -375,13 +379,13 @@ struct EventStreamHeaderCountTests {
         // After a good frame, a different good section passes, and the first one again after it.
         let other = try EventStreamEncoder.encode(headers: self.headers(count: 3), payload: ByteBuffer())
         let mixed = Array(good.readableBytesView) + Array(other.readableBytesView) + Array(good.readableBytesView)
-        let outcome = decodeStream(mixed)
+        let outcome = await decodeStream(mixed)
         #expect(outcome.error == nil)
         #expect(outcome.messages.map(\.headers.count) == [5, 3, 5])
     }
 
     @Test("a 128 KiB header section of 2-byte names decodes (the duplicate check is not quadratic)")
-    func manyTinyHeaders() throws {
+    func manyTinyHeaders() async throws {
         var names: [EventStreamHeader] = []
         var size = 0
         var index = 0
@@ -392,7 +396,7 @@ struct EventStreamHeaderCountTests {
             index += 1
         }
         let frame = try EventStreamEncoder.encode(headers: names, payload: ByteBuffer())
-        let outcome = decodeStream(Array(frame.readableBytesView))
+        let outcome = await decodeStream(Array(frame.readableBytesView))
         #expect(outcome.error == nil)
         #expect(outcome.messages.first?.headers.count == names.count)
     }

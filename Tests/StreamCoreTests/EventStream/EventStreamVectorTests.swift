@@ -70,8 +70,8 @@ struct EventStreamVectorTests {
         .enabled(if: awsVectorsPresent, "../shared/eventstream-vectors is absent: AWS vectors skipped"),
         arguments: awsVectors
     )
-    func awsVector(_ vector: Vector) throws {
-        try self.check(vector)
+    func awsVector(_ vector: Vector) async throws {
+        try await self.check(vector)
     }
 
     @Test("our own vectors cover the same ground and more")
@@ -80,14 +80,14 @@ struct EventStreamVectorTests {
     }
 
     @Test("every one of our vectors gives its expected result", arguments: ownVectors)
-    func ownVector(_ vector: Vector) throws {
-        try self.check(vector)
+    func ownVector(_ vector: Vector) async throws {
+        try await self.check(vector)
     }
 
-    private func check(_ vector: Vector) throws {
+    private func check(_ vector: Vector) async throws {
         // Whole, byte by byte, and in 7-byte reads: the result must not depend on the chunking.
         for sizes in [[Int.max], Array(repeating: 1, count: vector.bytes.count), Array(repeating: 7, count: vector.bytes.count)] {
-            let outcome = decodeStream(vector.bytes, readSizes: sizes)
+            let outcome = await decodeStream(vector.bytes, readSizes: sizes)
             switch vector.expectation {
             case .messages(let data):
                 let json = try JSONSerialization.jsonObject(with: data)

@@ -42,15 +42,22 @@ struct DecodeOutcome {
 
 /// Feeds `bytes` to a fresh decoder in reads of the given sizes (the last read takes the rest), drains
 /// it after every read, then declares the end of the stream.
+///
+/// It lets other tasks run every thousand reads: a megabyte in 1-byte reads takes seconds in a debug
+/// build, and a task that long without a suspension holds one of the task pool's threads (as many as
+/// the machine has cores: two here), which every other test of the process needs, the in-process
+/// gateways and simulators whose time limits then fire included (every full run began with a
+/// 20-second stall of all tasks while two such tests ran).
 func decodeStream(
     _ bytes: [UInt8],
     readSizes: some Sequence<Int> = [Int.max],
     limits: EventStreamDecoder.Limits = .init()
-) -> DecodeOutcome {
+) async -> DecodeOutcome {
     var decoder = EventStreamDecoder(limits: limits)
     var messages: [EventStreamMessage] = []
     var offset = 0
     var sizes = readSizes.makeIterator()
+    var reads = 0
     do {
         while offset < bytes.count {
             let size = min(sizes.next() ?? Int.max, bytes.count - offset)
@@ -59,6 +66,8 @@ func decodeStream(
             while let message = try decoder.next() {
                 messages.append(message)
             }
+            reads += 1
+            if reads % 1000 == 0 { await Task.yield() }
         }
         try decoder.finish()
         return DecodeOutcome(messages: messages, error: nil)

@@ -378,19 +378,23 @@ struct ChatChunkTranslatorTests {
     ])
 
     @Test("the SSE output is identical for every split of the upstream bytes")
-    func everySplit() {
+    func everySplit() async {
         let options = ChatChunkTranslator.Options(id: "chatcmpl-test", created: 1_700_000_000, model: "m", includeUsage: true)
         let whole = translate(Self.mixedStream, options: options).sse
         #expect(whole.hasSuffix(done))
         let count = Self.mixedStream.readableBytes
         for size in [1, 2, 3, 7, 12, 13, 100, 1000] {
+            await Task.yield()
             #expect(translate(Self.mixedStream, options: options, readSizes: Array(repeating: size, count: count)).sse == whole, "reads of \(size)")
         }
         for cut in 0...count {
+            // A whole translation each, hundreds of them: let other tasks run (see `decodeStream`).
+            await Task.yield()
             #expect(translate(Self.mixedStream, options: options, readSizes: [cut, Int.max]).sse == whole, "cut at \(cut)")
         }
         var rng = SeededGenerator(seed: 31)
         for _ in 0..<50 {
+            await Task.yield()
             let sizes = (0..<count).map { _ in Int.random(in: 0...64, using: &rng) }
             #expect(translate(Self.mixedStream, options: options, readSizes: sizes).sse == whole)
         }

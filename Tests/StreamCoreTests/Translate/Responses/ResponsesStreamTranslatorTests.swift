@@ -442,7 +442,7 @@ struct ResponsesStreamTranslatorTests {
     ])
 
     @Test("the SSE output is identical for every split of the upstream bytes")
-    func everySplit() throws {
+    func everySplit() async throws {
         var options = G.options
         options.sealer = TestSealer()
         let whole = translateResponses(Self.mixedStream, options: options).sse
@@ -450,13 +450,17 @@ struct ResponsesStreamTranslatorTests {
         try checkEvents(whole)
         let count = Self.mixedStream.readableBytes
         for size in [1, 2, 3, 7, 12, 13, 100, 1000] {
+            await Task.yield()
             #expect(translateResponses(Self.mixedStream, options: options, readSizes: Array(repeating: size, count: count)).sse == whole, "reads of \(size)")
         }
         for cut in 0...count {
+            // A whole translation each, hundreds of them: let other tasks run (see `decodeStream`).
+            await Task.yield()
             #expect(translateResponses(Self.mixedStream, options: options, readSizes: [cut, Int.max]).sse == whole, "cut at \(cut)")
         }
         var rng = SeededGenerator(seed: 47)
         for _ in 0..<50 {
+            await Task.yield()
             let sizes = (0..<count).map { _ in Int.random(in: 0...64, using: &rng) }
             #expect(translateResponses(Self.mixedStream, options: options, readSizes: sizes).sse == whole)
         }
