@@ -32,10 +32,11 @@ struct SluiceProcess {
         }
     }
 
-    /// Runs blocking `work` (waiting for a child process) on a thread of its own. On a thread of the
-    /// task pool (two on a 2-core machine) a few such waits at once stalled every task of the test
-    /// process for seconds: the in-process simulators and gateways of the suites running beside,
-    /// whose upstream idle limits then fired, and the gateway's coarse timers.
+    /// Runs blocking `work` (waiting for a child process) on a thread of its own. On the task pool it
+    /// would hold one of its threads (as many as cores: two here) for as long as the child runs, and
+    /// the in-process gateways and simulators of the suites running beside need them: a pool with
+    /// no thread free runs none of their tasks, while their time limits still fire on NIO's loops
+    /// (see `decodeStream` in StreamCoreTests for what that did).
     static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()
