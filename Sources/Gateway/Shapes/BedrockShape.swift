@@ -126,8 +126,8 @@ package enum BedrockTarget: Equatable, Sendable {
     }
 
     private static func parse(_ path: Slice<UnsafeBufferPointer<UInt8>>) -> BedrockTarget? {
-        guard let prefix = path.firstRange(of: "/bedrock".utf8) else { return nil }
-        var rest = path[prefix.upperBound...]
+        guard let prefixEnd = endOfFirst("/bedrock", in: path) else { return nil }
+        var rest = path[prefixEnd...]
         if let query = rest.firstIndex(of: UInt8(ascii: "?")) { rest = rest[..<query] }
         while rest.first == UInt8(ascii: "/") { rest = rest.dropFirst() }
         /// `rest` after `prefix`, or `nil` when it does not start with it.
@@ -147,6 +147,22 @@ package enum BedrockTarget: Equatable, Sendable {
         if let tail = after("inference-profiles/") {
             guard let id = percentDecodePathSegment(tail), !id.isEmpty else { return nil }
             return .inferenceProfile(id: id)
+        }
+        return nil
+    }
+}
+
+/// The index just past the first occurrence of `needle` in `bytes`. A plain loop: the standard
+/// library's `firstRange(of:)` on these slices runs unspecialized through `_StringProcessing`'s
+/// Z-algorithm (arrays and type metadata built per call): ~6 % of a `/bedrock` request's task in a profile.
+private func endOfFirst(_ needle: StaticString, in bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
+    needle.withUTF8Buffer { needle -> Int? in
+        guard let first = needle.first, bytes.count >= needle.count else { return nil }
+        var start = bytes.startIndex
+        let last = bytes.endIndex - needle.count
+        while start <= last {
+            if bytes[start] == first, bytes[start..<(start + needle.count)].elementsEqual(needle) { return start + needle.count }
+            start += 1
         }
         return nil
     }
