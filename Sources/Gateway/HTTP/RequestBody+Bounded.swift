@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// Why a request body was not received.
 enum BodyFailure: Error {
@@ -34,45 +35,81 @@ extension Request {
     /// for `Connection: close`) then reads the 413 instead of a reset, and does not wait for the
     /// idle timeout. Past the drain allowance the connection is closed.
     func collectBody(upTo limit: Int, timeout: Duration, drain: Int) async throws(BodyFailure) -> ByteBuffer {
-        let body = self.body
-        let result = await withTaskGroup(of: Result<ByteBuffer, BodyFailure>?.self) { group in
-            group.addTask {
-                var collected = ByteBuffer()
-                var overBy = -1
-                do {
-                    // The body can be iterated once: the same loop collects, then drains.
-                    for try await part in body {
-                        if overBy < 0 {
-                            if collected.readableBytes + part.readableBytes <= limit {
-                                collected.writeImmutableBuffer(part)
-                                continue
-                            }
-                            overBy = 0
-                            collected = ByteBuffer()
-                        }
-                        overBy += part.readableBytes
-                        if overBy > drain { break }
+        // In this task, not in a child task beside a timer's: the two tasks, their group and the
+        // timer's wake-up were five of the thirteen task switches of a whole streamed request. The
+        // time limit cancels this task instead, which ends the body's iteration as cancelling the
+        // child did; the request then only answers with the error, which no cancellation stops.
+        let bound = TimeLimit()
+        withUnsafeCurrentTask { bound.arm($0) }
+        let timer = Deadlines.shared.schedule(at: .now + timeout) { bound.expire() }
+        var collected = ByteBuffer()
+        var overBy = -1
+        var failed = false
+        do {
+            // The body can be iterated once: the same loop collects, then drains.
+            for try await part in self.body {
+                if overBy < 0 {
+                    if collected.readableBytes + part.readableBytes <= limit {
+                        collected.writeImmutableBuffer(part)
+                        continue
                     }
-                } catch {
-                    // Cancelled by the timeout: the other child reports it.
-                    return Task.isCancelled ? nil : .failure(overBy >= 0 ? .tooLarge : .timedOut)
+                    overBy = 0
+                    collected = ByteBuffer()
                 }
-                return overBy >= 0 ? .failure(.tooLarge) : .success(collected)
+                overBy += part.readableBytes
+                if overBy > drain { break }
             }
-            group.addTask {
-                // Not `Task.sleep`: see ``Deadlines``.
-                await Deadlines.shared.wait(until: .now + timeout) ? .failure(.timedOut) : nil
-            }
-            var outcome: Result<ByteBuffer, BodyFailure> = .failure(.timedOut)
-            while let next = await group.next() {
-                if let next {
-                    outcome = next
-                    break
-                }
-            }
-            group.cancelAll()
-            return outcome
+        } catch {
+            failed = true
         }
-        return try result.get()
+        Deadlines.shared.cancel(timer)
+        // A cancelled iteration may end as if the body had: a cancelled task has no whole body.
+        if bound.finish() || Task.isCancelled { throw .timedOut }
+        if overBy >= 0 { throw .tooLarge }
+        if failed { throw .timedOut }
+        return collected
+    }
+}
+
+/// A body's time limit: when it passes while the body is still being read, the reading task is
+/// cancelled. Its lock keeps the task alive while it is cancelled: the task takes the same lock
+/// (``finish()``) before it leaves the body, so it cannot have ended meanwhile.
+private final class TimeLimit: Sendable {
+    /// The reading task, used only under the lock and while it reads (see above).
+    private struct Reader: @unchecked Sendable {
+        let task: UnsafeCurrentTask
+    }
+
+    private enum State: Sendable {
+        case idle
+        case reading(Reader)
+        case expired
+        case finished
+    }
+
+    private let state = Mutex(State.idle)
+
+    func arm(_ task: UnsafeCurrentTask?) {
+        guard let task else { return }
+        self.state.withLock { state in
+            if case .idle = state { state = .reading(Reader(task: task)) }
+        }
+    }
+
+    func expire() {
+        self.state.withLock { state in
+            if case .reading(let reader) = state { reader.task.cancel() }
+            if case .finished = state { return }
+            state = .expired
+        }
+    }
+
+    /// Whether the limit passed before the body was read.
+    func finish() -> Bool {
+        self.state.withLock { state in
+            let expired = if case .expired = state { true } else { false }
+            state = .finished
+            return expired
+        }
     }
 }
