@@ -46,17 +46,10 @@ package struct Ledger: Sendable {
     func write(_ record: UsageRecord) async -> Written {
         if self.backlog.isBacklogged { return self.queue(record, StoreUnavailable()) }
         let store = self.store
-        let result = await BoundedWait<Result<Void, any Error>>.value(
-            of: { () async -> Result<Void, any Error> in
-                do {
-                    try await store.recordUsage(record)
-                    return .success(())
-                } catch {
-                    return .failure(error)
-                }
-            },
-            within: Self.writeWait
-        )
+        // Handed to the store's group commit, which says when the row is durable: no task per row.
+        let result = await BoundedWait<Result<Void, any Error>>.value(within: Self.writeWait) { finish in
+            store.recordUsage(record, then: finish)
+        }
         switch result {
         case .success?: return .stored
         case .failure(let error)?: return self.queue(record, error)

@@ -105,18 +105,26 @@ package struct LedgerFlusher: Service {
     }
 }
 
-/// The value of some work if it comes within a time limit, else `nil`. The work is an unstructured
-/// task that runs on, unawaited, past the limit (a task group would wait for it, and a store write
-/// does not stop when cancelled); the timer is cancelled as soon as the work wins, so no timer
-/// outlives its request.
+/// The value of some work if it comes within a time limit, else `nil`. The work runs on, unawaited,
+/// past the limit (an unstructured task, or work that reports through a callback: a task group
+/// would wait for it, and a store write does not stop when cancelled); the timer is cancelled as
+/// soon as the work wins, so no timer outlives its request.
 enum BoundedWait<Value: Sendable> {
     static func value(of work: @escaping @Sendable () async -> Value, within limit: Duration) async -> Value? {
+        await self.value(within: limit) { finish in
+            Task { finish(await work()) }
+        }
+    }
+
+    /// The same for work that is started by `start` and says it is done by calling the function it
+    /// is given (once): no task of its own when the work needs none.
+    static func value(within limit: Duration, start: (@escaping @Sendable (Value) -> Void) -> Void) async -> Value? {
         await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
             let once = Once(continuation)
             // After the work's value this is ignored. Not a `Task.sleep`: see ``Deadlines``.
             let timer = Deadlines.shared.schedule(at: .now + limit) { once.finish(nil) }
-            Task {
-                once.finish(await work())
+            start { value in
+                once.finish(value)
                 Deadlines.shared.cancel(timer)
             }
         }

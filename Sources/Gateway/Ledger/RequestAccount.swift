@@ -104,8 +104,9 @@ package struct RequestAccount: Sendable {
             upstream: self.upstream?.name
         )
         // The write happens even when the client's disconnect has cancelled this task (the SQLite
-        // thread pool drops cancelled work): ``Ledger/write(_:)`` calls the store from a task of its
-        // own (``BoundedWait``), which does not inherit the cancellation; this one only waits.
+        // thread pool drops cancelled work): ``Ledger/write(_:)`` hands the row to the store's group
+        // commit, whose writer is a task of its own that does not inherit the cancellation; this one
+        // only waits.
         let written = await self.ledger.write(record)
         var line = AuditLine(event: "response")
         self.describe(into: &line)

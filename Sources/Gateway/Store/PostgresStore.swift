@@ -389,6 +389,10 @@ package final class PostgresStore: Store {
         try await self.usageRows.commit(record) { try await self.insert($0) }
     }
 
+    package func recordUsage(_ record: UsageRecord, then done: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        self.usageRows.submit(record, write: { try await self.insert($0) }, done: done)
+    }
+
     private func insert(_ records: [UsageRecord]) async throws {
         var binds = PostgresBindings(capacity: records.count * 19)
         var values: [String] = []

@@ -262,6 +262,10 @@ package final class SQLiteStore: Store {
         try await self.usageRows.commit(record) { try await self.insert($0) }
     }
 
+    package func recordUsage(_ record: UsageRecord, then done: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        self.usageRows.submit(record, write: { try await self.insert($0) }, done: done)
+    }
+
     /// Rows per statement: 19 parameters each, far under SQLite's 32,766.
     private let usageRows = GroupCommit<UsageRecord>(maximumBatch: 200)
 

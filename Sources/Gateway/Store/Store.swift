@@ -26,6 +26,10 @@ package protocol Store: Sendable {
     /// Appends one row to the usage ledger; durable (fsynced) when this returns. A row whose
     /// ``UsageRecord/rowKey`` is already stored is not stored again.
     func recordUsage(_ record: UsageRecord) async throws
+    /// The same, for a caller that waits on its own terms: starts the write and returns; `done` is
+    /// called once when the row is durable, or with the error. (The default runs ``recordUsage(_:)``
+    /// in a task; the stores' own hand the row to their group commit.)
+    func recordUsage(_ record: UsageRecord, then done: @escaping @Sendable (Result<Void, any Error>) -> Void)
     /// Ledger rows at or after `since`, oldest first.
     func usage(since: Date) async throws -> [UsageRecord]
     /// The ledger at or after `since` summed in the database per identity, group list, model and
@@ -41,6 +45,19 @@ package protocol Store: Sendable {
     /// The kept response with this id when it belongs to `identity` and has not expired at `now`.
     func storedResponse(id: String, identity: String, at now: Date) async throws -> StoredResponse?
     func close() async throws
+}
+
+extension Store {
+    package func recordUsage(_ record: UsageRecord, then done: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        Task {
+            do {
+                try await self.recordUsage(record)
+                done(.success(()))
+            } catch {
+                done(.failure(error))
+            }
+        }
+    }
 }
 
 /// A store that can say at once that tokens changed (PostgreSQL's `LISTEN`), so a replica reloads its
