@@ -122,6 +122,11 @@ struct DeadlinesTests {
             #expect(elapsed >= .seconds(1))
             // Without the limit no 408 would come: the client idle limit (30 s) closes the connection.
             #expect(elapsed < .seconds(25), "the 408 came \(elapsed) after the request started")
+            // The limit cancels the request's task (it reads the body itself); the refusal is still
+            // recorded, before the answer.
+            let rows = try await stack.store.usage(since: .distantPast)
+            #expect(rows.map(\.status) == [408])
+            #expect(rows.first?.finishReason == "request_body_timeout")
         }
     }
 }
