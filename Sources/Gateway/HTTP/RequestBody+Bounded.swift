@@ -36,7 +36,7 @@ extension Request {
     /// idle timeout. Past the drain allowance the connection is closed.
     func collectBody(upTo limit: Int, timeout: Duration, drain: Int) async throws(BodyFailure) -> ByteBuffer {
         // In this task, not in a child task beside a timer's: the two tasks, their group and the
-        // timer's wake-up were five of the thirteen task switches of a whole streamed request. The
+        // timer's wake-up were five of the ~13 task switches of a whole streamed request. The
         // time limit cancels this task instead, which ends the body's iteration as cancelling the
         // child did; the request then only answers with the error, which no cancellation stops.
         let bound = TimeLimit()
