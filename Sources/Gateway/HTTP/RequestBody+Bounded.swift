@@ -39,8 +39,7 @@ extension Request {
         // timer's wake-up were five of the ~13 task switches of a whole streamed request. The
         // time limit cancels this task instead, which ends the body's iteration as cancelling the
         // child did; the request then only answers with the error, which no cancellation stops.
-        let bound = TimeLimit()
-        withUnsafeCurrentTask { bound.arm($0) }
+        let bound = withUnsafeCurrentTask { TimeLimit(reading: $0) }
         let timer = Deadlines.shared.schedule(at: .now + timeout) { bound.expire() }
         var collected = ByteBuffer()
         var overBy = -1
@@ -81,25 +80,21 @@ private final class TimeLimit: Sendable {
     }
 
     private enum State: Sendable {
-        case idle
-        case reading(Reader)
+        case reading(Reader?)
         case expired
         case finished
     }
 
-    private let state = Mutex(State.idle)
+    private let state: Mutex<State>
 
-    func arm(_ task: UnsafeCurrentTask?) {
-        guard let task else { return }
-        self.state.withLock { state in
-            if case .idle = state { state = .reading(Reader(task: task)) }
-        }
+    init(reading task: UnsafeCurrentTask?) {
+        self.state = Mutex(.reading(task.map(Reader.init)))
     }
 
     func expire() {
         self.state.withLock { state in
-            if case .reading(let reader) = state { reader.task.cancel() }
-            if case .finished = state { return }
+            guard case .reading(let reader) = state else { return }
+            reader?.task.cancel()
             state = .expired
         }
     }
