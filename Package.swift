@@ -177,8 +177,9 @@ let package = Package(
 )
 
 // The load generator links libcurl (`libcurl4-openssl-dev`), which neither the server nor the tests need;
-// it exists only when SLUICE_LOAD is set (README: Load through the real gateway). `.ci/run`,
-// Benchmarks/run-load.sh and the end-to-end suite's load tests build it that way.
+// it exists only when SLUICE_LOAD is set (README: Load through the real gateway), and so does the wire
+// benchmark's NIO floor. `.ci/run`, Benchmarks/run-load.sh and the end-to-end suite's load tests build
+// it that way.
 if environment["SLUICE_LOAD"] != nil {
     package.products.append(.executable(name: "sluice-load", targets: ["sluice-load"]))
     package.targets += [
@@ -196,6 +197,18 @@ if environment["SLUICE_LOAD"] != nil {
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // SwiftNIO's own floor for the wire path: bare HTTP/1.1 relays with no task, no auth, no
+        // decoding, beside nginx and Sluice in Benchmarks/wire.sh.
+        .executableTarget(
+            name: "sluice-wire-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tools/WireFloor",
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The wire path against a real reference, in one run: the same load (sluice-load, an independent C
 # HTTP stack) goes to the Bedrock simulator directly, through nginx as a plain relay (no CRC, no
-# auth, no translation), and through Sluice's /bedrock passthrough and its OpenAI translation. The
-# table says what each relay adds per chunk and to the first byte, and what it costs in CPU per
-# relayed chunk and in memory per open stream.
+# auth, no translation), through SwiftNIO's floor (Tools/WireFloor: a bare relay on NIO's HTTP codecs,
+# and one that forwards the upstream's bytes unparsed; no task, no auth, no decoding), and through
+# Sluice's /bedrock passthrough and its OpenAI translation. The table says what each relay adds per
+# chunk and to the first byte, and what it costs in CPU per relayed chunk and in memory per open stream.
 #
 #   bash Benchmarks/wire.sh
 #
@@ -27,6 +28,11 @@ command -v nginx > /dev/null || { echo "nginx is not installed (apt-get install 
 
 source Benchmarks/common.sh
 bench_start wire
+if [[ "${SKIP_BUILD:-}" != 1 ]]; then
+    SLUICE_LOAD=1 swift build -c release --scratch-path "${SCRATCH:-.build-release}" --product sluice-wire-floor >&2
+fi
+floor="${FLOOR_BIN:-$PWD/${SCRATCH:-.build-release}/release/sluice-wire-floor}"
+[[ -x "$floor" ]] || { echo "missing $floor" >&2; exit 2; }
 bench_cleanup_extra() { [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
 
 sim_port="$(free_port)"
@@ -63,6 +69,19 @@ http {
 EOF
 nginx -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' 2> "$work/nginx/stderr.log" &
 pids+=("$!")
+
+# NIO's floor, two event loops (one per core, as nginx's workers): on NIO's HTTP codecs, and raw.
+floor_port="$(free_port)"
+"$floor" "$floor_port" "$sim_port" 2 > "$work/floor.log" 2>&1 &
+floor_pid=$!
+pids+=("$floor_pid")
+raw_port="$(free_port)"
+"$floor" "$raw_port" "$sim_port" 2 raw > "$work/floor-raw.log" 2>&1 &
+raw_pid=$!
+pids+=("$raw_pid")
+for port in "$floor_port" "$raw_port"; do
+    for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2> /dev/null && break; sleep 0.1; done
+done
 
 token="$("${server_env[@]}" "$sluice" token create --identity wire --group admins --ttl 1d --db "$work/sluice.db" | tail -n 1)"
 gw_port=""
@@ -133,10 +152,14 @@ for pair in $runs; do
     c="${pair%%:*}"; n="${pair##*:}"
     ramp=$(( c >= 1000 ? 2 : 0 ))
     common=(--concurrency "$c" --requests "$n" --ramp-up "$ramp" --scenario "$scenario" --timeout 120)
-    echo "== $c concurrent streams, $n streams: direct, nginx, sluice /bedrock, sluice OpenAI" >&2
+    echo "== $c concurrent streams, $n streams: direct, nginx, NIO relay, NIO raw bytes, sluice /bedrock, sluice OpenAI" >&2
     measure "direct-$c" "" --direct --url "http://127.0.0.1:$sim_port" "${common[@]}"
     warm_up --direct --url "http://127.0.0.1:$nginx_port"
     measure "nginx-$c" "$(nginx_pids)" --direct --url "http://127.0.0.1:$nginx_port" "${common[@]}"
+    warm_up --direct --url "http://127.0.0.1:$floor_port"
+    measure "floor-$c" "$floor_pid" --direct --url "http://127.0.0.1:$floor_port" "${common[@]}"
+    warm_up --direct --url "http://127.0.0.1:$raw_port"
+    measure "raw-$c" "$raw_pid" --direct --url "http://127.0.0.1:$raw_port" "${common[@]}"
     fresh_gateway
     warm_up --url "http://127.0.0.1:$gw_port" --route bedrock
     measure "bedrock-$c" "$gw_pid" --url "http://127.0.0.1:$gw_port" --route bedrock "${common[@]}"
@@ -161,7 +184,7 @@ for pair in runs:
     c = pair.split(":")[0]
     direct = load(f"direct-{c}")
     nginx_cpu = None
-    for path, label in (("nginx", "nginx"), ("bedrock", "sluice /bedrock"), ("openai", "sluice openai")):
+    for path, label in (("nginx", "nginx"), ("floor", "NIO relay"), ("raw", "NIO raw bytes"), ("bedrock", "sluice /bedrock"), ("openai", "sluice openai")):
         report = load(f"{path}-{c}")
         used, before, peak = server(f"{path}-{c}")
         relayed = report["streamsOK"] * report["expectedChunksPerStream"]
@@ -179,6 +202,8 @@ for pair in runs:
         for kind, count in sorted(report["errors"].items()):
             print(f"{'':>25} error {kind}: {count} ({report['errorSamples'].get(kind, '')[:100]})")
 print()
+print("NIO relay / NIO raw bytes: Tools/WireFloor, SwiftNIO with nothing above it (no task, no auth, no")
+print("decoding): on NIO's HTTP codecs, and forwarding the upstream's bytes unparsed. The floor for any relay on NIO.")
 print("+ = added over the simulator reached directly in the same run (chunk latency: arrival − the")
 print("simulator's send stamp). CPU/chunk: the relay's user+system CPU during the run / chunks relayed")
 print("(streams × chunks per stream). KiB/stream: the relay's peak RSS during the run − its RSS before, / streams;")
