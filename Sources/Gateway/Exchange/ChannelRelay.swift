@@ -71,9 +71,25 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         _ call: UpstreamCall, into channel: any Channel, processor makeProcessor: @escaping @Sendable () -> Processor,
         deadline: ContinuousClock.Instant, observer: StreamObserver, logger: Logger
     ) async -> Ended {
-        let loop = channel.eventLoop
-        let done = loop.makePromise(of: Ended.self)
-        loop.execute {
+        let done = channel.eventLoop.makePromise(of: Ended.self)
+        Self.start(call, into: channel, processor: makeProcessor, deadline: deadline, observer: observer, logger: logger, done: done)
+        return await withTaskCancellationHandler {
+            // `done` is always succeeded (the relay ends by one of its callbacks).
+            (try? await done.futureResult.get()) ?? Ended(outcome: StreamOutcome(meter: StreamMeter(), disconnected: true), processor: makeProcessor())
+        } onCancel: {
+            // The server is ending the connection's task: the upstream request ends with it.
+            call.cancel()
+        }
+    }
+
+    /// Starts relaying `call`'s body into `channel` (whose loop is the call's); `done` is succeeded,
+    /// on the loop, when the stream has ended, however it ended. No task waits meanwhile (the
+    /// loop-served HTTP/1 connection's streams, ``DetachedEnding``).
+    static func start(
+        _ call: UpstreamCall, into channel: any Channel, processor makeProcessor: @escaping @Sendable () -> Processor,
+        deadline: ContinuousClock.Instant, observer: StreamObserver, logger: Logger, done: EventLoopPromise<Ended>
+    ) {
+        channel.eventLoop.execute {
             var run = StreamRun(makeProcessor(), deadline: deadline, observer: observer, logger: logger)
             let pipeline = channel.pipeline.syncOperations
             // HTTP/1: Hummingbird's responses go through NIOHTTPTypes, which makes every one HTTP/1.1,
@@ -92,13 +108,6 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
             }
             // Even when it already finished: the call then drops what it holds.
             call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }, readComplete: { relay.flush() }))
-        }
-        return await withTaskCancellationHandler {
-            // `done` is always succeeded (the relay ends by one of its callbacks).
-            (try? await done.futureResult.get()) ?? Ended(outcome: StreamOutcome(meter: StreamMeter(), disconnected: true), processor: makeProcessor())
-        } onCancel: {
-            // The server is ending the connection's task: the upstream request ends with it.
-            call.cancel()
         }
     }
 

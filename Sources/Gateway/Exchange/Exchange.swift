@@ -218,9 +218,23 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
         let upstream = UnclaimedCall(answered.call)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let ended = await ChannelRelay.relay(
-                upstream.claim(), into: channel, processor: { shape.makeProcessor(request) }, deadline: deadline, observer: observer, logger: logger
-            )
+            let processor: @Sendable () -> Shape.Processor = { shape.makeProcessor(request) }
+            // Where the response's end can come later from elsewhere, no task waits for the stream:
+            // its end is recorded in a task of its own (the request's task and its frames would
+            // otherwise stay allocated for the stream's whole life).
+            if let detached = writer as? any DetachedEnding {
+                let done = channel.eventLoop.makePromise(of: ChannelRelay<Shape.Processor>.Ended.self)
+                done.futureResult.whenSuccess { ended in
+                    Task {
+                        await finalAccount.finish(ended.outcome)
+                        await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
+                        await detached.end(disconnected: ended.outcome.disconnected)
+                    }
+                }
+                ChannelRelay.start(upstream.claim(), into: channel, processor: processor, deadline: deadline, observer: observer, logger: logger, done: done)
+                return
+            }
+            let ended = await ChannelRelay.relay(upstream.claim(), into: channel, processor: processor, deadline: deadline, observer: observer, logger: logger)
             await finalAccount.finish(ended.outcome)
             await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
             if ended.outcome.disconnected { throw CancellationError() }

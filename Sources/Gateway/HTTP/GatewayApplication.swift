@@ -1,6 +1,6 @@
 import Foundation
 package import Hummingbird
-package import HummingbirdCore
+import HummingbirdCore
 package import Logging
 import NIOCore
 import StreamCore
@@ -21,7 +21,7 @@ package func buildGatewayApplication(
     configuration: GatewayConfiguration,
     upstreams: Upstreams,
     access: GatewayAccess,
-    server: HTTPServerBuilder? = nil,
+    server: ServerTransport? = nil,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -133,9 +133,10 @@ package func buildGatewayApplication(
         }
         return MetricsRoute.render(access, upstreams: upstreams)
     }
+    let responder = PreparedInChildTask(router.buildResponder())
     return Application(
-        responder: PreparedInChildTask(router.buildResponder()),
-        server: server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle),
+        responder: responder,
+        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle)).builder(for: responder),
         // A backlog of 4,096: a burst of new connections (coding tools opening streams together, a
         // load test) overflowed the default 256 and the kernel dropped them.
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice", backlog: 4096),

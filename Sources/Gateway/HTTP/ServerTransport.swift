@@ -1,3 +1,5 @@
+import Foundation
+import Hummingbird
 package import HummingbirdCore
 import HummingbirdHTTP2
 import NIOCore
@@ -17,11 +19,30 @@ package struct TLSFiles: Sendable, Equatable {
     }
 }
 
+/// How the server speaks on its socket.
+package enum ServerTransport: Sendable {
+    /// Plain HTTP/1.1 (keep-alive), served from the event loops (``LoopHTTP1Channel``).
+    case http1(HTTP1Channel.Configuration)
+    /// A Hummingbird channel: TLS with ALPN (HTTP/2 or HTTP/1.1), or plain HTTP/1.1 through
+    /// Hummingbird's own `HTTP1Channel` (`SLUICE_HTTP1_CHANNEL=hummingbird`, for comparisons).
+    case hummingbird(HTTPServerBuilder)
+
+    /// The server for the application's responder.
+    func builder<Responder: HTTPResponder>(for responder: Responder) -> HTTPServerBuilder where Responder.Context == GatewayRequestContext {
+        switch self {
+        case .http1(let configuration):
+            HTTPServerBuilder { _ in SmallReads(LoopHTTP1Channel(responder: responder, configuration: configuration, serverName: "sluice")) }
+        case .hummingbird(let builder):
+            builder
+        }
+    }
+}
+
 /// How the server speaks on its socket: plain HTTP/1.1 (keep-alive), or with `server.tls` TLS with
 /// ALPN, where clients that offer `h2` get HTTP/2 and the rest HTTP/1.1.
 ///
 /// - Throws: ``ConfigurationError`` naming the file that cannot be read or parsed.
-package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(30)) throws -> HTTPServerBuilder {
+package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(30)) throws -> ServerTransport {
     guard let tls else { return makeHTTP1ServerBuilder(clientIdle: clientIdle) }
     let http1 = makeHTTP1Configuration(clientIdle: clientIdle)
     let certificates: [NIOSSLCertificate]
@@ -47,13 +68,13 @@ package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(3
         // Built once here so that a certificate and key that do not belong together stop start-up
         // naming the files; the server builds its own below.
         _ = try HTTP2UpgradeChannel(tlsConfiguration: configuration, responder: { _, _, _ in })
-        return HTTPServerBuilder { responder in
+        return .hummingbird(HTTPServerBuilder { responder in
             SmallReads(ResetFilteringHTTP2Channel(
                 upgrade: try HTTP2UpgradeChannel(
                     tlsConfiguration: configuration, configuration: .init(idleTimeout: clientIdle, streamConfiguration: http1), responder: responder
                 )
             ))
-        }
+        })
     } catch {
         throw ConfigurationError(source: tls.certificateChainPath, key: "server.tls", problem: "the certificate and key cannot be used together")
     }
@@ -109,9 +130,12 @@ struct SmallReads<Inner: ServerChildChannel>: ServerChildChannel {
 }
 
 /// Plain HTTP/1.1 (keep-alive), with ``ReceiveBuffers``' reads.
-package func makeHTTP1ServerBuilder(clientIdle: Duration) -> HTTPServerBuilder {
+package func makeHTTP1ServerBuilder(clientIdle: Duration) -> ServerTransport {
     let http1 = makeHTTP1Configuration(clientIdle: clientIdle)
-    return HTTPServerBuilder { responder in SmallReads(HTTP1Channel(responder: responder, configuration: http1)) }
+    if ProcessInfo.processInfo.environment["SLUICE_HTTP1_CHANNEL"] == "hummingbird" {
+        return .hummingbird(HTTPServerBuilder { responder in SmallReads(HTTP1Channel(responder: responder, configuration: http1)) })
+    }
+    return .http1(http1)
 }
 
 /// HTTP/1.1 settings against hostile clients: a connection that sends nothing for `clientIdle`
