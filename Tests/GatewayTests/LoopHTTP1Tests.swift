@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// The plain HTTP/1.1 connection served from the event loops (`LoopHTTP1Channel`), on the real
+/// binary, with what HTTP clients rarely send: pipelined requests, bytes that are not HTTP, and a
+/// body that goes on after its answer.
+@Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: SluiceProcess.binary.path), "run `swift build --product sluice` first"))
+struct LoopHTTP1Tests {
+    static func count(_ needle: String, in text: String) -> Int {
+        text.components(separatedBy: needle).count - 1
+    }
+
+    @Test("pipelined requests are answered in order, each after the one before; a Connection: close request's answer closes the connection")
+    func pipelined() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await SluiceProcess.serve(database: directory.path("pipelined.db"))
+        defer { if server.process.isRunning { server.kill() } }
+
+        let connection = try RawConnection(port: server.port)
+        // Three requests in one write: two health checks and a refused chat request with a body.
+        let body = #"{"model":"m","messages":[]}"#
+        #expect(connection.send(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n\(body)"
+        ))
+        let (text, closed) = await connection.receive(for: .seconds(10))
+        #expect(Self.count("HTTP/1.1 200 OK", in: text) == 2)
+        #expect(Self.count("HTTP/1.1 401 Unauthorized", in: text) == 1)
+        // In the order asked: both health checks before the refusal.
+        let refusal = try #require(text.range(of: "HTTP/1.1 401"))
+        #expect(text.range(of: "HTTP/1.1 200 OK", options: .backwards).map { $0.lowerBound < refusal.lowerBound } == true)
+        #expect(text.contains("invalid_api_key"))
+        #expect(closed, "the connection stays open after a Connection: close request was answered")
+    }
+
+    @Test("bytes that are not HTTP get a 400 and the connection is closed; the server goes on answering")
+    func notHTTP() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await SluiceProcess.serve(database: directory.path("garbage.db"))
+        defer { if server.process.isRunning { server.kill() } }
+
+        let garbage = try RawConnection(port: server.port)
+        #expect(garbage.send("HELLO THERE\r\n\r\n"))
+        let (text, closed) = await garbage.receive(for: .seconds(10))
+        #expect(text.hasPrefix("HTTP/1.1 400 Bad Request"))
+        #expect(closed)
+
+        let next = try RawConnection(port: server.port)
+        #expect(next.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let answer = await next.receive(for: .seconds(2))
+        #expect(answer.text.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(!answer.closed)
+    }
+
+    @Test("a request refused before its body ended is answered at once; the rest of the body is read and dropped, then the connection closes")
+    func answeredBeforeTheBody() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await SluiceProcess.serve(database: directory.path("early.db"))
+        defer { if server.process.isRunning { server.kill() } }
+
+        let connection = try RawConnection(port: server.port)
+        let length = 2 * 1024 * 1024
+        #expect(connection.send(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(length)\r\n\r\n"
+        ))
+        // No token: refused from the head alone, while the body has not started.
+        let early = await connection.receive(for: .seconds(3))
+        #expect(early.text.hasPrefix("HTTP/1.1 401 Unauthorized"))
+        #expect(!early.closed, "closed before the client could send its body: a client that sends first would see a reset")
+        // The whole body is still taken (a client that sends it all before reading gets no reset),
+        // and then the connection closes: its state after an unread body is not worth keeping.
+        #expect(connection.send([UInt8](repeating: 0x20, count: length)))
+        let after = await connection.receive(for: .seconds(10))
+        #expect(after.text.isEmpty)
+        #expect(after.closed)
+    }
+}
