@@ -141,8 +141,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
     }
 
     package func respond(to request: Request, context: GatewayRequestContext) async -> Response {
-        // (In the request's own task on a loop-served HTTP/1 connection; on Hummingbird's channels in a child
-        // task of the connection's: ``PreparedInChildTask``.)
+        // (In a child task of the connection's: ``PreparedInChildTask``.)
         let route = self.shape.route(for: request.head)
         switch await self.access.authenticate(request.head, route: route, requestID: context.requestID) {
         case .success(let caller):
@@ -167,9 +166,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let settings = self.access.settings.current
         var mapped: MappedRequest<Shape.Mapped>
         do {
-            mapped = try await Self.map(body) { () throws(GatewayError) in
-                try self.shape.map(body, head: request.head, caller: caller, settings: settings)
-            }
+            mapped = try self.shape.map(body, head: request.head, caller: caller, settings: settings)
             mapped = try await self.shape.resolve(mapped, body: body, caller: caller, settings: settings)
             mapped.session = request.headers[.claudeCodeSessionID].flatMap { RequestIDMiddleware.isUsable($0[...]) ? $0 : nil }
         } catch {
@@ -228,7 +225,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             if let detached = writer as? any DetachedEnding {
                 let done = channel.eventLoop.makePromise(of: ChannelRelay<Shape.Processor>.Ended.self)
                 done.futureResult.whenSuccess { ended in
-                    Task(executorPreference: detached.executor) {
+                    Task {
                         await finalAccount.finish(ended.outcome)
                         await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
                         await detached.end(disconnected: ended.outcome.disconnected)
@@ -243,19 +240,6 @@ package struct Exchange<Shape: APIShape>: Sendable {
             if ended.outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })
-    }
-
-    /// Mapping a large body takes long without a suspension (~1 ms for a coding agent's 200 KB): it
-    /// runs on the cooperative pool, not on the event loop the request's task may prefer
-    /// (``LoopTaskExecutor``), where it would hold up every stream of the loop.
-    private static func map(
-        _ body: ByteBuffer, _ mapping: () throws(GatewayError) -> MappedRequest<Shape.Mapped>
-    ) async throws(GatewayError) -> MappedRequest<Shape.Mapped> {
-        guard body.readableBytes > 16 * 1024 else { return try mapping() }
-        let result: Result<MappedRequest<Shape.Mapped>, GatewayError> = await withTaskExecutorPreference(globalConcurrentExecutor) {
-            do throws(GatewayError) { return .success(try mapping()) } catch { return .failure(error) }
-        }
-        return try result.get()
     }
 
     /// An upstream's response head, from the first upstream in the request's ranking that gives one

@@ -112,8 +112,6 @@ where Responder.Context == GatewayRequestContext {
     /// Parts of the next request that came while a response was being written.
     private var waiting: CircularBuffer<HTTPRequestPart> = []
     private var waitingBytes = 0
-    /// The connection's event loop as the requests' task executor (made with the first request).
-    private var executor: LoopTaskExecutor?
 
     init(responder: Responder, serverName: String, logger: Logger) {
         self.responder = responder
@@ -186,9 +184,7 @@ where Responder.Context == GatewayRequestContext {
         let responder = self.responder
         let serverName = self.serverName
         let logger = self.logger
-        let executor = self.executor ?? LoopTaskExecutor(context.eventLoop)
-        self.executor = executor
-        Task(executorPreference: executor) {
+        Task {
             let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
             var response: Response
             do {
@@ -199,7 +195,7 @@ where Responder.Context == GatewayRequestContext {
             }
             response.headers[.date] = HTTPDate.now
             response.headers[.server] = serverName
-            let writer = LoopBodyWriter(channel: channel, handler: bound, executor: executor)
+            let writer = LoopBodyWriter(channel: channel, handler: bound)
             do {
                 try await writer.write(response)
             } catch {
@@ -295,27 +291,6 @@ where Responder.Context == GatewayRequestContext {
     }
 }
 
-/// An event loop as a task executor: a request's task runs on its connection's loop, where its
-/// upstream connection is made and answers, and where its response and stream are written. Each of
-/// a request's hand-overs (the upstream's head to the waiting task, the response back to the
-/// connection) is then a job queued on the same thread instead of a wake-up of another; on two
-/// cores those hand-overs were most of the first byte's time. Work that takes long without a
-/// suspension leaves the loop (``Exchange``'s mapping of large bodies).
-final class LoopTaskExecutor: TaskExecutor {
-    private let loop: any EventLoop
-
-    init(_ loop: any EventLoop) {
-        self.loop = loop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        self.loop.execute {
-            job.runSynchronously(on: self.asUnownedTaskExecutor())
-        }
-    }
-}
-
 /// The request body's demand: the handler's task took parts, so the connection is read again.
 struct BodyDemand: NIOAsyncSequenceProducerDelegate {
     let resume: @Sendable () -> Void
@@ -338,7 +313,6 @@ struct BodyDemand: NIOAsyncSequenceProducerDelegate {
 struct LoopBodyWriter<Responder: HTTPResponder>: Sendable where Responder.Context == GatewayRequestContext {
     let channel: any Channel
     let handler: NIOLoopBound<LoopConnection<Responder>>
-    let executor: LoopTaskExecutor
 
     func write(_ response: Response) async throws {
         let head = HTTPResponse(status: response.status, headerFields: response.headers)
@@ -347,7 +321,7 @@ struct LoopBodyWriter<Responder: HTTPResponder>: Sendable where Responder.Contex
         let channel = self.channel
         guard response.body.contentLength != nil else {
             channel.writeAndFlush(HTTPResponsePart.head(head), promise: nil)
-            try await response.body.write(LoopStreamWriter(channel: channel, handler: handler, closing: closing, executor: self.executor))
+            try await response.body.write(LoopStreamWriter(channel: channel, handler: handler, closing: closing))
             return
         }
         let collected = CollectedBody()
@@ -385,8 +359,6 @@ private final class CollectedBody: ResponseBodyWriter {
 /// A response body writer whose end may be written after the body's closure returned, from any
 /// task: a relayed stream then needs no task while it runs (``Exchange``).
 protocol DetachedEnding: Sendable {
-    /// Where the ending's task runs (the connection's event loop).
-    var executor: any TaskExecutor { get }
     /// Ends the response (`disconnected`: the client went away, and the connection is closed).
     func end(disconnected: Bool) async
 }
@@ -396,7 +368,6 @@ private struct LoopStreamWriter<Responder: HTTPResponder>: ResponseBodyWriter, D
     let channel: any Channel
     let handler: NIOLoopBound<LoopConnection<Responder>>
     let closing: Bool
-    let executor: any TaskExecutor
 
     func write(_ buffer: ByteBuffer) async throws {
         try await self.channel.writeAndFlush(HTTPResponsePart.body(buffer)).get()

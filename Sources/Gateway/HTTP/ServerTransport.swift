@@ -27,8 +27,7 @@ package enum ServerTransport: Sendable {
     /// Hummingbird's own `HTTP1Channel` (`SLUICE_HTTP1_CHANNEL=hummingbird`, for comparisons).
     case hummingbird(HTTPServerBuilder)
 
-    /// The server; `responder` serves the loop-served connections (Hummingbird's channels get the
-    /// application's).
+    /// The server for the application's responder.
     func builder<Responder: HTTPResponder>(for responder: Responder) -> HTTPServerBuilder where Responder.Context == GatewayRequestContext {
         switch self {
         case .http1(let configuration):
