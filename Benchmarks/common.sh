@@ -40,8 +40,18 @@ bench_start() {
 
 bench_cleanup() {
     if declare -F bench_cleanup_extra > /dev/null; then bench_cleanup_extra; fi
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    local pid index
+    # Last started first (the relays before the simulator they keep connections to), and what has
+    # not stopped after 10 s is killed: once, a simulator stopped by SIGTERM while relays still held
+    # connections to it kept this script waiting for ever.
+    for (( index = ${#pids[@]} - 1; index >= 0; index-- )); do kill "${pids[index]}" 2>/dev/null || true; done
+    for _ in $(seq 100); do
+        local alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        (( alive )) || break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [[ "${KEEP:-}" == 1 ]]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
 }
