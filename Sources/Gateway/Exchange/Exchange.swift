@@ -141,7 +141,8 @@ package struct Exchange<Shape: APIShape>: Sendable {
     }
 
     package func respond(to request: Request, context: GatewayRequestContext) async -> Response {
-        // (In a child task of the connection's: ``PreparedInChildTask``.)
+        // (In the request's own task on a loop-served HTTP/1 connection; on Hummingbird's channels
+        // in a child task of the connection's: ``PreparedInChildTask``.)
         let route = self.shape.route(for: request.head)
         switch await self.access.authenticate(request.head, route: route, requestID: context.requestID) {
         case .success(let caller):

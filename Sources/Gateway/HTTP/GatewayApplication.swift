@@ -133,10 +133,13 @@ package func buildGatewayApplication(
         }
         return MetricsRoute.render(access, upstreams: upstreams)
     }
-    let responder = PreparedInChildTask(router.buildResponder())
+    // The loop-served HTTP/1 connection runs the routes in each request's own task, which ends
+    // before a relayed stream does; Hummingbird's channels (TLS, HTTP/2) in the connection's task,
+    // with the handlers in a child task (``PreparedInChildTask``).
+    let routes = router.buildResponder()
     return Application(
-        responder: responder,
-        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle)).builder(for: responder),
+        responder: PreparedInChildTask(routes),
+        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle)).builder(for: routes),
         // A backlog of 4,096: a burst of new connections (coding tools opening streams together, a
         // load test) overflowed the default 256 and the kernel dropped them.
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice", backlog: 4096),
@@ -149,10 +152,11 @@ package func buildGatewayApplication(
     )
 }
 
-/// Runs the router, its middleware and the route's handler (everything before a response's body) in
-/// a child task that ends when the response is ready; the body (a stream's relay) is then written
-/// from the connection's task. A task keeps every slab its allocator grew until the task ends, and
-/// the connection's task lives as long as the connection: had the handlers run there, the deepest
+/// On Hummingbird's channels (TLS: HTTP/2 and HTTP/1.1), runs the router, its middleware and the
+/// route's handler (everything before a response's body) in a child task that ends when the response
+/// is ready; the body (a stream's relay) is then written from the connection's task. A task keeps
+/// every slab its allocator grew until the task ends, and the connection's task lives as long as the
+/// connection: had the handlers run there, the deepest
 /// their async frames ever went (the router, the middleware, the exchange's body collection, mapping,
 /// admission and upstream call) would stay allocated beside every open stream, about 1 KB a level.
 /// (heaptrack, 1,000 open `/bedrock` streams: peak heap 36.1 → 32.6 MB against the exchange's own

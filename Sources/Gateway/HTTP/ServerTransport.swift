@@ -27,7 +27,8 @@ package enum ServerTransport: Sendable {
     /// Hummingbird's own `HTTP1Channel` (`SLUICE_HTTP1_CHANNEL=hummingbird`, for comparisons).
     case hummingbird(HTTPServerBuilder)
 
-    /// The server for the application's responder.
+    /// The server; `responder` serves the loop-served connections (Hummingbird's channels get the
+    /// application's).
     func builder<Responder: HTTPResponder>(for responder: Responder) -> HTTPServerBuilder where Responder.Context == GatewayRequestContext {
         switch self {
         case .http1(let configuration):
