@@ -156,9 +156,9 @@ package func buildGatewayApplication(
 /// route's handler (everything before a response's body) in a child task that ends when the response
 /// is ready; the body (a stream's relay) is then written from the connection's task. A task keeps
 /// every slab its allocator grew until the task ends, and the connection's task lives as long as the
-/// connection: had the handlers run there, the deepest
-/// their async frames ever went (the router, the middleware, the exchange's body collection, mapping,
-/// admission and upstream call) would stay allocated beside every open stream, about 1 KB a level.
+/// connection: had the handlers run there, the deepest their async frames ever went (the router,
+/// the middleware, the exchange's body collection, mapping, admission and upstream call) would stay
+/// allocated beside every open stream, about 1 KB a level.
 /// (heaptrack, 1,000 open `/bedrock` streams: peak heap 36.1 → 32.6 MB against the exchange's own
 /// child task, which left the router's and the middleware's frames in the connection's task; 35.4 MB
 /// with a task group's child instead of an `async let`.)

@@ -42,7 +42,7 @@ struct LoopHTTP1Channel<Responder: HTTPResponder>: ServerChildChannel where Resp
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits
             )
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.configuration.idleTimeout.map { Duration($0) }, logger: logger))
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.configuration.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
             try pipeline.addHandler(LoopConnection(responder: self.responder, serverName: self.serverName, logger: logger))
             return Value(channel: channel)
         }
@@ -56,12 +56,6 @@ struct LoopHTTP1Channel<Responder: HTTPResponder>: ServerChildChannel where Resp
         } onCancel: {
             value.channel.close(promise: nil)
         }
-    }
-}
-
-extension Duration {
-    init(_ amount: TimeAmount) {
-        self = .nanoseconds(amount.nanoseconds)
     }
 }
 
