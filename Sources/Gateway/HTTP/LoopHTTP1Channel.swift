@@ -207,10 +207,12 @@ where Responder.Context == GatewayRequestContext {
         if closing { self.closeAfterResponse = true }
         switch self.request {
         case .reading(let source):
-            // The answer came before the body ended (a refusal): the handler no longer reads it.
+            // The answer came before the body ended (a refusal): the handler no longer reads it,
+            // and what it left untaken no longer holds the connection's reading.
             source.finish()
             self.request = .discarding(left: Self.discardAllowance)
             self.closeAfterResponse = true
+            self.bodyPaused = false
             self.resumeReading(context)
             return
         case .read:
@@ -285,7 +287,8 @@ where Responder.Context == GatewayRequestContext {
     }
 }
 
-/// The request body's demand: the handler's task took parts, so the connection is read again.
+/// The request body's demand: the handler's task took parts, or let the body go (the rest is then
+/// dropped as it arrives), so the connection is read again.
 struct BodyDemand: NIOAsyncSequenceProducerDelegate {
     let resume: @Sendable () -> Void
 
@@ -297,7 +300,9 @@ struct BodyDemand: NIOAsyncSequenceProducerDelegate {
         self.resume()
     }
 
-    func didTerminate() {}
+    func didTerminate() {
+        self.resume()
+    }
 }
 
 /// Writes a response into the connection from the request's task. A body of known length (one
