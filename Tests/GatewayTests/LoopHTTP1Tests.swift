@@ -78,4 +78,30 @@ struct LoopHTTP1Tests {
         #expect(after.text.isEmpty)
         #expect(after.closed)
     }
+
+    @Test("a body far over the limit, sent whole before anything is read (urllib): the 413 arrives, the rest is drained and the connection closes, without waiting for the idle timeout")
+    func farOverTheLimit() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.path("over.db")
+        let token = try await OperationsTests.token("urllib", database: database)
+        let config = directory.path("sluice.json")
+        try Data(#"{"server":{"maxBodyBytes":65536},"timeouts":{"clientIdleSeconds":30},"policies":[{"source":"group:admins"}]}"#.utf8)
+            .write(to: URL(fileURLWithPath: config))
+        let server = try await SluiceProcess.serve(database: database, arguments: ["--config", config])
+        defer { if server.process.isRunning { server.kill() } }
+
+        let connection = try RawConnection(port: server.port)
+        // 4 MiB: past the limit and the exchange's own drain allowance (another 64 KiB), so the
+        // handler stops reading while most of the body is still coming.
+        let length = 4 * 1024 * 1024
+        let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(length)\r\nConnection: close\r\n\r\n"
+        let started = ContinuousClock.now
+        #expect(connection.send(Array(head.utf8) + [UInt8](repeating: 0x20, count: length)), "the body was not read to its end")
+        let (text, closed) = await connection.receive(for: .seconds(15))
+        #expect(text.hasPrefix("HTTP/1.1 413"))
+        #expect(closed)
+        #expect(ContinuousClock.now - started < .seconds(15))
+    }
 }
