@@ -97,11 +97,10 @@ struct LoopHTTP1Tests {
         let length = 4 * 1024 * 1024
         let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
             + "Content-Type: application/json\r\nContent-Length: \(length)\r\nConnection: close\r\n\r\n"
-        let started = ContinuousClock.now
         #expect(connection.send(Array(head.utf8) + [UInt8](repeating: 0x20, count: length)), "the body was not read to its end")
         let (text, closed) = await connection.receive(for: .seconds(15))
         #expect(text.hasPrefix("HTTP/1.1 413"))
+        // Within 15 s: the idle timeout (30 s) did not close it.
         #expect(closed)
-        #expect(ContinuousClock.now - started < .seconds(15))
     }
 }

@@ -220,6 +220,11 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let upstream = UnclaimedCall(answered.call)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let processor: @Sendable () -> Shape.Processor = { shape.makeProcessor(request) }
+            // However the stream ended, before the response's end: the ledger, then the shape.
+            let record: @Sendable (ChannelRelay<Shape.Processor>.Ended) async -> Void = { ended in
+                await finalAccount.finish(ended.outcome)
+                await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
+            }
             // Where the response's end can come later from elsewhere, no task waits for the stream:
             // its end is recorded in a task of its own (the request's task and its frames would
             // otherwise stay allocated for the stream's whole life).
@@ -227,8 +232,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 let done = channel.eventLoop.makePromise(of: ChannelRelay<Shape.Processor>.Ended.self)
                 done.futureResult.whenSuccess { ended in
                     Task {
-                        await finalAccount.finish(ended.outcome)
-                        await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
+                        await record(ended)
                         await detached.end(disconnected: ended.outcome.disconnected)
                     }
                 }
@@ -236,8 +240,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 return
             }
             let ended = await ChannelRelay.relay(upstream.claim(), into: channel, processor: processor, deadline: deadline, observer: observer, logger: logger)
-            await finalAccount.finish(ended.outcome)
-            await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
+            await record(ended)
             if ended.outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })

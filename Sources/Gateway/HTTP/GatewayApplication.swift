@@ -137,12 +137,13 @@ package func buildGatewayApplication(
     // before a relayed stream does; Hummingbird's channels (TLS, HTTP/2) in the connection's task,
     // with the handlers in a child task (``PreparedInChildTask``).
     let routes = router.buildResponder()
+    let serverName = "sluice"
     return Application(
         responder: PreparedInChildTask(routes),
-        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle)).builder(for: routes),
+        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle)).builder(for: routes, serverName: serverName),
         // A backlog of 4,096: a burst of new connections (coding tools opening streams together, a
         // load test) overflowed the default 256 and the kernel dropped them.
-        configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: "sluice", backlog: 4096),
+        configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: serverName, backlog: 4096),
         services: [
             TokenCacheRefresher(authenticator: access.authenticator, logger: logger),
             LedgerFlusher(backlog: access.ledger.backlog, store: access.store, logger: logger),

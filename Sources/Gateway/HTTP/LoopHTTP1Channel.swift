@@ -166,7 +166,7 @@ where Responder.Context == GatewayRequestContext {
 
     private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
         self.responding = true
-        self.closeAfterResponse = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
+        self.closeAfterResponse = head.headerFields.asksToClose
         let producer = BodyProducer.makeSequence(
             backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
             delegate: BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
@@ -315,7 +315,7 @@ struct LoopBodyWriter<Responder: HTTPResponder>: Sendable where Responder.Contex
 
     func write(_ response: Response) async throws {
         let head = HTTPResponse(status: response.status, headerFields: response.headers)
-        let closing = response.headers[.connection].map { $0.lowercased().contains("close") } ?? false
+        let closing = response.headers.asksToClose
         let handler = self.handler
         let channel = self.channel
         guard response.body.contentLength != nil else {
@@ -406,6 +406,13 @@ private struct LoopStreamWriter<Responder: HTTPResponder>: ResponseBodyWriter, D
     }
 }
 
+extension HTTPFields {
+    /// Whether `Connection` says `close`: the connection ends after this message.
+    var asksToClose: Bool {
+        self[.connection].map { $0.lowercased().contains("close") } ?? false
+    }
+}
+
 /// The `Date` header's value (RFC 9110 §5.6.7), formatted once a second.
 enum HTTPDate {
     private static let cache = Mutex<(second: Int, value: String)>((0, ""))
@@ -421,12 +428,10 @@ enum HTTPDate {
     }
 
     private static func format(_ time: Int) -> String {
-        var seconds = time_t(time)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
+        let parts = UTCFields.of(time)
+        let two = UTCFields.two
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }

@@ -29,10 +29,11 @@ package enum ServerTransport: Sendable {
 
     /// The server; `responder` serves the loop-served connections (Hummingbird's channels get the
     /// application's).
-    func builder<Responder: HTTPResponder>(for responder: Responder) -> HTTPServerBuilder where Responder.Context == GatewayRequestContext {
+    func builder<Responder: HTTPResponder>(for responder: Responder, serverName: String) -> HTTPServerBuilder
+    where Responder.Context == GatewayRequestContext {
         switch self {
         case .http1(let configuration):
-            HTTPServerBuilder { _ in SmallReads(LoopHTTP1Channel(responder: responder, configuration: configuration, serverName: "sluice")) }
+            HTTPServerBuilder { _ in SmallReads(LoopHTTP1Channel(responder: responder, configuration: configuration, serverName: serverName)) }
         case .hummingbird(let builder):
             builder
         }

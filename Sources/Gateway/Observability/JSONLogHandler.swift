@@ -29,11 +29,10 @@ package enum LogOutput {
 
     /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T05:40:01.123Z`.
     package static func timestamp(_ date: Date = Date()) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
         let milliseconds = Int((date.timeIntervalSince1970 - Double(seconds)) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let parts = UTCFields.of(seconds)
+        let two = UTCFields.two
         let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millis)Z"
     }
@@ -80,4 +79,18 @@ package struct JSONLogHandler: LogHandler {
         buffer.writeStaticString("}")
         LogOutput.writeLine(String(buffer: buffer))
     }
+}
+
+/// The UTC calendar fields of a time in whole seconds since 1970 (glibc's `gmtime_r`), for the
+/// log's timestamps and the HTTP `Date` header.
+enum UTCFields {
+    static func of(_ seconds: Int) -> tm {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return parts
+    }
+
+    /// Two digits, zero-padded.
+    static func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
 }
