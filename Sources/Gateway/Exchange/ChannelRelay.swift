@@ -6,9 +6,9 @@ import NIOHTTPTypes
 /// Relays one upstream stream into the client's connection inside the event loop both share: the
 /// upstream's body parts arrive as callbacks (``UpstreamCall``), each is run through ``StreamRun``
 /// and written into the client's channel at once, and flushed when the upstream's read is done. No
-/// task wakes per read (the task that made the request waits once, for the outcome), and nothing
-/// crosses threads: the upstream connection is one of the same loop's (``UpstreamClient`` keeps a
-/// client per loop).
+/// task wakes per read (on plain HTTP/1.1 no task waits at all; on TLS connections the task that
+/// made the request waits once, for the outcome), and nothing crosses threads: the upstream
+/// connection is one of the same loop's (``UpstreamClient`` keeps a client per loop).
 ///
 /// It is a handler in the client channel's pipeline for the stream's lifetime, added after the
 /// response head was written; the channel tells it when it is writable again (the backpressure: the
@@ -72,7 +72,9 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         deadline: ContinuousClock.Instant, observer: StreamObserver, logger: Logger
     ) async -> Ended {
         let done = channel.eventLoop.makePromise(of: Ended.self)
-        Self.start(call, into: channel, processor: makeProcessor, deadline: deadline, observer: observer, logger: logger, done: done)
+        channel.eventLoop.execute {
+            Self.begin(call, into: channel, processor: makeProcessor(), deadline: deadline, observer: observer, logger: logger, done: done)
+        }
         return await withTaskCancellationHandler {
             // `done` is always succeeded (the relay ends by one of its callbacks).
             (try? await done.futureResult.get()) ?? Ended(outcome: StreamOutcome(meter: StreamMeter(), disconnected: true), processor: makeProcessor())
@@ -82,33 +84,34 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         }
     }
 
-    /// Starts relaying `call`'s body into `channel` (whose loop is the call's); `done` is succeeded,
-    /// on the loop, when the stream has ended, however it ended. No task waits meanwhile (the
-    /// loop-served HTTP/1 connection's streams, ``DetachedEnding``).
-    static func start(
-        _ call: UpstreamCall, into channel: any Channel, processor makeProcessor: @escaping @Sendable () -> Processor,
-        deadline: ContinuousClock.Instant, observer: StreamObserver, logger: Logger, done: EventLoopPromise<Ended>
+    /// Starts relaying `call`'s body into `channel`, on the loop both share; `done` is succeeded, on
+    /// the loop, when the stream has ended, however it ended. No task needs to wait meanwhile (on a
+    /// loop-served HTTP/1 connection none does: ``Exchange``'s `Streaming`). `headUnflushed`: the
+    /// response's head was written and not flushed; it goes out with the first chunk.
+    static func begin(
+        _ call: UpstreamCall, into channel: any Channel, processor: Processor, deadline: ContinuousClock.Instant, observer: StreamObserver,
+        logger: Logger, done: EventLoopPromise<Ended>, headUnflushed: Bool = false
     ) {
-        channel.eventLoop.execute {
-            var run = StreamRun(makeProcessor(), deadline: deadline, observer: observer, logger: logger)
-            let pipeline = channel.pipeline.syncOperations
-            // HTTP/1: Hummingbird's responses go through NIOHTTPTypes, which makes every one HTTP/1.1,
-            // and a stream's head has no Content-Length: the encoder frames its body as chunked.
-            let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self)
-            if encoder != nil { run.headroom = ChunkFraming.headroom }
-            let relay = ChannelRelay(run: run, call: call, done: done, framesChunks: encoder != nil)
-            do {
-                if let encoder {
-                    try pipeline.addHandler(relay, position: .before(encoder.handler))
-                } else {
-                    try pipeline.addHandler(relay)
-                }
-            } catch {
-                relay.finish(disconnected: true)
+        channel.eventLoop.preconditionInEventLoop()
+        var run = StreamRun(processor, deadline: deadline, observer: observer, logger: logger)
+        let pipeline = channel.pipeline.syncOperations
+        // HTTP/1: Hummingbird's responses go through NIOHTTPTypes, which makes every one HTTP/1.1,
+        // and a stream's head has no Content-Length: the encoder frames its body as chunked.
+        let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self)
+        if encoder != nil { run.headroom = ChunkFraming.headroom }
+        let relay = ChannelRelay(run: run, call: call, done: done, framesChunks: encoder != nil)
+        relay.unflushed = headUnflushed
+        do {
+            if let encoder {
+                try pipeline.addHandler(relay, position: .before(encoder.handler))
+            } else {
+                try pipeline.addHandler(relay)
             }
-            // Even when it already finished: the call then drops what it holds.
-            call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }, readComplete: { relay.flush() }))
+        } catch {
+            relay.finish(disconnected: true)
         }
+        // Even when it already finished: the call then drops what it holds.
+        call.relay(into: UpstreamBodySink(receive: { relay.receive($0) }, ended: { relay.ended($0) }, readComplete: { relay.flush() }))
     }
 
     // MARK: The upstream body

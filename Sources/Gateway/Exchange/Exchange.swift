@@ -190,11 +190,26 @@ package struct Exchange<Shape: APIShape>: Sendable {
         case .failure(let refusal): return self.shape.errors.response(refusal)
         }
         for beta in mapped.droppedBetas { self.access.metrics.betaDropped(beta) }
-        let started = ContinuousClock.now
-        let logger = context.logger
-        let channel = context.channel
+        let stream: Streaming? = mapped.operation.isStreaming ? Streaming(
+            shape: self.shape, account: account, deadline: ContinuousClock.now + self.limits.requestTimeout, channel: context.channel,
+            logger: context.logger, observer: StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
+        ) : nil
+        // On a loop-served connection a stream's response starts on the loop where Bedrock's `200`
+        // head arrives (``ResponseStart``): its head, then the relay, with no hand-over to this task
+        // and back before the first byte.
+        let onLoop: StartOnLoop? = stream.flatMap { stream in context.responseStart.map { start in
+            let requestID = context.requestID
+            return { call, head, sent, upstream in
+                var stream = stream
+                stream.account.upstream = upstream
+                var headers = stream.shape.streamHead(sent, upstreamHeaders: head.headers)
+                headers[.requestID] = requestID
+                let ending = start.startOnLoop(HTTPResponse(status: .ok, headerFields: headers))
+                stream.begin(call, request: Streaming.withoutBody(sent), ending: ending, headUnflushed: true)
+            }
+        } }
         let answered: Answered
-        switch await self.call(&mapped, candidates: candidates, settings: settings, loop: channel.eventLoop, logger: logger) {
+        switch await self.call(&mapped, candidates: candidates, settings: settings, loop: context.channel.eventLoop, logger: context.logger, onLoop: onLoop) {
         case .success(let success):
             answered = success
             account.upstream = success.route
@@ -203,47 +218,72 @@ package struct Exchange<Shape: APIShape>: Sendable {
             await account.finish(failed.error)
             return self.shape.errors.response(failed.error)
         }
-        guard mapped.operation.isStreaming else {
+        guard var stream else {
             return await self.complete(mapped, answered: answered, account: account)
         }
+        // Started on the loop: this response is not written (see ``ResponseStart``).
+        if answered.call.startedOnLoop { return Response(status: .ok) }
         let headers = self.shape.streamHead(mapped, upstreamHeaders: answered.head.headers)
-        let shape = self.shape
-        // The stream needs the mapped request's shape-side part, not the upstream body (sent and
-        // let go by the call once answered): a coding agent's request can be hundreds of KiB, and
-        // this closure lives as long as the stream.
-        var streamed = mapped
-        streamed.body = ByteBuffer()
-        let request = streamed
-        let deadline = started + self.limits.requestTimeout
-        let finalAccount = account
-        let observer = StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
+        stream.account = account
+        let finalStream = stream
+        let request = Streaming.withoutBody(mapped)
         let upstream = UnclaimedCall(answered.call)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let processor: @Sendable () -> Shape.Processor = { shape.makeProcessor(request) }
-            // However the stream ended, before the response's end: the ledger, then the shape.
-            let record: @Sendable (ChannelRelay<Shape.Processor>.Ended) async -> Void = { ended in
-                await finalAccount.finish(ended.outcome)
-                await shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
-            }
-            // Where the response's end can come later from elsewhere, no task waits for the stream:
-            // its end is recorded in a task of its own (the request's task and its frames would
-            // otherwise stay allocated for the stream's whole life).
-            if let detached = writer as? any DetachedEnding {
-                let done = channel.eventLoop.makePromise(of: ChannelRelay<Shape.Processor>.Ended.self)
-                done.futureResult.whenSuccess { ended in
-                    Task {
-                        await record(ended)
-                        await detached.end(disconnected: ended.outcome.disconnected)
-                    }
-                }
-                ChannelRelay.start(upstream.claim(), into: channel, processor: processor, deadline: deadline, observer: observer, logger: logger, done: done)
-                return
-            }
-            let ended = await ChannelRelay.relay(upstream.claim(), into: channel, processor: processor, deadline: deadline, observer: observer, logger: logger)
-            await record(ended)
+            let ended = await ChannelRelay.relay(
+                upstream.claim(), into: finalStream.channel, processor: { finalStream.shape.makeProcessor(request) }, deadline: finalStream.deadline,
+                observer: finalStream.observer, logger: finalStream.logger
+            )
+            await finalStream.record(ended, request: request)
             if ended.outcome.disconnected { throw CancellationError() }
             try await writer.finish(nil)
         })
+    }
+
+    /// Starts a stream's response on the loop, from Bedrock's `200` head: the call, its head, the
+    /// request as sent and the upstream that answered.
+    typealias StartOnLoop = @Sendable (UpstreamCall, HTTPResponseHead, MappedRequest<Shape.Mapped>, UpstreamRoute) -> Void
+
+    /// What a streamed answer needs once Bedrock said `200`, wherever it starts: on the loop
+    /// (``ResponseStart``) or in the response's body closure (Hummingbird's channels: TLS).
+    struct Streaming: Sendable {
+        let shape: Shape
+        var account: RequestAccount
+        let deadline: ContinuousClock.Instant
+        let channel: any Channel
+        let logger: Logger
+        let observer: StreamObserver
+
+        /// The request the stream keeps, without the upstream body (sent, and let go by the call
+        /// once answered): a coding agent's request can be hundreds of KiB, and a stream lasts
+        /// minutes.
+        static func withoutBody(_ request: MappedRequest<Shape.Mapped>) -> MappedRequest<Shape.Mapped> {
+            var request = request
+            request.body = ByteBuffer()
+            return request
+        }
+
+        /// However the stream ended, before the response's end: the ledger, then the shape.
+        func record(_ ended: ChannelRelay<Shape.Processor>.Ended, request: MappedRequest<Shape.Mapped>) async {
+            await self.account.finish(ended.outcome)
+            await self.shape.streamEnded(ended.processor, request: request, outcome: ended.outcome)
+        }
+
+        /// On the loop: relays `call`'s body into the client's connection. No task waits for the
+        /// stream (a waiting task's frames would stay allocated for its whole life): its end is
+        /// recorded, then the response ended, in a task of its own.
+        func begin(_ call: UpstreamCall, request: MappedRequest<Shape.Mapped>, ending: any DetachedEnding, headUnflushed: Bool) {
+            let done = self.channel.eventLoop.makePromise(of: ChannelRelay<Shape.Processor>.Ended.self)
+            done.futureResult.whenSuccess { ended in
+                Task {
+                    await self.record(ended, request: request)
+                    await ending.end(disconnected: ended.outcome.disconnected)
+                }
+            }
+            ChannelRelay.begin(
+                call, into: self.channel, processor: self.shape.makeProcessor(request), deadline: self.deadline, observer: self.observer,
+                logger: self.logger, done: done, headUnflushed: headUnflushed
+            )
+        }
     }
 
     /// An upstream's response head, from the first upstream in the request's ranking that gives one
@@ -254,7 +294,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
     /// same upstream and is not counted as an attempt.
     private func call(
         _ mapped: inout MappedRequest<Shape.Mapped>, candidates: [Upstreams.Candidate], settings: GatewaySettings, loop: any EventLoop,
-        logger: Logger
+        logger: Logger, onLoop: StartOnLoop?
     ) async -> Result<Answered, Failed> {
         let routing = self.upstreams.routing
         let health = self.upstreams.health
@@ -299,10 +339,16 @@ package struct Exchange<Shape: APIShape>: Sendable {
             let firstByte = min(upstream.timeouts.firstByte, deadline - now)
             let started: UpstreamCall
             let head: HTTPResponseHead
+            let route = UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)
+            var onOK: (@Sendable (UpstreamCall, HTTPResponseHead) -> Void)?
+            if let onLoop {
+                let sent = call
+                onOK = { (answered: UpstreamCall, head: HTTPResponseHead) in onLoop(answered, head, sent, route) }
+            }
             do {
                 started = try upstream.start(
                     operation: call.operation, modelID: modelID, body: call.body, headers: call.headers, firstByte: firstByte, loop: loop,
-                    logger: logger
+                    logger: logger, onOK: onOK
                 )
                 head = try await started.head()
             } catch {
@@ -317,7 +363,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             if head.status == .ok {
                 health.succeeded(upstream.name)
                 metrics.upstreamRequest(upstream.name, outcome: "ok")
-                return .success(Answered(call: started, head: head, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
+                return .success(Answered(call: started, head: head, route: route))
             }
             let error = await UpstreamFailure.error(from: head, call: started)
             metrics.upstreamRequest(upstream.name, outcome: error.label)
@@ -335,7 +381,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             guard Self.movesOn(status: Int(head.status.code)) else {
                 // The caller's own error: the upstream is fine, and another would say the same.
                 health.succeeded(upstream.name)
-                return .failure(Failed(error: error, route: UpstreamRoute(name: upstream.name, region: upstream.region, attempts: attempts)))
+                return .failure(Failed(error: error, route: route))
             }
             // Bedrock's own Retry-After only (the error's default of 1 s for a throttle is for the client).
             let retryAfter = head.headers.first(name: "retry-after").flatMap { Int($0) }.map { Duration.seconds($0) }
@@ -398,6 +444,8 @@ package struct GatewayRequestContext: RequestContext {
     /// The client's connection (an HTTP/2 stream's channel over HTTP/2): streams are relayed into it
     /// on its event loop (``ChannelRelay``), where their upstream connections are made.
     package let channel: any Channel
+    /// Set on a loop-served HTTP/1 connection: a stream's response can start on the loop.
+    var responseStart: (any ResponseStart)?
 
     package init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -178,8 +178,10 @@ where Responder.Context == GatewayRequestContext {
         let responder = self.responder
         let serverName = self.serverName
         let logger = self.logger
+        let onLoop = LoopResponseStart(channel: channel, handler: bound, serverName: serverName)
         Task {
-            let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+            var requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+            requestContext.responseStart = onLoop
             var response: Response
             do {
                 response = try await responder.respond(to: request, context: requestContext)
@@ -187,6 +189,8 @@ where Responder.Context == GatewayRequestContext {
                 logger.debug("unrecognised error", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
                 response = Response(status: .internalServerError, body: .init())
             }
+            // Its head is out already, and its end will come from the stream's.
+            if onLoop.isStarted { return }
             response.headers[.date] = HTTPDate.now
             response.headers[.server] = serverName
             let writer = LoopBodyWriter(channel: channel, handler: bound)
@@ -352,6 +356,43 @@ private final class CollectedBody: ResponseBodyWriter {
 
     func finish(_ trailingHeaders: HTTPFields?) async throws {
         self.trailers = trailingHeaders
+    }
+}
+
+/// A loop-served connection's response started from its event loop rather than by the request's
+/// task returning it: ``Exchange``'s streams, whose head follows Bedrock's, which arrives on that
+/// loop (the two hand-overs between the loop and the task it saves were ~0.9 ms of a stream's first
+/// byte at 100 streams, p50). What the task returns afterwards is not written.
+protocol ResponseStart: Sendable {
+    /// Writes the head (not flushed: it goes out with the body's first write), on the channel's
+    /// loop; the returned ending ends the response, later, from anywhere.
+    func startOnLoop(_ response: HTTPResponse) -> any DetachedEnding
+}
+
+final class LoopResponseStart<Responder: HTTPResponder>: ResponseStart where Responder.Context == GatewayRequestContext {
+    private let channel: any Channel
+    private let handler: NIOLoopBound<LoopConnection<Responder>>
+    private let serverName: String
+    private let started = Atomic<Bool>(false)
+
+    init(channel: any Channel, handler: NIOLoopBound<LoopConnection<Responder>>, serverName: String) {
+        self.channel = channel
+        self.handler = handler
+        self.serverName = serverName
+    }
+
+    /// Whether the response was started on the loop (read by the request's task after its handler
+    /// returned, which is after the start).
+    var isStarted: Bool { self.started.load(ordering: .acquiring) }
+
+    func startOnLoop(_ response: HTTPResponse) -> any DetachedEnding {
+        self.channel.eventLoop.preconditionInEventLoop()
+        self.started.store(true, ordering: .releasing)
+        var response = response
+        response.headerFields[.date] = HTTPDate.now
+        response.headerFields[.server] = self.serverName
+        self.channel.write(HTTPResponsePart.head(response), promise: nil)
+        return LoopStreamWriter(channel: self.channel, handler: self.handler, closing: response.headerFields.asksToClose)
     }
 }
 

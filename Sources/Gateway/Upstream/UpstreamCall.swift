@@ -72,10 +72,19 @@ final class UpstreamCall: @unchecked Sendable {
     private var waitingForConsumer = false
     private var watchdog: Scheduled<Void>?
 
-    init(loop: any EventLoop, request: ByteBuffer, idle: TimeAmount) {
+    /// Run on the loop when a `200` head arrives, before the head's waiter hears of it, and takes the
+    /// response there (``Exchange``'s streams on a loop-served connection write the client's head and
+    /// start the relay at once, rather than after two hand-overs between the loop and the request's
+    /// task). Let go once the head came: it holds the request's state.
+    private var onOK: (@Sendable (UpstreamCall, HTTPResponseHead) -> Void)?
+    /// Whether `onOK` took the response (read by the head's waiter once it has the head).
+    private(set) var startedOnLoop = false
+
+    init(loop: any EventLoop, request: ByteBuffer, idle: TimeAmount, onOK: (@Sendable (UpstreamCall, HTTPResponseHead) -> Void)? = nil) {
         self.loop = loop
         self.request = request
         self.idle = idle
+        self.onOK = onOK
         self.headPromise = loop.makePromise()
     }
 
@@ -179,6 +188,7 @@ final class UpstreamCall: @unchecked Sendable {
     private func failHead(_ error: any Error) {
         guard !self.headDone else { return }
         self.headDone = true
+        self.onOK = nil
         self.stopFirstByteTimer()
         self.headPromise.fail(error)
     }
@@ -290,6 +300,13 @@ final class UpstreamCall: @unchecked Sendable {
             self.headDone = true
             self.stopFirstByteTimer()
             self.request = ByteBuffer()
+            if let onOK = self.onOK {
+                self.onOK = nil
+                if head.status == .ok {
+                    self.startedOnLoop = true
+                    onOK(self, head)
+                }
+            }
             self.headPromise.succeed(head)
             self.startWatchdog()
         }

@@ -139,6 +139,8 @@ package final class UpstreamClient: Sendable {
     ///   - headers: extra headers to forward (never the client's `Authorization`: callers pass only
     ///     headers from an allowlist).
     ///   - firstByte: the time the response's head may take, from now.
+    ///   - onOK: run on the loop when a `200` head arrives, before the caller's `head()` returns
+    ///     (see ``UpstreamCall``).
     func start(
         operation: BedrockOperation,
         modelID: String,
@@ -146,7 +148,8 @@ package final class UpstreamClient: Sendable {
         headers extra: [(String, String)] = [],
         firstByte: Duration,
         loop: any EventLoop,
-        logger: Logger
+        logger: Logger,
+        onOK: (@Sendable (UpstreamCall, HTTPResponseHead) -> Void)? = nil
     ) throws(GatewayError) -> UpstreamCall {
         guard let pool = self.pools[ObjectIdentifier(loop)] else {
             throw GatewayError(.upstreamError, "the upstream client does not run on the server's event loops")
@@ -171,7 +174,7 @@ package final class UpstreamClient: Sendable {
             break
         }
         let request = try Self.serialize(path: path, host: self.hostHeader, fields: fields, body: body)
-        let call = UpstreamCall(loop: loop, request: request, idle: TimeAmount(self.timeouts.idle))
+        let call = UpstreamCall(loop: loop, request: request, idle: TimeAmount(self.timeouts.idle), onOK: onOK)
         if loop.inEventLoop {
             call.limitFirstByte(to: firstByte)
             pool.execute(call)
