@@ -103,4 +103,53 @@ struct LoopHTTP1Tests {
         // Within 15 s: the idle timeout (30 s) did not close it.
         #expect(closed)
     }
+
+    @Test("a stream's response, started on the event loop from Bedrock's head: the head every answer has (x-request-id, Date, Server, chunked), a whole body, and the connection goes on to the next request")
+    func streamStartedOnTheLoop() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.path("stream.db")
+        let token = try await OperationsTests.token("loop", database: database)
+        let config = directory.path("sluice.json")
+        try Data(#"{"policies":[{"source":"group:admins"}]}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let server = try await SluiceProcess.serve(database: database, arguments: ["--config", config])
+        defer { if server.process.isRunning { server.kill() } }
+
+        let connection = try RawConnection(port: server.port)
+        let ended: @Sendable ([UInt8]) -> Bool = { String(decoding: $0, as: UTF8.self).hasSuffix("\r\n0\r\n\r\n") }
+        func post(_ path: String, _ body: String, id: String) -> Bool {
+            connection.send(
+                "POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nx-request-id: \(id)\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            )
+        }
+        func head(_ text: String) -> String { text.components(separatedBy: "\r\n\r\n")[0].lowercased() }
+
+        #expect(post("/v1/chat/completions", chatRequest("hi [[sim chunks=3]]"), id: "loop-1"))
+        let chat = await connection.receiveBytes(for: .seconds(10), until: ended)
+        let chatText = String(decoding: chat.bytes, as: UTF8.self)
+        #expect(head(chatText).hasPrefix("http/1.1 200 ok"))
+        for field in ["content-type: text/event-stream", "x-request-id: loop-1", "date: ", "server: sluice", "transfer-encoding: chunked"] {
+            #expect(head(chatText).contains("\r\n" + field), "\(field) is missing: \(head(chatText))")
+        }
+        #expect(chatText.contains("data: [DONE]"))
+        #expect(!chat.closed)
+
+        // The same connection, the Bedrock shape: its own head, and the relay's end handed the
+        // connection back.
+        let model = "eu.anthropic.claude-sonnet-4-5-20250929-v1%3A0"
+        let body = #"{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi [[sim chunks=2]]"}]}"#
+        #expect(post("/bedrock/model/\(model)/invoke-with-response-stream", body, id: "loop-2"))
+        let bedrock = await connection.receiveBytes(for: .seconds(10), until: ended)
+        let bedrockHead = head(String(decoding: bedrock.bytes, as: UTF8.self))
+        #expect(bedrockHead.hasPrefix("http/1.1 200 ok"))
+        for field in ["content-type: application/vnd.amazon.eventstream", "x-request-id: loop-2", "date: ", "server: sluice"] {
+            #expect(bedrockHead.contains("\r\n" + field), "\(field) is missing: \(bedrockHead)")
+        }
+        #expect(!bedrock.closed)
+
+        #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let health = await connection.receive(for: .seconds(2))
+        #expect(health.text.hasPrefix("HTTP/1.1 200 OK"))
+    }
 }
