@@ -22,6 +22,10 @@ package protocol APIShape: Sendable {
     func streamHead(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders) -> HTTPFields
     /// The processor of a streamed answer (made where the stream runs: processors are not `Sendable`).
     func makeProcessor(_ request: MappedRequest<Mapped>) -> Processor
+    /// What of the shape's data a streamed answer keeps for its whole life (its processor is made
+    /// from it, ``streamEnded(_:request:outcome:)`` reads it): not what only the call needed, such
+    /// as a copy of the body, which is hundreds of KiB for a coding agent, and a stream lasts minutes.
+    func keptWhileStreaming(_ mapped: Mapped) -> Mapped
     /// A whole answer, from Bedrock's whole answer.
     func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError>
     /// The one retry of a request Bedrock refused before the first byte, when the shape can repair it
@@ -45,6 +49,8 @@ extension APIShape {
     ) async throws(GatewayError) -> MappedRequest<Mapped> { request }
 
     package func streamEnded(_ processor: Processor, request: MappedRequest<Mapped>, outcome: StreamOutcome) async {}
+
+    package func keptWhileStreaming(_ mapped: Mapped) -> Mapped { mapped }
 }
 
 /// A repaired request to send once more, and the `anthropic_beta` values the repair dropped that were
@@ -205,7 +211,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
                 var headers = stream.shape.streamHead(sent, upstreamHeaders: head.headers)
                 headers[.requestID] = requestID
                 let ending = start.startOnLoop(HTTPResponse(status: .ok, headerFields: headers))
-                stream.begin(call, request: Streaming.withoutBody(sent), ending: ending, headUnflushed: true)
+                stream.begin(call, request: stream.kept(sent), ending: ending, headUnflushed: true)
             }
         } }
         let answered: Answered
@@ -226,7 +232,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let headers = self.shape.streamHead(mapped, upstreamHeaders: answered.head.headers)
         stream.account = account
         let finalStream = stream
-        let request = Streaming.withoutBody(mapped)
+        let request = stream.kept(mapped)
         let upstream = UnclaimedCall(answered.call)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let ended = await ChannelRelay.relay(
@@ -253,12 +259,12 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let logger: Logger
         let observer: StreamObserver
 
-        /// The request the stream keeps, without the upstream body (sent, and let go by the call
-        /// once answered): a coding agent's request can be hundreds of KiB, and a stream lasts
-        /// minutes.
-        static func withoutBody(_ request: MappedRequest<Shape.Mapped>) -> MappedRequest<Shape.Mapped> {
+        /// The request the stream keeps: without the upstream body (sent, and let go by the call
+        /// once answered) or the shape's copies of it (``APIShape/keptWhileStreaming(_:)``).
+        func kept(_ request: MappedRequest<Shape.Mapped>) -> MappedRequest<Shape.Mapped> {
             var request = request
             request.body = ByteBuffer()
+            request.mapped = self.shape.keptWhileStreaming(request.mapped)
             return request
         }
 

@@ -77,6 +77,15 @@ package struct AnthropicMessagesShape: APIShape {
         TranslatingProcessor(AnthropicStreamTranslator())
     }
 
+    /// The client's body (for the one retry) and the Invoke body were the call's: a stream needs
+    /// neither.
+    package func keptWhileStreaming(_ mapped: Mapped) -> Mapped {
+        var kept = mapped
+        kept.clientBody = ByteBuffer()
+        kept.invoke.body = ByteBuffer()
+        return kept
+    }
+
     /// InvokeModel's answer for an Anthropic model is a Messages response already.
     package func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError> {
         let summary = BedrockResponseSummary(headers: upstreamHeaders, body: body)

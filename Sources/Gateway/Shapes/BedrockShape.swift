@@ -92,6 +92,11 @@ package struct BedrockShape: APIShape {
         PassthroughProcessor(operation: request.operation)
     }
 
+    /// The client's body was kept for the one retry before the answer: a stream needs none of it.
+    package func keptWhileStreaming(_ mapped: Mapped) -> Mapped {
+        Mapped(clientBody: ByteBuffer())
+    }
+
     /// The upstream's answer as it came, and the usage it reports: Bedrock's token-count headers
     /// (InvokeModel), else the body's `usage` object (Converse).
     package func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError> {

@@ -57,6 +57,13 @@ package struct OpenAIChatShape: APIShape {
         return TranslatingProcessor(ChatChunkTranslator(options: options))
     }
 
+    /// The Converse body was the call's: the stream's translator reads only the request's options.
+    package func keptWhileStreaming(_ mapped: Mapped) -> Mapped {
+        var kept = mapped
+        kept.converse.body = ByteBuffer()
+        return kept
+    }
+
     package func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError> {
         do {
             let completion = try ChatResponseMapper.makeChatCompletion(

@@ -100,6 +100,14 @@ package struct ResponsesShape: APIShape {
         return TranslatingProcessor(ResponsesStreamTranslator(options: options))
     }
 
+    /// The Converse body was the call's; the conversation's items stay (the response is kept with
+    /// them once the stream ended).
+    package func keptWhileStreaming(_ mapped: Mapped) -> Mapped {
+        var kept = mapped
+        kept.request.converse.body = ByteBuffer()
+        return kept
+    }
+
     package func complete(_ request: MappedRequest<Mapped>, upstreamHeaders: HTTPHeaders, body: ByteBuffer) -> Result<Completion, GatewayError> {
         do {
             let response = try ResponsesResponseMapper.makeResponse(
