@@ -152,10 +152,17 @@ public struct EventStreamDecoder {
 
         case .idle:
             let available = self.input.readableBytes
-            if available == 0 { return nil }
+            if available == 0 {
+                // The read is used up: let its storage go, or the connection that read it could
+                // not reuse it for its next read (NIO reuses a receive buffer only when it is the
+                // buffer's last holder) and would hold a second one for every open stream.
+                self.input = ByteBuffer()
+                return nil
+            }
             if available < Self.preludeLength {
                 self.startPartial(capacity: Self.preludeLength)
                 self.partial.writeBuffer(&self.input)
+                self.input = ByteBuffer()
                 self.state = .collectingPrelude
                 return nil
             }
@@ -186,6 +193,7 @@ public struct EventStreamDecoder {
             case .incomplete(let prelude):
                 self.startPartial(capacity: Self.initialCapacity(for: prelude))
                 self.partial.writeBuffer(&self.input)
+                self.input = ByteBuffer()
                 self.state = .collectingMessage(prelude)
                 return nil
             }
@@ -260,6 +268,8 @@ public struct EventStreamDecoder {
         // Safe to force unwrap: `wanted <= input.readableBytes`.
         var chunk = self.input.readSlice(length: wanted)!
         self.partial.writeBuffer(&chunk)
+        // Copied: the read's storage is not held while the message waits for more (see `.idle`).
+        if self.input.readableBytes == 0 { self.input = ByteBuffer() }
     }
 
     /// Checks the prelude at the start of `bytes` (at least 12 of them), in the order EVENTSTREAM.md §4

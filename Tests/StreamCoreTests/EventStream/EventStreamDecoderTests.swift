@@ -273,6 +273,23 @@ struct EventStreamDecoderTests {
         }
     }
 
+    @Test("a read whose messages were all taken is let go: its owner can write into it again without a copy")
+    func usedUpReadIsLetGo() throws {
+        var read = ByteBuffer()
+        read.writeImmutableBuffer(try EventStreamEncoder.encode(headers: [], payload: ByteBuffer(string: "one")))
+        read.writeImmutableBuffer(try EventStreamEncoder.encode(headers: [], payload: ByteBuffer(string: "two")))
+        var decoder = EventStreamDecoder()
+        try decoder.feed(read)
+        var payloads: [String] = []
+        while let message = try decoder.next() { payloads.append(String(buffer: message.payload)) }
+        #expect(payloads == ["one", "two"])
+        // A socket's receive buffer is reused only when its channel is its last holder: written in
+        // place (the same storage) means the decoder kept no reference to it.
+        let before = read.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        read.setInteger(UInt8(0), at: read.readerIndex)
+        #expect(read.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) } == before)
+    }
+
     @Test("a split message is accumulated into one buffer sized from its prelude")
     func splitMessageAccumulatedOnce() throws {
         let payload = ByteBuffer(bytes: Array(repeating: 0x61, count: 10_000))
