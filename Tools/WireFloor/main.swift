@@ -8,10 +8,11 @@
 //
 //   sluice-wire-floor PORT UPSTREAM_PORT [THREADS] [raw]   (built with SLUICE_LOAD=1)
 //
-// With `raw`, the answer is not parsed at all: the upstream's bytes (its head and its chunked body)
-// are written to the client as read, beneath the response encoder, and the answer's end is its last
-// chunk at the end of a read. That is NIO's channel machinery alone (the event loop, a read, the
-// pipeline, a write and a flush per chunk), below any HTTP work.
+// With `raw`, the answer is not parsed into parts: the upstream's bytes (its head and its chunked
+// body) are written to the client as read, beneath the response encoder, and only scanned for where
+// the answer ends (``RawFraming``: the chunk sizes are read, the chunks' bytes skipped). That is
+// NIO's channel machinery alone (the event loop, a read, the pipeline, a write and a flush per
+// chunk), below any HTTP work. It takes chunked answers only (the simulator's streams).
 //
 // Not a product: no timeouts, no limits, no backpressure, no error answers beyond closing.
 import NIOCore
@@ -160,6 +161,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     fileprivate var client: ChannelHandlerContext?
     fileprivate var unflushed = false
+    fileprivate var framing = RawFraming()
 
     init(pool: Pool) {
         self.pool = pool
@@ -174,6 +176,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     func send(_ head: HTTPRequestHead, body: ByteBuffer, to client: ChannelHandlerContext) {
         guard let context = self.context else { return client.close(promise: nil) }
         self.client = client
+        self.framing = RawFraming()
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri)
         for (name, value) in head.headers where !["connection", "keep-alive", "transfer-encoding", "content-length", "host"].contains(name.lowercased()) {
             upstreamHead.headers.add(name: name, value: value)
@@ -278,12 +281,81 @@ extension UpstreamHandler {
         guard let beneath = try? client.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return }
         beneath.write(NIOAny(bytes), promise: nil)
         self.unflushed = true
-        if bytes.readableBytes >= 5, bytes.getString(at: bytes.writerIndex - 5, length: 5) == "0\r\n\r\n" {
+        if self.framing.ends(in: bytes) {
             self.unflushed = false
             self.client = nil
             beneath.flush()
             (client.handler as? Downstream)?.answered()
             self.release()
+        }
+    }
+}
+
+/// Where a chunked answer forwarded unparsed ends, across reads: after its head, the chunk of size 0
+/// and the empty line after it (or its trailers). Chunks' bytes are skipped, not scanned.
+struct RawFraming {
+    private enum State {
+        /// `matched` bytes of the CR LF CR LF that ends the head (or, after the last chunk, the trailers).
+        case head(matched: Int)
+        case last(matched: Int)
+        /// A chunk's size line: the size so far, and whether an extension (`;…`) is being skipped.
+        case size(Int, extension: Bool)
+        /// A chunk's bytes and the CR LF after them.
+        case data(remaining: Int)
+        case done
+    }
+
+    private var state = State.head(matched: 0)
+
+    /// Reads the next bytes of the answer: whether it has ended.
+    mutating func ends(in bytes: ByteBuffer) -> Bool {
+        bytes.withUnsafeReadableBytes { raw in
+            var index = 0
+            while index < raw.count {
+                switch self.state {
+                case .head(let matched):
+                    let next = Self.match(raw[index], matched)
+                    self.state = next == 4 ? .size(0, extension: false) : .head(matched: next)
+                    index += 1
+                case .last(let matched):
+                    let next = Self.match(raw[index], matched)
+                    self.state = next == 4 ? .done : .last(matched: next)
+                    index += 1
+                case .size(let value, let inExtension):
+                    let byte = raw[index]
+                    index += 1
+                    if byte == UInt8(ascii: "\n") {
+                        self.state = value == 0 ? .last(matched: 2) : .data(remaining: value + 2)
+                    } else if !inExtension, let digit = Self.hex(byte) {
+                        self.state = .size(value * 16 + digit, extension: false)
+                    } else if byte == UInt8(ascii: ";") {
+                        self.state = .size(value, extension: true)
+                    }
+                case .data(let remaining):
+                    let taken = min(remaining, raw.count - index)
+                    index += taken
+                    self.state = taken == remaining ? .size(0, extension: false) : .data(remaining: remaining - taken)
+                case .done:
+                    return true
+                }
+            }
+            if case .done = self.state { return true }
+            return false
+        }
+    }
+
+    /// How much of CR LF CR LF is matched after `byte`, with `matched` before it.
+    private static func match(_ byte: UInt8, _ matched: Int) -> Int {
+        if byte == (matched % 2 == 0 ? UInt8(ascii: "\r") : UInt8(ascii: "\n")) { return matched + 1 }
+        return byte == UInt8(ascii: "\r") ? 1 : 0
+    }
+
+    private static func hex(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a")) + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A")) + 10
+        default: nil
         }
     }
 }
