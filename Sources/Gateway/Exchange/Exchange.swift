@@ -228,7 +228,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             return await self.complete(mapped, answered: answered, account: account)
         }
         // Started on the loop: this response is not written (see ``ResponseStart``).
-        if answered.call.startedOnLoop { return Response(status: .ok) }
+        if context.responseStart?.isStarted == true { return Response(status: .ok) }
         let headers = self.shape.streamHead(mapped, upstreamHeaders: answered.head.headers)
         stream.account = account
         let finalStream = stream

@@ -367,6 +367,9 @@ protocol ResponseStart: Sendable {
     /// Writes the head (not flushed: it goes out with the body's first write), on the channel's
     /// loop; the returned ending ends the response, later, from anywhere.
     func startOnLoop(_ response: HTTPResponse) -> any DetachedEnding
+    /// Whether it was (read by the request's task once its upstream's head is known, which is after
+    /// the start).
+    var isStarted: Bool { get }
 }
 
 final class LoopResponseStart<Responder: HTTPResponder>: ResponseStart where Responder.Context == GatewayRequestContext {
@@ -381,8 +384,6 @@ final class LoopResponseStart<Responder: HTTPResponder>: ResponseStart where Res
         self.serverName = serverName
     }
 
-    /// Whether the response was started on the loop (read by the request's task after its handler
-    /// returned, which is after the start).
     var isStarted: Bool { self.started.load(ordering: .acquiring) }
 
     func startOnLoop(_ response: HTTPResponse) -> any DetachedEnding {

@@ -77,8 +77,6 @@ final class UpstreamCall: @unchecked Sendable {
     /// start the relay at once, rather than after two hand-overs between the loop and the request's
     /// task). Let go once the head came: it holds the request's state.
     private var onOK: (@Sendable (UpstreamCall, HTTPResponseHead) -> Void)?
-    /// Whether `onOK` took the response (read by the head's waiter once it has the head).
-    private(set) var startedOnLoop = false
 
     init(loop: any EventLoop, request: ByteBuffer, idle: TimeAmount, onOK: (@Sendable (UpstreamCall, HTTPResponseHead) -> Void)? = nil) {
         self.loop = loop
@@ -302,10 +300,7 @@ final class UpstreamCall: @unchecked Sendable {
             self.request = ByteBuffer()
             if let onOK = self.onOK {
                 self.onOK = nil
-                if head.status == .ok {
-                    self.startedOnLoop = true
-                    onOK(self, head)
-                }
+                if head.status == .ok { onOK(self, head) }
             }
             self.headPromise.succeed(head)
             self.startWatchdog()
