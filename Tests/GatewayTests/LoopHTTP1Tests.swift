@@ -10,6 +10,27 @@ struct LoopHTTP1Tests {
         text.components(separatedBy: needle).count - 1
     }
 
+    /// A gateway with `config` and a token for it, in a directory of its own; `stop()` ends both.
+    struct Served {
+        let directory: TemporaryDirectory
+        let server: SluiceProcess
+        let token: String
+
+        init(_ name: String, config: String) async throws {
+            self.directory = try TemporaryDirectory()
+            let database = self.directory.path("\(name).db")
+            self.token = try await OperationsTests.token(name, database: database)
+            let file = self.directory.path("sluice.json")
+            try Data(config.utf8).write(to: URL(fileURLWithPath: file))
+            self.server = try await SluiceProcess.serve(database: database, arguments: ["--config", file])
+        }
+
+        func stop() {
+            if self.server.process.isRunning { self.server.kill() }
+            self.directory.remove()
+        }
+    }
+
     @Test("pipelined requests are answered in order, each after the one before; a Connection: close request's answer closes the connection")
     func pipelined() async throws {
         let directory = try TemporaryDirectory()
@@ -81,15 +102,9 @@ struct LoopHTTP1Tests {
 
     @Test("a body far over the limit, sent whole before anything is read (urllib): the 413 arrives, the rest is drained and the connection closes, without waiting for the idle timeout")
     func farOverTheLimit() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let database = directory.path("over.db")
-        let token = try await OperationsTests.token("urllib", database: database)
-        let config = directory.path("sluice.json")
-        try Data(#"{"server":{"maxBodyBytes":65536},"timeouts":{"clientIdleSeconds":30},"policies":[{"source":"group:admins"}]}"#.utf8)
-            .write(to: URL(fileURLWithPath: config))
-        let server = try await SluiceProcess.serve(database: database, arguments: ["--config", config])
-        defer { if server.process.isRunning { server.kill() } }
+        let served = try await Served("urllib", config: #"{"server":{"maxBodyBytes":65536},"timeouts":{"clientIdleSeconds":30},"policies":[{"source":"group:admins"}]}"#)
+        defer { served.stop() }
+        let (server, token) = (served.server, served.token)
 
         let connection = try RawConnection(port: server.port)
         // 4 MiB: past the limit and the exchange's own drain allowance (another 64 KiB), so the
@@ -106,14 +121,9 @@ struct LoopHTTP1Tests {
 
     @Test("a stream's response, started on the event loop from Bedrock's head: the head every answer has (x-request-id, Date, Server, chunked), a whole body, and the connection goes on to the next request")
     func streamStartedOnTheLoop() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let database = directory.path("stream.db")
-        let token = try await OperationsTests.token("loop", database: database)
-        let config = directory.path("sluice.json")
-        try Data(#"{"policies":[{"source":"group:admins"}]}"#.utf8).write(to: URL(fileURLWithPath: config))
-        let server = try await SluiceProcess.serve(database: database, arguments: ["--config", config])
-        defer { if server.process.isRunning { server.kill() } }
+        let served = try await Served("loop", config: #"{"policies":[{"source":"group:admins"}]}"#)
+        defer { served.stop() }
+        let (server, token) = (served.server, served.token)
 
         let connection = try RawConnection(port: server.port)
         let ended: @Sendable ([UInt8]) -> Bool = { String(decoding: $0, as: UTF8.self).hasSuffix("\r\n0\r\n\r\n") }
@@ -151,5 +161,68 @@ struct LoopHTTP1Tests {
         #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
         let health = await connection.receive(for: .seconds(2))
         #expect(health.text.hasPrefix("HTTP/1.1 200 OK"))
+    }
+
+    @Test("an HTTP/1.0 request is answered in HTTP/1.0 and the connection closes after the answer (ApacheBench waits for it); a stream's body is sent unchunked and ended by that close")
+    func http10() async throws {
+        let served = try await Served("ab", config: #"{"policies":[{"source":"group:admins"}]}"#)
+        defer { served.stop() }
+        let (server, token) = (served.server, served.token)
+
+        let health = try RawConnection(port: server.port)
+        #expect(health.send("GET /healthz HTTP/1.0\r\n\r\n"))
+        let answer = await health.receive(for: .seconds(5))
+        #expect(answer.text.hasPrefix("HTTP/1.0 200 OK"))
+        #expect(answer.text.lowercased().contains("\r\nconnection: close\r\n"))
+        #expect(answer.text.hasSuffix(#"{"status":"ok"}"#))
+        #expect(answer.closed, "an HTTP/1.0 connection without keep-alive stays open after its answer")
+
+        let stream = try RawConnection(port: server.port)
+        let body = chatRequest("hi [[sim chunks=3]]")
+        #expect(stream.send(
+            "POST /v1/chat/completions HTTP/1.0\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\n"
+                + "Expect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        ))
+        let streamed = await stream.receive(for: .seconds(10))
+        let parts = streamed.text.components(separatedBy: "\r\n\r\n")
+        let head = parts[0].lowercased()
+        #expect(head.hasPrefix("http/1.0 200 ok"), "\(head)")
+        #expect(head.contains("content-type: text/event-stream"))
+        #expect(!head.contains("transfer-encoding"), "HTTP/1.0 has no chunked framing: \(head)")
+        // The events themselves, not chunk sizes between them, and no 100 (ignored in HTTP/1.0).
+        #expect(parts.dropFirst().joined(separator: "\r\n\r\n").hasPrefix("data: {"))
+        #expect(streamed.text.hasSuffix("data: [DONE]\n\n"))
+        #expect(!streamed.text.contains("100 Continue"))
+        #expect(streamed.closed, "the close that ends an unframed body did not come")
+    }
+
+    @Test("Expect: 100-continue: the 100 comes when the body is wanted, and the answer after it; a declared length over the limit is refused at once, without a 100")
+    func expectContinue() async throws {
+        let served = try await Served("curl", config: #"{"server":{"maxBodyBytes":65536},"policies":[{"source":"group:admins"}]}"#)
+        defer { served.stop() }
+        let (server, token) = (served.server, served.token)
+        func head(_ length: Int) -> String {
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\n"
+                + "Expect: 100-continue\r\nContent-Length: \(length)\r\n\r\n"
+        }
+
+        let connection = try RawConnection(port: server.port)
+        let body = chatRequest("hi", stream: false)
+        #expect(connection.send(head(body.utf8.count)))
+        // curl waits 1 s for it, then sends anyway: the 100 is what it waits for, not the timeout.
+        let continued = await connection.receiveBytes(for: .seconds(5)) { String(decoding: $0, as: UTF8.self).hasSuffix("\r\n\r\n") }
+        #expect(String(decoding: continued.bytes, as: UTF8.self) == "HTTP/1.1 100 Continue\r\n\r\n")
+        #expect(connection.send(body))
+        let answered = await connection.receive(for: .seconds(2))
+        #expect(answered.text.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(answered.text.contains("chat.completion"))
+        #expect(!answered.closed)
+
+        // Over the limit: refused on the declared length; the body is never asked for.
+        let large = try RawConnection(port: server.port)
+        #expect(large.send(head(1024 * 1024)))
+        let refused = await large.receive(for: .seconds(2))
+        #expect(refused.text.hasPrefix("HTTP/1.1 413"), "\(refused.text)")
+        #expect(!refused.text.contains("100 Continue"))
     }
 }

@@ -14,7 +14,7 @@ import NIOHTTPTypes
 /// response head was written; the channel tells it when it is writable again (the backpressure: the
 /// upstream is not read while the client is slow) and when it closed (the client went away: the
 /// upstream request is cancelled). On an HTTP/1 connection it sits just before NIO's response encoder
-/// and writes the body already in chunked framing, one buffer per read: the encoder and the four
+/// and writes the body already in chunked framing (unframed to an HTTP/1.0 client), one buffer per read: the encoder and the four
 /// HTTP handlers above it cost more per chunk than all of StreamCore's work (a tenth of the gateway's
 /// CPU per chunk in a profile), and they have nothing to do for body bytes (the response's framing
 /// is the encoder's own chunked one, see ``ChunkFraming``; its head and end still go through them).
@@ -51,17 +51,26 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
     private var finished = false
     /// Whether something was written and not yet flushed.
     private var unflushed = false
-    /// Whether the body is written as HTTP/1.1 chunks beneath the encoder (else as body parts).
-    private let framesChunks: Bool
+    /// How the body is written.
+    private enum Framing {
+        /// As HTTP/1.1 chunks, beneath the encoder.
+        case chunked
+        /// As they are, beneath the encoder (HTTP/1.0).
+        case unframed
+        /// As body parts (HTTP/2).
+        case parts
+    }
+
+    private let framing: Framing
     /// Where a chunk is framed when the stream's output has no room before it (slices of upstream
     /// reads, on `/bedrock`): kept and reused, as the stream's own output is.
     private var frame = ByteBuffer()
 
-    private init(run: StreamRun<Processor>, call: UpstreamCall, done: EventLoopPromise<Ended>, framesChunks: Bool) {
+    private init(run: StreamRun<Processor>, call: UpstreamCall, done: EventLoopPromise<Ended>, framing: Framing) {
         self.run = run
         self.call = call
         self.done = done
-        self.framesChunks = framesChunks
+        self.framing = framing
     }
 
     /// Relays `call`'s body into `channel` (whose loop is the call's) until the stream ends, and
@@ -96,10 +105,20 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
         var run = StreamRun(processor, deadline: deadline, observer: observer, logger: logger)
         let pipeline = channel.pipeline.syncOperations
         // HTTP/1: Hummingbird's responses go through NIOHTTPTypes, which makes every one HTTP/1.1,
-        // and a stream's head has no Content-Length: the encoder frames its body as chunked.
+        // and a stream's head has no Content-Length: the encoder frames its body as chunked. An
+        // answer to an HTTP/1.0 client (``HTTP10Framing``) has no framing: its end is the
+        // connection's close.
         let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self)
-        if encoder != nil { run.headroom = ChunkFraming.headroom }
-        let relay = ChannelRelay(run: run, call: call, done: done, framesChunks: encoder != nil)
+        let framing: Framing
+        if encoder == nil {
+            framing = .parts
+        } else if (try? pipeline.handler(type: HTTP10Framing.self))?.answersHTTP10 == true {
+            framing = .unframed
+        } else {
+            framing = .chunked
+            run.headroom = ChunkFraming.headroom
+        }
+        let relay = ChannelRelay(run: run, call: call, done: done, framing: framing)
         relay.unflushed = headUnflushed
         do {
             if let encoder {
@@ -151,9 +170,12 @@ final class ChannelRelay<Processor: StreamProcessor>: ChannelInboundHandler, Rem
     /// One write per part of the upstream body (an HTTP chunk upstream), flushed once the upstream's
     /// read is done (``flush()``): a read that brings several parts goes out in one system call.
     private func write(_ context: ChannelHandlerContext) {
-        if self.framesChunks {
+        switch self.framing {
+        case .chunked:
             context.write(NIOAny(ChunkFraming.frame(&self.run.out, scratch: &self.frame)), promise: nil)
-        } else {
+        case .unframed:
+            context.write(NIOAny(self.run.out), promise: nil)
+        case .parts:
             context.write(NIOAny(HTTPResponsePart.body(self.run.out)), promise: nil)
         }
         self.unflushed = true

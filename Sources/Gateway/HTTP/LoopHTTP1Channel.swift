@@ -41,6 +41,7 @@ struct LoopHTTP1Channel<Responder: HTTPResponder>: ServerChildChannel where Resp
                 withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits
             )
+            try pipeline.addHandler(HTTP10Framing())
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.configuration.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))
             try pipeline.addHandler(LoopConnection(responder: self.responder, serverName: self.serverName, logger: logger))
@@ -103,6 +104,10 @@ where Responder.Context == GatewayRequestContext {
     private var bodyPaused = false
     /// A read was asked for while paused.
     private var readPending = false
+    /// The open request's number: a late ask for its `100 Continue` must not reach the next one.
+    private var requestNumber = 0
+    /// The open request asked for `100 Continue` (`Expect`) and it was sent.
+    private var continued = false
     /// Parts of the next request that came while a response was being written.
     private var waiting: CircularBuffer<HTTPRequestPart> = []
     private var waitingBytes = 0
@@ -167,14 +172,29 @@ where Responder.Context == GatewayRequestContext {
     private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
         self.responding = true
         self.closeAfterResponse = head.headerFields.asksToClose
+        self.requestNumber &+= 1
+        self.continued = false
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let producer = BodyProducer.makeSequence(
             backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
-            delegate: BodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+            delegate: BodyDemand(handler: bound)
         )
         self.request = .reading(producer.source)
-        let request = Hummingbird.Request(head: head, body: RequestBody(asyncSequence: producer.sequence))
+        let body: RequestBody
+        if head.headerFields[.expect].map({ $0.lowercased() == "100-continue" }) == true {
+            // The client waits for a `100 Continue` before it sends the body (curl for bodies
+            // over 1 MiB, ~1 s if none comes): it is sent when the handler first reads the body,
+            // so a request refused before that (a token, a declared length over the limit) is
+            // answered without the body being sent at all.
+            let number = self.requestNumber
+            body = RequestBody(asyncSequence: ContinueOnRead(base: producer.sequence) {
+                bound.eventLoop.execute { bound.value.sendContinue(for: number) }
+            })
+        } else {
+            body = RequestBody(asyncSequence: producer.sequence)
+        }
+        let request = Hummingbird.Request(head: head, body: body)
         let channel = context.channel
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let responder = self.responder
         let serverName = self.serverName
         let logger = self.logger
@@ -202,6 +222,16 @@ where Responder.Context == GatewayRequestContext {
                 channel.close(promise: nil)
             }
         }
+    }
+
+    /// The request's handler started reading a body its client holds back until it hears `100
+    /// Continue`: unless its answer has begun (or the body has come whole anyway).
+    fileprivate func sendContinue(for number: Int) {
+        guard let context = self.context, number == self.requestNumber, self.responding, !self.continued,
+              case .reading = self.request
+        else { return }
+        self.continued = true
+        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
     }
 
     /// The response's end was written: the connection goes on to the next request, or closes.
@@ -288,6 +318,83 @@ where Responder.Context == GatewayRequestContext {
             self.request = .none
         }
         context.close(promise: nil)
+    }
+}
+
+/// A request body that asks for its client's `100 Continue` when it is first read.
+struct ContinueOnRead<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let ask: @Sendable () -> Void
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        var ask: (@Sendable () -> Void)?
+
+        mutating func next() async throws -> ByteBuffer? {
+            if let ask {
+                self.ask = nil
+                ask()
+            }
+            return try await self.base.next()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: self.base.makeAsyncIterator(), ask: self.ask)
+    }
+}
+
+/// HTTP/1.0 requests, which the HTTPTypes codec behind this handler no longer tells from HTTP/1.1.
+/// An HTTP/1.0 client cannot read a chunked body and, unless it asked to keep it, expects the
+/// connection to close after the answer (ApacheBench waits for that close): its requests are
+/// marked `Connection: close` (the connection then closes after each answer, which also ends a
+/// stream's body, sent unframed), its answers are HTTP/1.0 without chunked framing, and its
+/// `Expect` is ignored (RFC 9110 §10.1.1).
+final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// For each request read and not answered yet, oldest first, whether it is HTTP/1.0.
+    private var versions: CircularBuffer<Bool> = []
+    /// Whether the answer being written is an HTTP/1.0 one (a relay beneath the encoder writes its
+    /// body unframed then).
+    private(set) var answersHTTP10 = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = self.unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
+        let legacy = head.version.major == 1 && head.version.minor == 0
+        self.versions.append(legacy)
+        guard legacy else {
+            context.fireChannelRead(data)
+            return
+        }
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        head.headers.remove(name: "expect")
+        context.fireChannelRead(self.wrapInboundOut(.head(head)))
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // A final answer's head answers the oldest request (a `1xx` comes before it).
+        guard case .head(var head) = self.unwrapOutboundIn(data), head.status.code >= 200 || head.status.code == 101,
+              let legacy = self.versions.popFirst()
+        else {
+            context.write(data, promise: promise)
+            return
+        }
+        self.answersHTTP10 = legacy
+        guard legacy else {
+            context.write(data, promise: promise)
+            return
+        }
+        head.version = .http1_0
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        context.write(self.wrapOutboundOut(.head(head)), promise: promise)
     }
 }
 

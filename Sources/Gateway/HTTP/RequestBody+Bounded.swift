@@ -34,7 +34,14 @@ extension Request {
     /// client that sends its whole body before it reads anything (Python's urllib, which also asks
     /// for `Connection: close`) then reads the 413 instead of a reset, and does not wait for the
     /// idle timeout. Past the drain allowance the connection is closed.
+    ///
+    /// A client that waits for `100 Continue` before it sends (`Expect`) and declares a length over
+    /// the limit is refused on that length: it is not asked for the body, and does not send it.
     func collectBody(upTo limit: Int, timeout: Duration, drain: Int) async throws(BodyFailure) -> ByteBuffer {
+        if let length = self.headers[.contentLength].flatMap(Int.init), length > limit,
+           self.headers[.expect].map({ $0.lowercased() == "100-continue" }) == true {
+            throw .tooLarge
+        }
         // In this task, not in a child task beside a timer's: the two tasks, their group and the
         // timer's wake-up were five of the ~13 task switches of a whole streamed request. The
         // time limit cancels this task instead, which ends the body's iteration as cancelling the
