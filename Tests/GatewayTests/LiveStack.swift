@@ -122,7 +122,9 @@ struct LiveStack {
                     configuration: configuration
                 )
                 let access = GatewayAccess(configuration: configuration, store: store, audit: audit.sink, now: now)
-                let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
+                let server = try makeServerBuilder(
+                    tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle, maxBodyBytes: configuration.server.maxBodyBytes
+                )
                 let gatewayApp = buildGatewayApplication(configuration: configuration, upstreams: upstream, access: access, server: server, logger: logger) { port in
                     gatewayPort.yield(port)
                 }

@@ -80,6 +80,59 @@ struct TLSTests {
         }
     }
 
+    /// Hummingbird's HTTP/1.1 channel (TLS) drops the request's version: `HTTP1Compatibility` puts
+    /// back what an HTTP/1.0 client and an `Expect` need. curl, as a user would run it.
+    @Test("HTTPS with HTTP/1.0: the answer is HTTP/1.0, unchunked, ended by the close; Expect: 100-continue over HTTP/1.1 gets its 100, and a declared length over the limit a 413 without it")
+    func legacyClientsOverTLS() async throws {
+        let files = try await Self.makeCertificate()
+        defer { Self.remove(files) }
+        try await LiveStack.run(configure: { $0.server.tls = files; $0.server.maxBodyBytes = 65536 }) { stack in
+            let url = "https://127.0.0.1:\(stack.gatewayPort)/v1/chat/completions"
+            func curl(_ arguments: [String], body: String) async throws -> (status: Int32, output: String, trace: String) {
+                let directory = try TemporaryDirectory()
+                defer { directory.remove() }
+                let file = directory.path("body.json")
+                try Data(body.utf8).write(to: URL(fileURLWithPath: file))
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+                process.arguments = ["-sSk", "--max-time", "20", "-H", "Authorization: Bearer \(stack.token)", "-H", "Content-Type: application/json",
+                                     "--data-binary", "@\(file)"] + arguments + [url]
+                let output = Pipe()
+                let trace = Pipe()
+                process.standardOutput = output
+                process.standardError = trace
+                try process.run()
+                let (out, err) = await withCheckedContinuation { continuation in
+                    DispatchQueue.global().async {
+                        let out = output.fileHandleForReading.readDataToEndOfFile()
+                        let err = trace.fileHandleForReading.readDataToEndOfFile()
+                        process.waitUntilExit()
+                        continuation.resume(returning: (out, err))
+                    }
+                }
+                return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+            }
+
+            // HTTP/1.0 reads an unframed body to the close: without it, curl waits out its time.
+            let old = try await curl(["--http1.0", "-i"], body: chatRequest("hi [[sim chunks=3]]"))
+            #expect(old.status == 0, "\(old.trace)")
+            let head = old.output.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.hasPrefix("http/1.0 200"), "\(head)")
+            #expect(!head.contains("transfer-encoding"))
+            #expect(old.output.hasSuffix("data: [DONE]\n\n"))
+
+            // Expect: 100-continue, asked for explicitly (curl asks by itself only past 1 MiB).
+            let expecting = try await curl(["--http1.1", "-v", "-H", "Expect: 100-continue"], body: chatRequest("hi", stream: false))
+            #expect(expecting.status == 0)
+            #expect(expecting.trace.contains("< HTTP/1.1 100 Continue"), "\(expecting.trace)")
+            #expect(expecting.output.contains("chat.completion"))
+
+            let large = try await curl(["--http1.1", "-v", "-H", "Expect: 100-continue"], body: String(repeating: " ", count: 100_000))
+            #expect(large.trace.contains("< HTTP/1.1 413"), "\(large.trace)")
+            #expect(!large.trace.contains("100 Continue"))
+        }
+    }
+
     /// An `https` upstream: a second gateway whose upstream is the first one's `/bedrock`
     /// passthrough over TLS (a proxy behind a path prefix, with a certificate of its own authority).
     @Test("an https upstream: TLS with the certificate checked against upstream.caFile (two requests); untrusted, 502 upstream_unreachable")

@@ -140,7 +140,7 @@ package func buildGatewayApplication(
     let serverName = "sluice"
     return Application(
         responder: PreparedInChildTask(routes),
-        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle)).builder(for: routes, serverName: serverName),
+        server: (server ?? makeHTTP1ServerBuilder(clientIdle: configuration.timeouts.clientIdle, maxBodyBytes: configuration.server.maxBodyBytes)).builder(for: routes, serverName: serverName),
         // A backlog of 4,096: a burst of new connections (coding tools opening streams together, a
         // load test) overflowed the default 256 and the kernel dropped them.
         configuration: .init(address: .hostname(configuration.server.host, port: configuration.server.port), serverName: serverName, backlog: 4096),

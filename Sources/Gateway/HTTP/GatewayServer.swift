@@ -53,7 +53,9 @@ package enum GatewayServer {
                 ]
             )
         }
-        let server = try makeServerBuilder(tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle)
+        let server = try makeServerBuilder(
+            tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle, maxBodyBytes: configuration.server.maxBodyBytes
+        )
         let scheme = configuration.server.tls == nil ? "http" : "https"
         let application = buildGatewayApplication(configuration: configuration, upstreams: upstreams, access: access, server: server, logger: logger) { port in
             logger.notice("sluice is listening", metadata: ["server.address": "\(scheme)://\(configuration.server.host):\(port)"])

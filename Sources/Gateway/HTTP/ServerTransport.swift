@@ -3,6 +3,8 @@ import Hummingbird
 package import HummingbirdCore
 import HummingbirdHTTP2
 import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import NIOSSL
 import Logging
 
@@ -44,9 +46,10 @@ package enum ServerTransport: Sendable {
 /// ALPN, where clients that offer `h2` get HTTP/2 and the rest HTTP/1.1.
 ///
 /// - Throws: ``ConfigurationError`` naming the file that cannot be read or parsed.
-package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(30)) throws -> ServerTransport {
-    guard let tls else { return makeHTTP1ServerBuilder(clientIdle: clientIdle) }
-    let http1 = makeHTTP1Configuration(clientIdle: clientIdle)
+/// `maxBodyBytes`: a request that declares a longer body is not asked for it (`Expect`).
+package func makeServerBuilder(tls: TLSFiles?, clientIdle: Duration = .seconds(30), maxBodyBytes: Int? = nil) throws -> ServerTransport {
+    guard let tls else { return makeHTTP1ServerBuilder(clientIdle: clientIdle, maxBodyBytes: maxBodyBytes) }
+    let http1 = makeHTTP1Configuration(clientIdle: clientIdle, maxBodyBytes: maxBodyBytes)
     let certificates: [NIOSSLCertificate]
     do {
         certificates = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath)
@@ -132,8 +135,8 @@ struct SmallReads<Inner: ServerChildChannel>: ServerChildChannel {
 }
 
 /// Plain HTTP/1.1 (keep-alive), with ``ReceiveBuffers``' reads.
-package func makeHTTP1ServerBuilder(clientIdle: Duration) -> ServerTransport {
-    let http1 = makeHTTP1Configuration(clientIdle: clientIdle)
+package func makeHTTP1ServerBuilder(clientIdle: Duration, maxBodyBytes: Int? = nil) -> ServerTransport {
+    let http1 = makeHTTP1Configuration(clientIdle: clientIdle, maxBodyBytes: maxBodyBytes)
     if ProcessInfo.processInfo.environment["SLUICE_HTTP1_CHANNEL"] == "hummingbird" {
         return .hummingbird(HTTPServerBuilder { responder in SmallReads(HTTP1Channel(responder: responder, configuration: http1)) })
     }
@@ -143,9 +146,70 @@ package func makeHTTP1ServerBuilder(clientIdle: Duration) -> ServerTransport {
 /// HTTP/1.1 settings against hostile clients: a connection that sends nothing for `clientIdle`
 /// (a slowloris trickling its headers, an idle keep-alive) is closed; headers are bounded to 256
 /// fields and 64 KiB in all (real clients send a few dozen and a few KiB; Claude Code about 20).
-func makeHTTP1Configuration(clientIdle: Duration) -> HTTP1Channel.Configuration {
+/// Hummingbird's channels (TLS) get ``HTTP1Compatibility`` (the loop-served one has its own).
+func makeHTTP1Configuration(clientIdle: Duration, maxBodyBytes: Int?) -> HTTP1Channel.Configuration {
     HTTP1Channel.Configuration(
+        additionalChannelHandlers: [HTTP1Compatibility(maxBodyBytes: maxBodyBytes)],
         idleTimeout: TimeAmount(clientIdle),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 256)
     )
+}
+
+/// What ``LoopConnection`` does for HTTP/1.0 and `Expect`, for Hummingbird's HTTP/1.1 channel
+/// (TLS), whose HTTPTypes codec drops the request's version. It is one of the channel's additional
+/// handlers, which go after that codec: it puts ``HTTP10Framing`` and ``ImmediateContinue`` before
+/// it, where the version is still known, and leaves. On an HTTP/2 stream (the same list of
+/// handlers) it only leaves.
+final class HTTP1Compatibility: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let maxBodyBytes: Int?
+
+    init(maxBodyBytes: Int?) {
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let codec = try? pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(HTTP10Framing(), position: .before(codec.handler))
+            try? pipeline.addHandler(ImmediateContinue(maxBodyBytes: self.maxBodyBytes), position: .before(codec.handler))
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// `100 Continue` as soon as a request that asks for it arrives (curl waits 1 s for it before it
+/// sends a body over 1 MiB), unless it declares a body over the limit (the handler refuses it on
+/// that length) or an answer is still being written (the 100 would fall into it). Hummingbird's
+/// channel does not say when the handler reads the body, which ``LoopConnection`` waits for.
+final class ImmediateContinue: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let maxBodyBytes: Int?
+    /// Requests whose answer has not ended yet.
+    private var open = 0
+
+    init(maxBodyBytes: Int?) {
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = self.unwrapInboundIn(data) {
+            self.open += 1
+            let length = head.headers.first(name: "content-length").flatMap { Int($0) }
+            if self.open == 1, head.version == .http1_1,
+               head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }),
+               (length ?? 0) <= (self.maxBodyBytes ?? Int.max) {
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = self.unwrapOutboundIn(data) { self.open -= 1 }
+        context.write(data, promise: promise)
+    }
 }
