@@ -25,8 +25,10 @@ package func buildGatewayApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = Router(context: GatewayRequestContext.self)
+    // `HEAD` is every `GET` route's too (RFC 9110 §9.3.2; load balancers' health checks use it).
+    let router = Router(context: GatewayRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: UnroutedRequests())
     let limits = ExchangeLimits(
         maxBodyBytes: configuration.server.maxBodyBytes, bodyTimeout: configuration.timeouts.requestBody,
         requestTimeout: configuration.timeouts.request
@@ -173,6 +175,39 @@ struct PreparedInChildTask<Inner: HTTPResponder>: HTTPResponder where Inner.Cont
     @Sendable func respond(to request: Request, context: Inner.Context) async throws -> Response {
         async let response = self.inner.respond(to: request, context: context)
         return try await response
+    }
+}
+
+/// A request no route takes (an unknown path, or a method its path does not have) gets a 404 in
+/// its API's shape, naming what was asked, instead of Hummingbird's empty one: a client's SDK then
+/// shows why. The shape is guessed from the path and, for Anthropic's clients, their headers.
+struct UnroutedRequests: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    /// Whether the router found no route: a routed request's endpoint is its route's path (set
+    /// before its middlewares run); Hummingbird's not-found responder names it `NotFound`.
+    static func isUnrouted(_ context: Context) -> Bool {
+        let endpoint = context.coreContext.endpointPath.value
+        return endpoint == nil || endpoint == "NotFound"
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound && Self.isUnrouted(context) {
+            let path = request.uri.path
+            let shape: ErrorShape
+            if path.hasPrefix("/bedrock/") {
+                shape = .bedrock
+            } else if path.hasPrefix("/v1/messages") || request.headers[.anthropicVersion] != nil || request.headers[.apiKey] != nil {
+                shape = .anthropic
+            } else {
+                shape = .openAI
+            }
+            // The path only (a query string may hold what should not be echoed), and not all of a long one.
+            let shown = path.utf8.count > 200 ? String(path.prefix(200)) + "…" : path
+            return shape.response(.notFound("no route for \(request.method) \(shown)"))
+        }
     }
 }
 

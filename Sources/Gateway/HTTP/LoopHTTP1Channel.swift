@@ -346,8 +346,8 @@ struct ContinueOnRead<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable w
 }
 
 /// HTTP/1.0 requests, which the HTTPTypes codec behind this handler no longer tells from HTTP/1.1.
-/// An HTTP/1.0 client cannot read a chunked body and, unless it asked to keep it, expects the
-/// connection to close after the answer (ApacheBench waits for that close): its requests are
+/// An HTTP/1.0 client cannot read a chunked body and, unless it asked to keep the connection,
+/// expects it to close after the answer (ApacheBench waits for that close): its requests are
 /// marked `Connection: close` (the connection then closes after each answer, which also ends a
 /// stream's body, sent unframed), its answers are HTTP/1.0 without chunked framing, and its
 /// `Expect` is ignored (RFC 9110 §10.1.1).
