@@ -62,8 +62,7 @@ package func buildGatewayApplication(
         await responses.respond(to: request, context: context)
     }
     router.get("/v1/models") { request, context in
-        // Anthropic's clients say who they are with `anthropic-version` or `x-api-key`.
-        let anthropic = request.headers[.anthropicVersion] != nil || request.headers[.apiKey] != nil
+        let anthropic = request.headers.fromAnthropicClient
         switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
         case .success(let caller):
             let settings = access.settings.current
@@ -199,7 +198,7 @@ struct UnroutedRequests: RouterMiddleware {
             let shape: ErrorShape
             if path.hasPrefix("/bedrock/") {
                 shape = .bedrock
-            } else if path.hasPrefix("/v1/messages") || request.headers[.anthropicVersion] != nil || request.headers[.apiKey] != nil {
+            } else if path.hasPrefix("/v1/messages") || request.headers.fromAnthropicClient {
                 shape = .anthropic
             } else {
                 shape = .openAI

@@ -13,3 +13,15 @@ extension HTTPField.Name {
     /// Cost-allocation tags for Bedrock's own usage reports (identity and group of the caller).
     package static let bedrockRequestMetadata = HTTPField.Name("X-Amzn-Bedrock-Request-Metadata")!
 }
+
+extension HTTPFields {
+    /// Whether the client waits for `100 Continue` before it sends its body (`Expect`).
+    var expectsContinue: Bool {
+        self[.expect].map { $0.lowercased() == "100-continue" } ?? false
+    }
+
+    /// Whether the client is one of Anthropic's: they say so with `anthropic-version` or `x-api-key`.
+    var fromAnthropicClient: Bool {
+        self[.anthropicVersion] != nil || self[.apiKey] != nil
+    }
+}

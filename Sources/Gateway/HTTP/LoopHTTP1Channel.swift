@@ -181,7 +181,7 @@ where Responder.Context == GatewayRequestContext {
         )
         self.request = .reading(producer.source)
         let body: RequestBody
-        if head.headerFields[.expect].map({ $0.lowercased() == "100-continue" }) == true {
+        if head.headerFields.expectsContinue {
             // The client waits for a `100 Continue` before it sends the body (curl for bodies
             // over 1 MiB, ~1 s if none comes): it is sent when the handler first reads the body,
             // so a request refused before that (a token, a declared length over the limit) is

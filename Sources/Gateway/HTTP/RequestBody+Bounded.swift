@@ -38,8 +38,7 @@ extension Request {
     /// A client that waits for `100 Continue` before it sends (`Expect`) and declares a length over
     /// the limit is refused on that length: it is not asked for the body, and does not send it.
     func collectBody(upTo limit: Int, timeout: Duration, drain: Int) async throws(BodyFailure) -> ByteBuffer {
-        if let length = self.headers[.contentLength].flatMap(Int.init), length > limit,
-           self.headers[.expect].map({ $0.lowercased() == "100-continue" }) == true {
+        if self.headers.expectsContinue, let length = self.headers[.contentLength].flatMap(Int.init), length > limit {
             throw .tooLarge
         }
         // In this task, not in a child task beside a timer's: the two tasks, their group and the
