@@ -64,11 +64,13 @@ package struct GatewayAccess: Sendable {
     /// - Returns: the account to close when the request ends, or the 403/429/503 to answer (already
     ///   recorded in the ledger and the audit log).
     package func admit<Mapped>(
-        _ caller: Caller, route: String, request: MappedRequest<Mapped>, settings: GatewaySettings, requestID: String
+        _ caller: Caller, route: String, request: MappedRequest<Mapped>, settings: GatewaySettings, requestID: String,
+        arrived: ContinuousClock.Instant
     ) async -> Result<RequestAccount, GatewayError> {
         var account = RequestAccount(
             ledger: self.ledger, caller: caller, route: route, requestedModel: request.requestedModel, resolvedModel: request.resolvedModel,
-            messageCount: request.declared.messageCount, prices: settings.prices, requestID: requestID
+            messageCount: request.declared.messageCount, prices: settings.prices, requestID: requestID,
+            arrived: arrived
         )
         account.bodyBytes = request.declared.bodyBytes
         account.session = request.session

@@ -127,6 +127,8 @@ struct DeadlinesTests {
             let rows = try await stack.store.usage(since: .distantPast)
             #expect(rows.map(\.status) == [408])
             #expect(rows.first?.finishReason == "request_body_timeout")
+            // Its duration is the request's, from its head (it was ~0 when counted from the refusal).
+            #expect((rows.first?.durationMilliseconds ?? 0) >= 1000, "\(rows.first?.durationMilliseconds ?? -1) ms")
         }
     }
 }

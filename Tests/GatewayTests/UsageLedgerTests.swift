@@ -67,6 +67,32 @@ struct UsageLedgerTests {
         }
     }
 
+    @Test("a request's row is dated and timed from its head's arrival: a slow upload is in its first byte and duration")
+    func timedFromArrival() async throws {
+        try await LiveStack.run { stack in
+            let body = chatRequest("timed [[sim chunks=2]]")
+            let connection = try RawConnection(port: stack.gatewayPort)
+            let sent = Date()
+            let start = ContinuousClock.now
+            #expect(
+                connection.send(
+                    "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(stack.token)\r\n"
+                        + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                )
+            )
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(connection.send(body))
+            let (bytes, _) = await connection.receiveBytes(for: .seconds(10)) { String(decoding: $0, as: UTF8.self).contains("[DONE]") }
+            let elapsed = (ContinuousClock.now - start).totalMilliseconds
+            #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+            let row = try #require(try await self.waitForRows(stack, count: 1).first)
+            // Counted from the admission, as before, both were a few milliseconds.
+            #expect((row.firstByteMilliseconds ?? 0) >= 400, "first byte \(row.firstByteMilliseconds ?? -1) ms")
+            #expect(row.durationMilliseconds >= 400 && row.durationMilliseconds <= elapsed + 1, "duration \(row.durationMilliseconds) ms")
+            #expect(abs(row.timestamp.timeIntervalSince(sent)) < 0.2, "row dated \(row.timestamp.timeIntervalSince(sent)) s after the head was sent")
+        }
+    }
+
     @Test("invoke-with-response-stream: usage from the stream, identity in X-Amzn-Bedrock-Request-Metadata (merged with the client's own, ours win)")
     func invokeStream() async throws {
         try await LiveStack.run { stack in

@@ -131,7 +131,7 @@ package struct ExchangeLimits: Sendable {
 /// authenticate → map (per API shape) → admit → upstream call → relay → account.
 ///
 /// However a request ends, its ledger entry is closed exactly once, before the response's last
-/// byte: refused requests by ``Ledger/recordRefused(_:route:requested:error:requestID:)``, admitted ones by
+/// byte: refused requests by ``Ledger/recordRefused(_:route:requested:error:requestID:arrived:)``, admitted ones by
 /// ``RequestAccount/finish(_:)``.
 package struct Exchange<Shape: APIShape>: Sendable {
     package let shape: Shape
@@ -164,7 +164,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             body = try await request.collectBody(upTo: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout, drain: self.limits.maxBodyBytes)
         } catch {
             let refusal = error.gatewayError(limit: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout)
-            await self.access.ledger.recordRefused(caller, route: route, requested: "", error: refusal, requestID: context.requestID)
+            await self.access.ledger.recordRefused(caller, route: route, requested: "", error: refusal, requestID: context.requestID, arrived: context.arrived)
             var response = self.shape.errors.response(refusal)
             // The connection's state is unknown after a refused body (the rest may be unread).
             response.headers[.connection] = "close"
@@ -178,7 +178,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             mapped.session = request.headers[.claudeCodeSessionID].flatMap { RequestIDMiddleware.isUsable($0[...]) ? $0 : nil }
         } catch {
             MemoryRelief.afterRequest(bodyBytes: body.readableBytes)
-            await self.access.ledger.recordRefused(caller, route: route, requested: "", error: error, requestID: context.requestID)
+            await self.access.ledger.recordRefused(caller, route: route, requested: "", error: error, requestID: context.requestID, arrived: context.arrived)
             return self.shape.errors.response(error)
         }
         // Where it can go: a model no upstream serves is refused before it counts against any limit.
@@ -187,11 +187,11 @@ package struct Exchange<Shape: APIShape>: Sendable {
         let candidates = self.upstreams.candidates(key: key, requested: mapped.requestedModel, resolved: mapped.resolvedModel, now: .now)
         guard !candidates.isEmpty else {
             let error = GatewayError(.modelNotFound, "no upstream of this gateway serves the model '\(mapped.requestedModel)'")
-            await self.access.ledger.recordRefused(caller, route: route, requested: mapped.requestedModel, error: error, requestID: context.requestID)
+            await self.access.ledger.recordRefused(caller, route: route, requested: mapped.requestedModel, error: error, requestID: context.requestID, arrived: context.arrived)
             return self.shape.errors.response(error)
         }
         var account: RequestAccount
-        switch await self.access.admit(caller, route: route, request: mapped, settings: settings, requestID: context.requestID) {
+        switch await self.access.admit(caller, route: route, request: mapped, settings: settings, requestID: context.requestID, arrived: context.arrived) {
         case .success(let admitted): account = admitted
         case .failure(let refusal): return self.shape.errors.response(refusal)
         }
@@ -447,6 +447,10 @@ package struct GatewayRequestContext: RequestContext {
     package var coreContext: CoreRequestContextStorage
     /// Set by ``RequestIDMiddleware`` before any route runs.
     package var requestID: String
+    /// When the request's head arrived (the context is made then): a request's ledger times (its
+    /// duration, its first byte) count from here, so the body's upload, authentication and
+    /// admission are in them, as the client lived them.
+    package let arrived = ContinuousClock.now
     /// The client's connection (an HTTP/2 stream's channel over HTTP/2): streams are relayed into it
     /// on its event loop (``ChannelRelay``), where their upstream connections are made.
     package let channel: any Channel

@@ -19,7 +19,7 @@ package struct AuditSink: Sendable {
 
 /// The record of every request: the usage ledger in the store, the audit lines and the request
 /// metrics. Every request that got past reading its headers ends here exactly once, admitted
-/// (``RequestAccount``) or refused (``recordRefused(_:route:requested:error:requestID:)``,
+/// (``RequestAccount``) or refused (``recordRefused(_:route:requested:error:requestID:arrived:)``,
 /// ``recordUnauthenticated(route:failure:requestID:)``).
 package struct Ledger: Sendable {
     package let store: any Store
@@ -104,10 +104,10 @@ package struct Ledger: Sendable {
 
     /// A request refused after authentication but before it was admitted (a body too large, a
     /// malformed request): a ledger row and an audit line, like every other request.
-    package func recordRefused(_ caller: Caller, route: String, requested: String, error: GatewayError, requestID: String) async {
+    package func recordRefused(_ caller: Caller, route: String, requested: String, error: GatewayError, requestID: String, arrived: ContinuousClock.Instant) async {
         let account = RequestAccount(
             ledger: self, caller: caller, route: route, requestedModel: requested, resolvedModel: requested, messageCount: nil,
-            prices: PriceTable(), requestID: requestID
+            prices: PriceTable(), requestID: requestID, arrived: arrived
         )
         await account.finish(error)
     }

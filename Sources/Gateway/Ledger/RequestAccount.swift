@@ -13,8 +13,10 @@ package struct RequestAccount: Sendable {
     package let requestID: String
     /// Entries in the request's `messages`, when it has them.
     let messageCount: Int?
+    /// When the request arrived (its head), as the ledger's row dates it and on the clock its
+    /// first byte and duration are measured with.
     let startedAt: Date
-    let started = ContinuousClock.now
+    let started: ContinuousClock.Instant
     /// The request's place in the limits and among the open streams, given back at the end.
     var admission: AdmissionTicket?
     /// The prices in force when the request was admitted (a reload does not reprice it).
@@ -28,7 +30,7 @@ package struct RequestAccount: Sendable {
 
     init(
         ledger: Ledger, caller: Caller, route: String, requestedModel: String, resolvedModel: String, messageCount: Int?,
-        prices: PriceTable, requestID: String
+        prices: PriceTable, requestID: String, arrived: ContinuousClock.Instant
     ) {
         self.prices = prices
         self.requestID = requestID.isEmpty ? Ledger.makeRequestID() : requestID
@@ -38,7 +40,8 @@ package struct RequestAccount: Sendable {
         self.requestedModel = requestedModel
         self.resolvedModel = resolvedModel
         self.messageCount = messageCount
-        self.startedAt = ledger.now()
+        self.started = arrived
+        self.startedAt = ledger.now().addingTimeInterval(-(ContinuousClock.now - arrived).totalMilliseconds / 1000)
     }
 
     /// The usage to charge for a stream: what the upstream reported when the stream got that far;
