@@ -10,15 +10,17 @@ struct LoadCommand: ParsableCommand {
         commandName: "sluice-load",
         abstract: "Drive concurrent streaming requests at Sluice (or the simulator) and measure them.",
         discussion: """
-            Every text delta carries the simulator's latency stamp ⟦t=<CLOCK_MONOTONIC ns>⟧ (stamps=1 is added
-            to the scenario), so per-chunk latency is arrival − stamp on this machine's clock. A stream is good
-            only when it ended properly ([DONE], or messageStop + metadata), every frame was valid, every
-            delta's stamp parsed and the number of text deltas equals the scenario's chunks= (default 8).
+            Every text delta carries the simulator's latency stamp ⟦t=<CLOCK_MONOTONIC ns>⟧ (stamps=1 is \
+            added to the scenario), so per-chunk latency is arrival − stamp on this machine's clock. A \
+            stream is good only when it ended properly ([DONE], or messageStop + metadata), every frame \
+            was valid, every delta's stamp parsed and the number of text deltas equals the scenario's \
+            chunks= (default 8).
 
+            The gateway's OpenAI route, its /bedrock route, and the simulator itself:
               sluice-load --url http://127.0.0.1:8080 --concurrency 100 --duration 10 \\
-                  --scenario "chunks=50 gap_ms=20"                 # gateway, OpenAI route
-              sluice-load --url http://127.0.0.1:8080 --route bedrock ...   # gateway, /bedrock/... route
-              sluice-load --direct --url http://127.0.0.1:9000 ...          # the simulator itself
+                --scenario "chunks=50 gap_ms=20"
+              sluice-load --url http://127.0.0.1:8080 --route bedrock ...
+              sluice-load --direct --url http://127.0.0.1:9000 ...
 
             Exit status: 0 when every stream was good, 2 when any failed, 64 on a usage error.
             """

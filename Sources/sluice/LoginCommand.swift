@@ -18,10 +18,10 @@ struct LoginCommand: AsyncParsableCommand {
         commandName: "login",
         abstract: "Sign in with the gateway's identity provider (device flow) and keep the credentials.",
         discussion: """
-            The gateway's GET /.well-known/sluice names the issuer and the public client; the issuer's
-            discovery document names its device and token endpoints. The credentials (refresh token
+            The gateway's GET /.well-known/sluice names the issuer and the public client; the issuer's \
+            discovery document names its device and token endpoints. The credentials (refresh token \
             included) are written to ~/.config/sluice/credentials, readable by you only. Then:
-              sluice token print          # a valid access token, refreshed when needed
+              sluice token print    # a valid access token, refreshed when needed
             """
     )
 
@@ -88,7 +88,7 @@ extension TokenCommand {
             commandName: "print",
             abstract: "Print a valid IdP token for the gateway (after `sluice login`), refreshing it when needed.",
             discussion: """
-                For Claude Code: {"apiKeyHelper": "sluice token print"} in ~/.claude/settings.json, with
+                For Claude Code: {"apiKeyHelper": "sluice token print"} in ~/.claude/settings.json, with \
                 ANTHROPIC_BASE_URL set to the gateway. Nothing but the token is written to standard output.
                 """
         )

@@ -47,7 +47,7 @@ struct TokenCommand: AsyncParsableCommand {
             abstract: "Create a token; it is printed once, as the last line of standard output.",
             discussion: """
                 Only the token's SHA-256 is stored. Example:
-                  TOKEN=$(sluice token create --identity jane@corp --group engineering --ttl 30d | tail -n 1)
+                  TOKEN=$(sluice token create --identity jane --ttl 30d | tail -n 1)
                 """
         )
 

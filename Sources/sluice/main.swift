@@ -57,7 +57,7 @@ struct Serve: AsyncParsableCommand {
             AWS_BEARER_TOKEN_BEDROCK and is never printed.
 
             Examples:
-              sluice serve                                   # simulator upstream when no credentials
+              sluice serve       # no AWS credentials: the built-in simulator answers
               AWS_BEARER_TOKEN_BEDROCK=… sluice serve --region us-west-2
               sluice serve --host 127.0.0.1 --port 8080 --upstream http://127.0.0.1:9000
             """
