@@ -172,9 +172,12 @@ package struct Exchange<Shape: APIShape>: Sendable {
         }
         let settings = self.access.settings.current
         var mapped: MappedRequest<Shape.Mapped>
-        do {
+        do throws(GatewayError) {
             mapped = try self.shape.map(body, head: request.head, caller: caller, settings: settings)
             mapped = try await self.shape.resolve(mapped, body: body, caller: caller, settings: settings)
+            if let problem = modelIDProblem(mapped.modelID) {
+                throw GatewayError(.invalidRequest, "the model id '\(excerpt(mapped.modelID))' \(problem)", param: "model")
+            }
             mapped.session = request.headers[.claudeCodeSessionID].flatMap { RequestIDMiddleware.isUsable($0[...]) ? $0 : nil }
         } catch {
             MemoryRelief.afterRequest(bodyBytes: body.readableBytes)
@@ -197,7 +200,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
         }
         for beta in mapped.droppedBetas { self.access.metrics.betaDropped(beta) }
         let stream: Streaming? = mapped.operation.isStreaming ? Streaming(
-            shape: self.shape, account: account, deadline: ContinuousClock.now + self.limits.requestTimeout, channel: context.channel,
+            shape: self.shape, account: account, deadline: context.arrived + self.limits.requestTimeout, channel: context.channel,
             logger: context.logger, observer: StreamObserver(metrics: self.access.metrics, lifecycle: self.access.lifecycle, route: route)
         ) : nil
         // On a loop-served connection a stream's response starts on the loop where Bedrock's `200`

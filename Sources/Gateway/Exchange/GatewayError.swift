@@ -307,3 +307,9 @@ extension GatewayError {
         GatewayError(Code(bedrockException: name), message)
     }
 }
+
+/// The start of a client's text for an error message (a model id, a path): at most `limit`
+/// characters, marked when cut.
+func excerpt(_ text: String, limit: Int = 80) -> String {
+    text.count <= limit ? text : String(text.prefix(limit)) + "…"
+}

@@ -204,8 +204,7 @@ struct UnroutedRequests: RouterMiddleware {
                 shape = .openAI
             }
             // The path only (a query string may hold what should not be echoed), and not all of a long one.
-            let shown = path.utf8.count > 200 ? String(path.prefix(200)) + "…" : path
-            return shape.response(.notFound("no route for \(request.method) \(shown)"))
+            return shape.response(.notFound("no route for \(request.method) \(excerpt(path, limit: 200))"))
         }
     }
 }

@@ -41,6 +41,19 @@ package func percentEncodePathSegment(_ segment: String) -> String {
     }
 }
 
+/// Why `modelID` cannot be a Bedrock model id (a model, an inference profile, an ARN), or `nil`.
+/// Bedrock's ids are at most 2,048 characters of ASCII letters, digits and `.:/-`; this refuses only
+/// what no id can be (an id Bedrock does not know is Bedrock's to refuse): too long, whitespace,
+/// control or non-ASCII characters, or `.` and `..`, which a server normalising the path would read
+/// as a step out of `/model/`. So a 100 KB "model" is neither sent, nor written to the ledger, nor
+/// echoed back in full.
+func modelIDProblem(_ modelID: String) -> String? {
+    if modelID.utf8.count > 2048 { return "is longer than Bedrock's 2,048 characters" }
+    if modelID == "." || modelID == ".." { return "is not a model id" }
+    if modelID.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) { return "contains a space, a control or a non-ASCII character" }
+    return nil
+}
+
 /// RFC 3986's unreserved characters: letters, digits, `-`, `.`, `_` and `~`.
 private func isUnreserved(_ byte: UInt8) -> Bool {
     switch byte {
