@@ -196,15 +196,33 @@ struct UnroutedRequests: RouterMiddleware {
         } catch let error as HTTPError where error.status == .notFound && Self.isUnrouted(context) {
             let path = request.uri.path
             let shape: ErrorShape
-            if path.hasPrefix("/bedrock/") {
+            if path.hasPrefix("/bedrock/") || path.hasPrefix("/model/") {
                 shape = .bedrock
-            } else if path.hasPrefix("/v1/messages") || request.headers.fromAnthropicClient {
+            } else if path.hasPrefix("/v1/messages") || path.hasPrefix("/messages") || request.headers.fromAnthropicClient {
                 shape = .anthropic
             } else {
                 shape = .openAI
             }
             // The path only (a query string may hold what should not be echoed), and not all of a long one.
-            return shape.response(.notFound("no route for \(request.method) \(excerpt(path, limit: 200))"))
+            let hint = Self.hint(for: path).map { ": \($0)" } ?? ""
+            return shape.response(.notFound("no route for \(request.method) \(excerpt(path, limit: 200))\(hint)"))
+        }
+    }
+
+    /// What a client whose base URL is one step off asked for, and how to set it: the commonest
+    /// mistake with a gateway (an OpenAI SDK's base URL without `/v1`, an Anthropic SDK's with it,
+    /// boto3's `endpoint_url` without `/bedrock`).
+    static func hint(for path: String) -> String? {
+        if path.hasPrefix("/v1/v1/") {
+            return "the base URL has /v1 once too often (Anthropic's SDKs add /v1 themselves; OpenAI's base URL ends in it)"
+        }
+        switch path {
+        case "/chat/completions", "/responses", "/models":
+            return "the OpenAI API is under /v1 (a base URL ending in /v1)"
+        case "/messages", "/messages/count_tokens":
+            return "the Anthropic API is under /v1 (Anthropic's SDKs add it to a base URL without it)"
+        default:
+            return path.hasPrefix("/model/") ? "Bedrock's API is under /bedrock (an endpoint URL ending in /bedrock)" : nil
         }
     }
 }
