@@ -67,7 +67,7 @@ struct UsageLedgerTests {
         }
     }
 
-    @Test("a request's row is dated and timed from its head's arrival: a slow upload is in its first byte and duration")
+    @Test("a request's row is dated and timed from its head's arrival: a slow upload (1 s) is in its first byte and duration")
     func timedFromArrival() async throws {
         try await LiveStack.run { stack in
             let body = chatRequest("timed [[sim chunks=2]]")
@@ -80,16 +80,18 @@ struct UsageLedgerTests {
                         + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                 )
             )
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .seconds(1))
             #expect(connection.send(body))
             let (bytes, _) = await connection.receiveBytes(for: .seconds(10)) { String(decoding: $0, as: UTF8.self).contains("[DONE]") }
             let elapsed = (ContinuousClock.now - start).totalMilliseconds
             #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
             let row = try #require(try await self.waitForRows(stack, count: 1).first)
             // Counted from the admission, as before, both were a few milliseconds.
-            #expect((row.firstByteMilliseconds ?? 0) >= 400, "first byte \(row.firstByteMilliseconds ?? -1) ms")
-            #expect(row.durationMilliseconds >= 400 && row.durationMilliseconds <= elapsed + 1, "duration \(row.durationMilliseconds) ms")
-            #expect(abs(row.timestamp.timeIntervalSince(sent)) < 0.2, "row dated \(row.timestamp.timeIntervalSince(sent)) s after the head was sent")
+            #expect((row.firstByteMilliseconds ?? 0) >= 700, "first byte \(row.firstByteMilliseconds ?? -1) ms")
+            #expect(row.durationMilliseconds >= 700 && row.durationMilliseconds <= elapsed + 1, "duration \(row.durationMilliseconds) ms")
+            // (Under a loaded test run the head has been seen to wait ~0.25 s for the server: the bounds
+            // leave room for that, and the start at the admission would still be ~1 s off.)
+            #expect(abs(row.timestamp.timeIntervalSince(sent)) < 0.6, "row dated \(row.timestamp.timeIntervalSince(sent)) s after the head was sent")
         }
     }
 

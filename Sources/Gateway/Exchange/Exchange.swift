@@ -158,14 +158,32 @@ package struct Exchange<Shape: APIShape>: Sendable {
         }
     }
 
+    /// The request's body, bounded in size and time, or why not.
+    private func collectBody(of request: Request) async -> Result<ByteBuffer, GatewayError> {
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            // A compressed body would be read as JSON and refused as malformed, or forwarded to
+            // Bedrock as it is (RFC 7694: 415, and which encodings are taken).
+            return .failure(GatewayError(
+                .unsupportedContentEncoding,
+                "the request body is sent with Content-Encoding '\(excerpt(encoding, limit: 40))'; this gateway takes bodies uncompressed"
+            ))
+        }
+        do {
+            return .success(try await request.collectBody(upTo: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout, drain: self.limits.maxBodyBytes))
+        } catch {
+            return .failure(error.gatewayError(limit: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout))
+        }
+    }
+
     private func respond(to request: Request, context: GatewayRequestContext, caller: Caller, route: String) async -> Response {
         let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout, drain: self.limits.maxBodyBytes)
-        } catch {
-            let refusal = error.gatewayError(limit: self.limits.maxBodyBytes, timeout: self.limits.bodyTimeout)
+        switch await self.collectBody(of: request) {
+        case .success(let collected):
+            body = collected
+        case .failure(let refusal):
             await self.access.ledger.recordRefused(caller, route: route, requested: "", error: refusal, requestID: context.requestID, arrived: context.arrived)
             var response = self.shape.errors.response(refusal)
+            if refusal.code == .unsupportedContentEncoding { response.headers[.acceptEncoding] = "identity" }
             // The connection's state is unknown after a refused body (the rest may be unread).
             response.headers[.connection] = "close"
             return response
@@ -450,10 +468,11 @@ package struct GatewayRequestContext: RequestContext {
     package var coreContext: CoreRequestContextStorage
     /// Set by ``RequestIDMiddleware`` before any route runs.
     package var requestID: String
-    /// When the request's head arrived (the context is made then): a request's ledger times (its
-    /// duration, its first byte) count from here, so the body's upload, authentication and
-    /// admission are in them, as the client lived them.
-    package let arrived = ContinuousClock.now
+    /// When the request's head arrived: a request's ledger times (its duration, its first byte) count
+    /// from here, so the body's upload, authentication and admission are in them, as the client
+    /// lived them. The context is made then; a loop-served connection sets the instant its head was
+    /// read, before the request's task waited for a thread.
+    package var arrived = ContinuousClock.now
     /// The client's connection (an HTTP/2 stream's channel over HTTP/2): streams are relayed into it
     /// on its event loop (``ChannelRelay``), where their upstream connections are made.
     package let channel: any Channel

@@ -63,6 +63,7 @@ extension GatewayError {
             case methodNotAllowed = "method_not_allowed"
             case requestTooLarge = "request_too_large"
             case requestBodyTimeout = "request_body_timeout"
+            case unsupportedContentEncoding = "unsupported_content_encoding"
             // Identity and admission.
             case unauthenticated = "invalid_api_key"
             case tokenExpired = "token_expired"
@@ -104,6 +105,7 @@ extension GatewayError {
         package static let methodNotAllowed = Code(.methodNotAllowed)
         package static let requestTooLarge = Code(.requestTooLarge)
         package static let requestBodyTimeout = Code(.requestBodyTimeout)
+        package static let unsupportedContentEncoding = Code(.unsupportedContentEncoding)
         package static let unauthenticated = Code(.unauthenticated)
         package static let tokenExpired = Code(.tokenExpired)
         package static let policyDenied = Code(.policyDenied)
@@ -156,6 +158,7 @@ extension GatewayError {
             case .methodNotAllowed: 405
             case .requestBodyTimeout: 408
             case .requestTooLarge: 413
+            case .unsupportedContentEncoding: 415
             case .rateLimited, .upstreamThrottled: 429
             case .gatewayBusy, .upstreamUnavailable, .storeUnavailable: 503
             case .upstreamOverloaded: 529
@@ -182,7 +185,7 @@ extension GatewayError {
         /// OpenAI's `error.type`.
         var openAIType: String {
             switch self.status {
-            case 400, 404, 405, 408, 413: "invalid_request_error"
+            case 400, 404, 405, 408, 413, 415: "invalid_request_error"
             case 401: "authentication_error"
             case 403: "permission_error"
             case 429: "rate_limit_error"
@@ -197,7 +200,7 @@ extension GatewayError {
             case .requestTooLarge: "request_too_large"
             default:
                 switch self.status {
-                case 400, 405, 408: "invalid_request_error"
+                case 400, 405, 408, 415: "invalid_request_error"
                 case 401: "authentication_error"
                 case 403: "permission_error"
                 case 404: "not_found_error"
@@ -219,7 +222,8 @@ extension GatewayError {
             case .gatewayBusy, .upstreamUnavailable, .upstreamOverloaded: "ServiceUnavailableException"
             case .modelError: "ModelErrorException"
             case .modelTimeout, .upstreamFirstByteTimeout, .upstreamConnectTimeout, .requestTimeout: "ModelTimeoutException"
-            case .invalidRequest, .upstreamRejected, .methodNotAllowed, .requestTooLarge, .requestBodyTimeout: "ValidationException"
+            case .invalidRequest, .upstreamRejected, .methodNotAllowed, .requestTooLarge, .requestBodyTimeout, .unsupportedContentEncoding:
+                "ValidationException"
             default: "InternalServerException"
             }
         }

@@ -199,9 +199,11 @@ where Responder.Context == GatewayRequestContext {
         let serverName = self.serverName
         let logger = self.logger
         let onLoop = LoopResponseStart(channel: channel, handler: bound, serverName: serverName)
+        let arrived = ContinuousClock.now
         Task {
             var requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
             requestContext.responseStart = onLoop
+            requestContext.arrived = arrived
             var response: Response
             do {
                 response = try await responder.respond(to: request, context: requestContext)
