@@ -207,7 +207,7 @@ package struct Exchange<Shape: APIShape>: Sendable {
             ? AffinityKey.make(session: mapped.session, declared: mapped.affinity, identity: caller.identity, upstreamBody: mapped.body) : ""
         let candidates = self.upstreams.candidates(key: key, requested: mapped.requestedModel, resolved: mapped.resolvedModel, now: .now)
         guard !candidates.isEmpty else {
-            let error = GatewayError(.modelNotFound, "no upstream of this gateway serves the model '\(mapped.requestedModel)'")
+            let error = GatewayError(.modelNotFound, "no upstream of this gateway serves the model '\(excerpt(mapped.requestedModel))'")
             await self.access.ledger.recordRefused(caller, route: route, requested: mapped.requestedModel, error: error, requestID: context.requestID, arrived: context.arrived)
             return self.shape.errors.response(error)
         }
