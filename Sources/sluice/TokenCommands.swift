@@ -26,7 +26,7 @@ struct TokenCommand: AsyncParsableCommand {
                 do {
                     configuredPath = try GatewayConfiguration.load(file: self.config, environment: environment).storePath
                 } catch let error as ConfigurationError {
-                    throw ValidationError(error.description)
+                    throw configurationFailure(error.description)
                 }
             }
             let path = StoreLocation.resolve(flag: self.db, environment: environment, configuredPath: configuredPath)
@@ -36,7 +36,7 @@ struct TokenCommand: AsyncParsableCommand {
             do {
                 address = try StoreAddress.parse(path, environment: environment)
             } catch {
-                throw ValidationError(error.description)
+                throw configurationFailure(error.description)
             }
             return try await address.open(logger: logger)
         }

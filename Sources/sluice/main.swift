@@ -47,6 +47,13 @@ struct Sluice: AsyncParsableCommand {
     )
 }
 
+/// A configuration or start-up problem, said on standard error as ArgumentParser says its own errors
+/// but without the usage lines (the command line was not at fault): exit status 64, as for them.
+func configurationFailure(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+    return ExitCode(64)
+}
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the gateway.",
@@ -113,7 +120,7 @@ struct Serve: AsyncParsableCommand {
         do {
             configuration = try load()
         } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
+            throw configurationFailure(error.description)
         }
         // Logs go to standard error in both formats; standard output is for what commands print.
         switch configuration.log.effectiveFormat(standardErrorIsTerminal: isatty(STDERR_FILENO) != 0) {
@@ -125,8 +132,9 @@ struct Serve: AsyncParsableCommand {
         let wantsSimulator: Bool
         do {
             wantsSimulator = try UpstreamPlan.wantsSimulator(configuration, environment: environment)
+            try await GatewayServer.preflight(configuration)
         } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
+            throw configurationFailure(error.description)
         }
         guard wantsSimulator else {
             try await GatewayServer.run(configuration: configuration, environment: environment, logger: logger, databasePath: self.db, reload: load)

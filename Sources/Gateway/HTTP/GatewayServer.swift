@@ -1,5 +1,7 @@
 package import Foundation
 package import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 #if canImport(Glibc)
@@ -19,6 +21,39 @@ private let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
 /// event (the upstream client is shut down under them), and each one's usage is recorded as it
 /// ends. A second signal ends the drain at once.
 package enum GatewayServer {
+    /// What would stop the server once started, checked before anything is (the simulator, the
+    /// store): the TLS files, and the listening address (in use, not this machine's, or a port
+    /// that needs privileges). A newcomer who runs `sluice` twice, or has something on 8080, reads
+    /// which address and what to do, not NIO's `bind(descriptor:ptr:bytes:)` after the simulator's
+    /// start-up lines.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the setting.
+    package static func preflight(_ configuration: GatewayConfiguration) async throws {
+        _ = try makeServerBuilder(tls: configuration.server.tls)
+        let host = configuration.server.host
+        let port = configuration.server.port
+        guard port != 0 else { return }
+        let channel: any Channel
+        do {
+            // As the server binds (SO_REUSEADDR), so that a port left in TIME_WAIT is not refused here.
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port).get()
+        } catch let error as IOError {
+            let problem: String
+            switch error.errnoCode {
+            case EADDRINUSE: problem = "\(host):\(port) is in use (another sluice, or another server, listens there); choose another with --port"
+            case EACCES: problem = "listening on port \(port) needs privileges (ports under 1024); choose another with --port"
+            case EADDRNOTAVAIL: problem = "\(host) is not an address of this machine; choose one with --host"
+            default: problem = "cannot listen on \(host):\(port): \(error)"
+            }
+            throw ConfigurationError(source: "start-up", key: "server.port", problem: problem)
+        } catch {
+            throw ConfigurationError(source: "start-up", key: "server.host", problem: "cannot listen on \(host):\(port): \(error)")
+        }
+        try await channel.close()
+    }
+
     /// - Parameters:
     ///   - simulatorEndpoint: when the caller started a simulator, its URL; used when the
     ///     configuration asks for the simulator or has no credentials and no endpoint.
@@ -30,6 +65,10 @@ package enum GatewayServer {
         databasePath: String? = nil, reload: (@Sendable () throws -> GatewayConfiguration)? = nil
     ) async throws {
         let plan = try UpstreamPlan(configuration: configuration, environment: environment, simulatorEndpoint: simulatorEndpoint)
+        // Before the store opens: a TLS file it refuses must not leave the store open.
+        let server = try makeServerBuilder(
+            tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle, maxBodyBytes: configuration.server.maxBodyBytes
+        )
         let location = StoreLocation.resolve(flag: databasePath, environment: environment, configuredPath: configuration.storePath)
         let address = try StoreAddress.parse(location, environment: environment)
         let store = try await address.open(logger: logger)
@@ -53,9 +92,6 @@ package enum GatewayServer {
                 ]
             )
         }
-        let server = try makeServerBuilder(
-            tls: configuration.server.tls, clientIdle: configuration.timeouts.clientIdle, maxBodyBytes: configuration.server.maxBodyBytes
-        )
         let scheme = configuration.server.tls == nil ? "http" : "https"
         let application = buildGatewayApplication(configuration: configuration, upstreams: upstreams, access: access, server: server, logger: logger) { port in
             logger.notice("sluice is listening", metadata: ["server.address": "\(scheme)://\(configuration.server.host):\(port)"])
