@@ -132,8 +132,14 @@ struct Serve: AsyncParsableCommand {
         let wantsSimulator: Bool
         do {
             wantsSimulator = try UpstreamPlan.wantsSimulator(configuration, environment: environment)
-            try await GatewayServer.preflight(configuration)
+            try await GatewayServer.preflight(configuration, environment: environment, databasePath: self.db)
         } catch let error as ConfigurationError {
+            throw configurationFailure(error.description)
+        } catch let error as SQLiteStoreError {
+            throw configurationFailure(error.description)
+        } catch let error as PostgresStoreError {
+            throw configurationFailure(error.description)
+        } catch let error as StoreAddressError {
             throw configurationFailure(error.description)
         }
         guard wantsSimulator else {

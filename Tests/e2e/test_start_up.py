@@ -36,3 +36,14 @@ def test_an_unreadable_tls_file_stops_start_up_naming_it(tmp_path):
     assert f"configuration error in {missing}, key 'server.tls.certificateFile'" in completed.stderr, completed.stderr
     # A debug build asserted here: the store was opened before the TLS files were read, and not closed.
     assert started_nothing(completed.stderr), completed.stderr
+
+
+def test_a_store_it_cannot_use_is_named_with_why(tmp_path):
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("not a database, but long enough to be read as a header\n" * 4)
+    for store, why in [(tmp_path, "it cannot be opened"), (not_a_database, "the file is not a SQLite database")]:
+        completed = subprocess.run([str(sluice_binary()), "serve", "--port", "0", "--db", str(store)], capture_output=True,
+                                   text=True, timeout=60, env=server_env(tmp_path), cwd=tmp_path)
+        assert completed.returncode == 64, completed.stderr
+        assert f"cannot use the SQLite store {store}: {why}" in completed.stderr, completed.stderr
+        assert "SIMULATOR" not in completed.stderr and "crashed" not in completed.stderr, completed.stderr

@@ -21,15 +21,19 @@ private let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
 /// event (the upstream client is shut down under them), and each one's usage is recorded as it
 /// ends. A second signal ends the drain at once.
 package enum GatewayServer {
-    /// What would stop the server once started, checked before anything is (the simulator, the
-    /// store): the TLS files, and the listening address (in use, not this machine's, or a port
-    /// that needs privileges). A newcomer who runs `sluice` twice, or has something on 8080, reads
-    /// which address and what to do, not NIO's `bind(descriptor:ptr:bytes:)` after the simulator's
-    /// start-up lines.
+    /// What would stop the server once started, checked before anything is (the simulator): the TLS
+    /// files, the store (opened and closed), and the listening address (in use, not this machine's,
+    /// or a port that needs privileges). A newcomer who runs `sluice` twice, or has something on
+    /// 8080, reads which address and what to do, not NIO's `bind(descriptor:ptr:bytes:)` after the
+    /// simulator's start-up lines.
     ///
-    /// - Throws: ``ConfigurationError`` naming the setting.
-    package static func preflight(_ configuration: GatewayConfiguration) async throws {
+    /// - Throws: ``ConfigurationError`` naming the setting; the store's own error naming the store.
+    package static func preflight(_ configuration: GatewayConfiguration, environment: [String: String], databasePath: String?) async throws {
         _ = try makeServerBuilder(tls: configuration.server.tls)
+        let location = StoreLocation.resolve(flag: databasePath, environment: environment, configuredPath: configuration.storePath)
+        var quiet = Logger(label: "sluice")
+        quiet.logLevel = .critical
+        try await StoreAddress.parse(location, environment: environment).open(logger: quiet).close()
         let host = configuration.server.host
         let port = configuration.server.port
         guard port != 0 else { return }

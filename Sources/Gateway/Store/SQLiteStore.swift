@@ -33,10 +33,25 @@ package final class SQLiteStore: Store {
     }
 
     /// Opens (creating it and its directory if needed) and migrates the database at `path`.
+    /// - Throws: ``SQLiteStoreError``, naming the file and what is wrong with it.
     package static func open(path: String, logger: Logger) async throws -> SQLiteStore {
+        do {
+            return try await Self.openFile(path: path, logger: logger)
+        } catch let error as SQLiteStoreError {
+            throw error
+        } catch {
+            throw SQLiteStoreError(path: path, error)
+        }
+    }
+
+    private static func openFile(path: String, logger: Logger) async throws -> SQLiteStore {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw SQLiteStoreError(path: path, problem: "its folder \(directory) cannot be made")
+            }
         }
         // A new file is readable by its owner only (the ledger names people; SQLite gives its -wal
         // and -shm files the same mode).
@@ -415,5 +430,27 @@ package final class SQLiteStore: Store {
     private static func date(_ data: SQLiteData?) -> Date? {
         guard let data, !data.isNull, let seconds = data.double else { return nil }
         return Date(timeIntervalSince1970: seconds)
+    }
+}
+
+/// Why the SQLite store could not be opened, for the person starting the gateway: the file and what
+/// is wrong with it, not SQLite's bare result code.
+package struct SQLiteStoreError: Error, CustomStringConvertible {
+    package var description: String
+
+    init(path: String, problem: String) {
+        self.description = "cannot use the SQLite store \(path): \(problem)"
+    }
+
+    init(path: String, _ error: any Error) {
+        let problem: String
+        switch (error as? SQLiteError)?.reason {
+        case .cantOpen: problem = "it cannot be opened (a folder, or a file or folder this user may not write?)"
+        case .notADatabase: problem = "the file is not a SQLite database"
+        case .readOnly, .permission: problem = "this user may not write it"
+        case .busy, .locked: problem = "another process holds it locked"
+        default: problem = "\(error)"
+        }
+        self.init(path: path, problem: problem)
     }
 }
