@@ -270,6 +270,37 @@ struct ChatCompletionsTests {
         }
     }
 
+    @Test("GET /v1/models/{id} answers one listed model in the client's shape, and a 404 for one not listed for the caller")
+    func retrieveModel() async throws {
+        try await LiveStack.run { stack in
+            let (status, _, body) = try await stack.get("/v1/models/claude-sonnet")
+            #expect(status == .ok)
+            #expect(String(buffer: body) == #"{"id":"claude-sonnet","object":"model","created":0,"owned_by":"sluice"}"#)
+            // Bedrock ids come with their `:` escaped, as SDKs send a path segment.
+            let (escaped, _, escapedBody) = try await stack.get("/v1/models/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0")
+            #expect(escaped == .ok)
+            #expect(String(buffer: escapedBody).contains(#""id":"us.anthropic.claude-sonnet-4-5-20250929-v1:0""#))
+            let (unknown, _, unknownBody) = try await stack.get("/v1/models/gpt-9")
+            #expect(unknown == .notFound)
+            #expect(String(buffer: unknownBody).contains(#""code":"model_not_found""#), "\(String(buffer: unknownBody))")
+
+            let anthropic = [("anthropic-version", "2023-06-01")]
+            let (byAlias, _, aliasBody) = try await stack.get("/v1/models/claude-haiku-4-5", headers: anthropic)
+            #expect(byAlias == .ok)
+            #expect(String(buffer: aliasBody).hasPrefix(#"{"type":"model","id":"claude-haiku-4-5-20251001","display_name":"#), "\(String(buffer: aliasBody))")
+            let (missing, _, missingBody) = try await stack.get("/v1/models/claude-9", headers: anthropic)
+            #expect(missing == .notFound)
+            #expect(String(buffer: missingBody).hasPrefix(#"{"type":"error","error":{"type":"not_found_error""#))
+
+            // A caller no policy lets use the model gets the same 404 as for an unknown one.
+            let outsider = try await stack.makeToken(identity: "eve", groups: ["nobody"])
+            let (denied, _, _) = try await stack.get("/v1/models/claude-sonnet", headers: [("Authorization", "Bearer \(outsider)")])
+            #expect(denied == .notFound)
+            let (refused, _, _) = try await stack.get("/v1/models/claude-sonnet", headers: [("Authorization", "Bearer sk-sluice-forged")])
+            #expect(refused == .unauthorized)
+        }
+    }
+
     @Test("the upstream sees the configured key and never the client's token")
     func upstreamKey() async throws {
         try await LiveStack.run(simulator: .init(requiredBearerToken: "upstream-key-123"), authentication: .apiKey("upstream-key-123")) { stack in

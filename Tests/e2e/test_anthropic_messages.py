@@ -100,6 +100,10 @@ def test_models_list_in_anthropics_shape(client):
     ids = [model.id for model in models.data]
     assert "claude-sonnet-4-5-20250929" in ids
     assert all(model.type == "model" and model.display_name for model in models.data)
+    # By an alias: the answer names the model by its id, as Anthropic's does.
+    assert client.models.retrieve("claude-sonnet-4-5").id == "claude-sonnet-4-5-20250929"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("no-such-model")
 
 
 def test_errors_in_anthropics_shape(sluice, token):

@@ -288,6 +288,12 @@ def test_models_list(openai_client):
     assert all(m.object == "model" for m in models.data)
 
 
+def test_models_retrieve(openai_client):
+    assert openai_client.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError):
+        openai_client.models.retrieve("no-such-model")
+
+
 def test_client_authorization_is_not_forwarded(recorded_sluice, token):
     """The gateway must never send the client's Authorization (its Sluice token) upstream."""
     recorder = recorded_sluice.upstream_recorder

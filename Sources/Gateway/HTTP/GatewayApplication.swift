@@ -72,6 +72,22 @@ package func buildGatewayApplication(
             return (anthropic ? ErrorShape.anthropic : ErrorShape.openAI).response(error)
         }
     }
+    // Retrieve one model (OpenAI's and Anthropic's `GET /v1/models/{id}`: `models.retrieve` in their
+    // SDKs): as listed, or a 404 when the caller may not use it or it is not known.
+    router.get("/v1/models/:id") { request, context in
+        let anthropic = request.headers.fromAnthropicClient
+        let shape: ErrorShape = anthropic ? .anthropic : .openAI
+        switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
+        case .success(let caller):
+            let id = context.parameters.get("id").flatMap { percentDecodePathSegment($0.utf8) } ?? ""
+            let settings = access.settings.current
+            let found = anthropic
+                ? ModelsRoute.anthropicModel(id, settings, caller: caller, region: region) : ModelsRoute.model(id, settings, caller: caller)
+            return found ?? shape.response(GatewayError(.modelNotFound, "the model '\(excerpt(id))' does not exist or you do not have access to it"))
+        case .failure(let error):
+            return shape.response(error)
+        }
+    }
     // What `sluice login --gateway` needs to sign a developer in: the IdP and the public client.
     // Public by design (no secrets: the client is a public one, used with the device flow).
     router.get("/.well-known/sluice") { _, _ in
@@ -231,45 +247,78 @@ struct UnroutedRequests: RouterMiddleware {
 enum ModelsRoute {
     /// The aliases and the advertised Bedrock ids the caller's policies allow, in OpenAI's shape.
     static func list(_ settings: GatewaySettings, caller: Caller) -> Response {
-        let catalog = settings.catalog
         var body = ByteBuffer()
         body.writeStaticString("{\"object\":\"list\",\"data\":[")
-        var first = true
-        for id in catalog.aliases.keys.sorted() + catalog.advertisedModelIDs where Self.allows(settings, caller, id, catalog.resolve(id)) {
-            if !first { body.writeStaticString(",") }
-            first = false
-            body.writeStaticString("{\"id\":")
-            body.writeJSONString(id)
-            body.writeStaticString(",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice\"}")
+        for (index, id) in Self.ids(settings, caller: caller).enumerated() {
+            if index > 0 { body.writeStaticString(",") }
+            Self.writeModel(id, into: &body)
         }
         body.writeStaticString("]}")
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        return Self.json(body)
+    }
+
+    /// One of ``list(_:caller:)``'s entries, or `nil` when it is not among them.
+    static func model(_ id: String, _ settings: GatewaySettings, caller: Caller) -> Response? {
+        guard Self.ids(settings, caller: caller).contains(id) else { return nil }
+        var body = ByteBuffer()
+        Self.writeModel(id, into: &body)
+        return Self.json(body)
+    }
+
+    private static func ids(_ settings: GatewaySettings, caller: Caller) -> [String] {
+        let catalog = settings.catalog
+        return (catalog.aliases.keys.sorted() + catalog.advertisedModelIDs).filter { Self.allows(settings, caller, $0, catalog.resolve($0)) }
+    }
+
+    private static func writeModel(_ id: String, into body: inout ByteBuffer) {
+        body.writeStaticString("{\"id\":")
+        body.writeJSONString(id)
+        body.writeStaticString(",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice\"}")
+    }
+
+    private static func json(_ body: ByteBuffer) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     /// The Claude models by their Anthropic names (the built-in table), as Anthropic lists them:
     /// `{"data":[{"type":"model","id","display_name","created_at"}],"has_more","first_id","last_id"}`.
     static func anthropicList(_ settings: GatewaySettings, caller: Caller, region: String) -> Response {
-        let entries = AnthropicModelTable.entries.filter { entry in
-            Self.allows(settings, caller, entry.id, entry.modelID(region: region))
-        }
+        let entries = Self.anthropicEntries(settings, caller: caller, region: region)
         var body = ByteBuffer()
         body.writeStaticString("{\"data\":[")
         for (index, entry) in entries.enumerated() {
             if index > 0 { body.writeStaticString(",") }
-            body.writeStaticString("{\"type\":\"model\",\"id\":")
-            body.writeJSONString(entry.id)
-            body.writeStaticString(",\"display_name\":")
-            body.writeJSONString(entry.displayName)
-            body.writeStaticString(",\"created_at\":")
-            body.writeJSONString(entry.createdAt)
-            body.writeStaticString("}")
+            Self.writeAnthropicModel(entry, into: &body)
         }
         body.writeStaticString("],\"has_more\":false,\"first_id\":")
         if let first = entries.first { body.writeJSONString(first.id) } else { body.writeStaticString("null") }
         body.writeStaticString(",\"last_id\":")
         if let last = entries.last { body.writeJSONString(last.id) } else { body.writeStaticString("null") }
         body.writeStaticString("}")
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        return Self.json(body)
+    }
+
+    /// One of ``anthropicList(_:caller:region:)``'s entries, by its id or one of its aliases (the
+    /// answer names it by its id, as Anthropic's does), or `nil`.
+    static func anthropicModel(_ id: String, _ settings: GatewaySettings, caller: Caller, region: String) -> Response? {
+        guard let entry = Self.anthropicEntries(settings, caller: caller, region: region).first(where: { $0.names.contains(id) }) else { return nil }
+        var body = ByteBuffer()
+        Self.writeAnthropicModel(entry, into: &body)
+        return Self.json(body)
+    }
+
+    private static func anthropicEntries(_ settings: GatewaySettings, caller: Caller, region: String) -> [AnthropicModelTable.Entry] {
+        AnthropicModelTable.entries.filter { entry in Self.allows(settings, caller, entry.id, entry.modelID(region: region)) }
+    }
+
+    private static func writeAnthropicModel(_ entry: AnthropicModelTable.Entry, into body: inout ByteBuffer) {
+        body.writeStaticString("{\"type\":\"model\",\"id\":")
+        body.writeJSONString(entry.id)
+        body.writeStaticString(",\"display_name\":")
+        body.writeJSONString(entry.displayName)
+        body.writeStaticString(",\"created_at\":")
+        body.writeJSONString(entry.createdAt)
+        body.writeStaticString("}")
     }
 
     private static func allows(_ settings: GatewaySettings, _ caller: Caller, _ requested: String, _ resolved: String) -> Bool {
