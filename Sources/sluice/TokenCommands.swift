@@ -69,9 +69,9 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
-            guard !self.identity.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--identity must not be empty") }
-            for group in self.group where group.isEmpty || group.contains(",") {
-                throw ValidationError("--group names must be non-empty and contain no commas: '\(group)'")
+            if let problem = ClientToken.identityProblem(self.identity) { throw ValidationError("--identity: \(problem)") }
+            for group in self.group {
+                if let problem = ClientToken.groupProblem(group) { throw ValidationError("--group '\(group)': \(problem)") }
             }
             guard ClientToken.parseDuration(self.ttl) != nil else {
                 throw ValidationError("--ttl must be a positive number followed by s, m, h, d or w (e.g. 30d), got '\(self.ttl)'")

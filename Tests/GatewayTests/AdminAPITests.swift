@@ -237,6 +237,8 @@ struct AdminAPITests {
                 (#"{"groups":["eng"]}"#, "identity"), (#"{"identity":"  "}"#, "identity"), (#"{"identity":"a","groups":["x,y"]}"#, "groups"),
                 (#"{"identity":"a","groups":"eng"}"#, "groups"), (#"{"identity":"a","ttl":"forever"}"#, "ttl"), (#"{"identity":"a","ttl":"0d"}"#, "ttl"),
                 (#"{"identity":"a","label":7}"#, "label"), (#"{"identity":"a","admin":true}"#, "admin"),
+                // Control characters would go into audit lines, metrics labels and the console as they are.
+                (#"{"identity":"a\u0000b"}"#, "identity"), (#"{"identity":"a","groups":["eng\nops"]}"#, "groups"),
             ] {
                 let (status, _, body) = try await stack.post("/admin/api/tokens", json: json)
                 #expect(status == .badRequest, "\(json)")

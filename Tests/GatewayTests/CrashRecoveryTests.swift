@@ -148,6 +148,8 @@ struct CrashRecoveryTests {
         #expect(try await SluiceProcess.run(["token", "list", "--db", database]).output.contains("revoked"))
         #expect(try await SluiceProcess.run(["token", "revoke", "nobody", "--db", database]).status != 0)
         #expect(try await SluiceProcess.run(["token", "create", "--identity", "x", "--ttl", "soon", "--db", database]).status != 0)
+        #expect(try await SluiceProcess.run(["token", "create", "--identity", "a\tb", "--db", database]).status != 0)
+        #expect(try await SluiceProcess.run(["token", "create", "--identity", "x", "--group", "eng\nops", "--db", database]).status != 0)
     }
 
     @Test(

@@ -294,9 +294,8 @@ struct NewTokenOrder {
         for member in object.members where !["identity", "groups", "ttl", "label"].contains(member.key) {
             throw GatewayError.badRequest("unknown field '\(member.key.prefix(64))': expected identity, groups, ttl, label", param: String(member.key.prefix(64)))
         }
-        guard let identity = object.present("identity")?.stringValue?.trimmingCharacters(in: .whitespaces), !identity.isEmpty,
-            identity.utf8.count <= 256
-        else { throw GatewayError.badRequest("identity must be a non-empty string of at most 256 bytes", param: "identity") }
+        let identity = object.present("identity")?.stringValue?.trimmingCharacters(in: .whitespaces) ?? ""
+        if let problem = ClientToken.identityProblem(identity) { throw GatewayError.badRequest(problem, param: "identity") }
         self.identity = identity
         self.groups = []
         if let groups = object.present("groups") {
@@ -304,9 +303,8 @@ struct NewTokenOrder {
                 throw GatewayError.badRequest("groups must be an array of at most 64 group names", param: "groups")
             }
             for item in list {
-                guard let name = item.stringValue, !name.isEmpty, name.utf8.count <= 128, !name.contains(",") else {
-                    throw GatewayError.badRequest("each group must be a non-empty string of at most 128 bytes without commas", param: "groups")
-                }
+                let name = item.stringValue ?? ""
+                if let problem = ClientToken.groupProblem(name) { throw GatewayError.badRequest(problem, param: "groups") }
                 if !self.groups.contains(name) { self.groups.append(name) }
             }
         }

@@ -63,6 +63,29 @@ package enum ClientToken {
             .replacingOccurrences(of: "=", with: "")
     }
 
+    /// Why `identity` cannot name a token's holder, or `nil`: it must be non-empty, at most 256
+    /// bytes, with no control characters (it is written into audit lines, metrics labels and the
+    /// console). The same rule for `sluice token create` and the admin API.
+    package static func identityProblem(_ identity: String) -> String? {
+        if identity.trimmingCharacters(in: .whitespaces).isEmpty || identity.utf8.count > 256 || Self.hasControlCharacters(identity) {
+            return "identity must be a non-empty string of at most 256 bytes without control characters"
+        }
+        return nil
+    }
+
+    /// Why `group` cannot be a group name, or `nil`: non-empty, at most 128 bytes, no commas (the
+    /// store joins a token's groups with them) and no control characters.
+    package static func groupProblem(_ group: String) -> String? {
+        if group.isEmpty || group.utf8.count > 128 || group.contains(",") || Self.hasControlCharacters(group) {
+            return "each group must be a non-empty string of at most 128 bytes without commas or control characters"
+        }
+        return nil
+    }
+
+    private static func hasControlCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
     /// Parses a TTL such as `30d`, `12h`, `90m`, `45s` or `2w`; `nil` when malformed or not positive.
     package static func parseDuration(_ text: String) -> Duration? {
         guard let unit = text.last, let scale = Self.secondsPerUnit(unit), let value = Int64(text.dropLast()), value > 0 else { return nil }
