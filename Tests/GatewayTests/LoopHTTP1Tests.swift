@@ -67,7 +67,18 @@ struct LoopHTTP1Tests {
         #expect(garbage.send("HELLO THERE\r\n\r\n"))
         let (text, closed) = await garbage.receive(for: .seconds(10))
         #expect(text.hasPrefix("HTTP/1.1 400 Bad Request"))
+        #expect(text.contains(#""message":"the request is not valid HTTP/1.1 (invalid HTTP method)""#), "\(text)")
         #expect(closed)
+
+        // Headers over the parser's limits get a 431 that says so; HTTP/2 without TLS, which port it is.
+        let big = try RawConnection(port: server.port)
+        #expect(big.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n"))
+        let (bigText, _) = await big.receive(for: .seconds(10))
+        #expect(bigText.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large"), "\(bigText.prefix(200))")
+        #expect(bigText.contains(#""code":"request_headers_too_large""#))
+        let h2c = try RawConnection(port: server.port)
+        #expect(h2c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+        #expect(await h2c.receive(for: .seconds(10)).text.contains("HTTP/2 without TLS is not served here"))
 
         let next = try RawConnection(port: server.port)
         #expect(next.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))

@@ -130,6 +130,11 @@ struct TLSTests {
             let large = try await curl(["--http1.1", "-v", "-H", "Expect: 100-continue"], body: String(repeating: " ", count: 100_000))
             #expect(large.trace.contains("< HTTP/1.1 413"), "\(large.trace)")
             #expect(!large.trace.contains("100 Continue"))
+
+            // Headers over the parser's limits: a 431 that says so (it was an empty 400).
+            let huge = try await curl(["--http1.1", "-i", "-H", "X-Big: " + String(repeating: "a", count: 70_000)], body: "{}")
+            #expect(huge.output.hasPrefix("HTTP/1.1 431"), "\(huge.output.prefix(300)) \(huge.trace)")
+            #expect(huge.output.contains(#""code":"request_headers_too_large""#))
         }
     }
 

@@ -15,6 +15,16 @@ package enum ErrorShape: Sendable {
     case bedrock
 
     package func response(_ error: GatewayError) -> Response {
+        let (body, status, headers) = self.render(error)
+        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The body alone, for an answer written beneath the router (a request the parser refused).
+    func body(_ error: GatewayError) -> ByteBuffer {
+        self.render(error).body
+    }
+
+    private func render(_ error: GatewayError) -> (body: ByteBuffer, status: Int, headers: HTTPFields) {
         var body = ByteBuffer()
         var status = error.status
         var headers: HTTPFields = [.contentType: "application/json"]
@@ -51,6 +61,6 @@ package enum ErrorShape: Sendable {
             headers[.amazonErrorType] = "\(type):http://internal.amazon.com/coral/com.amazon.bedrock/"
         }
         if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: .init(byteBuffer: body))
+        return (body, status, headers)
     }
 }

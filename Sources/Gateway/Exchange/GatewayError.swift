@@ -64,6 +64,7 @@ extension GatewayError {
             case requestTooLarge = "request_too_large"
             case requestBodyTimeout = "request_body_timeout"
             case unsupportedContentEncoding = "unsupported_content_encoding"
+            case requestHeadersTooLarge = "request_headers_too_large"
             // Identity and admission.
             case unauthenticated = "invalid_api_key"
             case tokenExpired = "token_expired"
@@ -106,6 +107,7 @@ extension GatewayError {
         package static let requestTooLarge = Code(.requestTooLarge)
         package static let requestBodyTimeout = Code(.requestBodyTimeout)
         package static let unsupportedContentEncoding = Code(.unsupportedContentEncoding)
+        package static let requestHeadersTooLarge = Code(.requestHeadersTooLarge)
         package static let unauthenticated = Code(.unauthenticated)
         package static let tokenExpired = Code(.tokenExpired)
         package static let policyDenied = Code(.policyDenied)
@@ -159,6 +161,7 @@ extension GatewayError {
             case .requestBodyTimeout: 408
             case .requestTooLarge: 413
             case .unsupportedContentEncoding: 415
+            case .requestHeadersTooLarge: 431
             case .rateLimited, .upstreamThrottled: 429
             case .gatewayBusy, .upstreamUnavailable, .storeUnavailable: 503
             case .upstreamOverloaded: 529
@@ -185,7 +188,7 @@ extension GatewayError {
         /// OpenAI's `error.type`.
         var openAIType: String {
             switch self.status {
-            case 400, 404, 405, 408, 413, 415: "invalid_request_error"
+            case 400, 404, 405, 408, 413, 415, 431: "invalid_request_error"
             case 401: "authentication_error"
             case 403: "permission_error"
             case 429: "rate_limit_error"
@@ -200,7 +203,7 @@ extension GatewayError {
             case .requestTooLarge: "request_too_large"
             default:
                 switch self.status {
-                case 400, 405, 408, 415: "invalid_request_error"
+                case 400, 405, 408, 415, 431: "invalid_request_error"
                 case 401: "authentication_error"
                 case 403: "permission_error"
                 case 404: "not_found_error"
@@ -222,7 +225,8 @@ extension GatewayError {
             case .gatewayBusy, .upstreamUnavailable, .upstreamOverloaded: "ServiceUnavailableException"
             case .modelError: "ModelErrorException"
             case .modelTimeout, .upstreamFirstByteTimeout, .upstreamConnectTimeout, .requestTimeout: "ModelTimeoutException"
-            case .invalidRequest, .upstreamRejected, .methodNotAllowed, .requestTooLarge, .requestBodyTimeout, .unsupportedContentEncoding:
+            case .invalidRequest, .upstreamRejected, .methodNotAllowed, .requestTooLarge, .requestBodyTimeout, .unsupportedContentEncoding,
+                .requestHeadersTooLarge:
                 "ValidationException"
             default: "InternalServerException"
             }

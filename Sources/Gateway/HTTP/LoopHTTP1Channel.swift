@@ -36,11 +36,13 @@ struct LoopHTTP1Channel<Responder: HTTPResponder>: ServerChildChannel where Resp
             limits.maxHeaderListSize = self.configuration.httpDecoder.maxHeaderListSize
             limits.maxHeaderFieldCount = self.configuration.httpDecoder.maxHeaderFieldCount
             let pipeline = channel.pipeline.syncOperations
-            // A request the parser refuses gets NIO's 400 and the connection is closed.
+            // A request the parser refuses gets a 400 (431 for its headers) saying why, and the
+            // connection is closed.
             try pipeline.configureHTTPServerPipeline(
-                withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false,
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits
             )
+            try pipeline.addHandler(ParseErrorAnswer())
             try pipeline.addHandler(HTTP10Framing())
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: self.configuration.idleTimeout.map { .nanoseconds($0.nanoseconds) }, logger: logger))

@@ -151,8 +151,81 @@ func makeHTTP1Configuration(clientIdle: Duration, maxBodyBytes: Int?) -> HTTP1Ch
     HTTP1Channel.Configuration(
         additionalChannelHandlers: [HTTP1Compatibility(maxBodyBytes: maxBodyBytes)],
         idleTimeout: TimeAmount(clientIdle),
-        httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 256)
+        httpDecoderConfiguration: .init(
+            maxHeaderFieldSize: ParseErrorAnswer.headerBytes, maxHeaderListSize: ParseErrorAnswer.headerBytes,
+            maxHeaderFieldCount: ParseErrorAnswer.headerFields
+        )
     )
+}
+
+/// A request NIO's HTTP/1 parser refuses gets an answer that says why, and the connection closes
+/// (the parser cannot go on): 431 for headers over the limits, 400 for anything else that is not
+/// HTTP/1.1, with an OpenAI-shaped error (the request line may not have parsed, so its API is not
+/// known). On the loop-served connection it replaces NIO's `HTTPServerProtocolErrorHandler`, which
+/// answered an empty 400; on Hummingbird's (TLS) it comes before the handler that answered the same.
+/// Like NIO's, it answers only when no other answer has begun (then it passes the error on).
+final class ParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// The parser's limits on every HTTP/1 connection: a request's headers in all, and their count.
+    static let headerBytes = 64 * 1024
+    static let headerFields = 256
+
+    private var answering = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        // The decoder closes the channel once this returns: the answer is written now or never.
+        guard !self.answering else {
+            // An answer has begun: only the close is left, as the handlers after this one see it.
+            context.fireErrorCaught(error)
+            return
+        }
+        let refusal: GatewayError
+        switch error {
+        case .headerOverflow:
+            refusal = GatewayError(
+                .requestHeadersTooLarge,
+                "the request's headers are over this gateway's limits (\(Self.headerBytes / 1024) KiB, \(Self.headerFields) fields)"
+            )
+        case .paused:
+            // What the parser makes of HTTP/2's connection preface.
+            refusal = GatewayError(
+                .invalidRequest, "HTTP/2 without TLS is not served here: use HTTP/1.1, or HTTPS (server.tls), where HTTP/2 is offered"
+            )
+        case .unknown:
+            refusal = GatewayError(.invalidRequest, "the request is not valid HTTP/1.1")
+        default:
+            refusal = GatewayError(.invalidRequest, "the request is not valid HTTP/1.1 (\(error))")
+        }
+        let body = ErrorShape.openAI.body(refusal)
+        var headers = HTTPHeaders([("Connection", "close"), ("Content-Type", "application/json")])
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        let status = HTTPResponseStatus(statusCode: refusal.status)
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // Not passed on: it is answered (Hummingbird's channel would answer it again with its own
+        // 400), and the connection closes once the answer is out (the parser cannot go on).
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: written)
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch self.unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: self.answering = true
+        case .end: self.answering = false
+        default: break
+        }
+        context.write(data, promise: promise)
+    }
 }
 
 /// What ``LoopConnection`` does for HTTP/1.0 and `Expect`, for Hummingbird's HTTP/1.1 channel
@@ -171,6 +244,7 @@ final class HTTP1Compatibility: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         if let codec = try? pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(ParseErrorAnswer(), position: .before(codec.handler))
             try? pipeline.addHandler(HTTP10Framing(), position: .before(codec.handler))
             try? pipeline.addHandler(ImmediateContinue(maxBodyBytes: self.maxBodyBytes), position: .before(codec.handler))
         }
