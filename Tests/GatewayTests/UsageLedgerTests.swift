@@ -73,7 +73,6 @@ struct UsageLedgerTests {
             let body = chatRequest("timed [[sim chunks=2]]")
             let connection = try RawConnection(port: stack.gatewayPort)
             let sent = Date()
-            let start = ContinuousClock.now
             #expect(
                 connection.send(
                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(stack.token)\r\n"
@@ -83,12 +82,12 @@ struct UsageLedgerTests {
             try await Task.sleep(for: .seconds(1))
             #expect(connection.send(body))
             let (bytes, _) = await connection.receiveBytes(for: .seconds(10)) { String(decoding: $0, as: UTF8.self).contains("[DONE]") }
-            let elapsed = (ContinuousClock.now - start).totalMilliseconds
             #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
             let row = try #require(try await self.waitForRows(stack, count: 1).first)
             // Counted from the admission, as before, both were a few milliseconds.
             #expect((row.firstByteMilliseconds ?? 0) >= 700, "first byte \(row.firstByteMilliseconds ?? -1) ms")
-            #expect(row.durationMilliseconds >= 700 && row.durationMilliseconds <= elapsed + 1, "duration \(row.durationMilliseconds) ms")
+            // (No upper bound from the client's clock: it reads `[DONE]` before the row is recorded.)
+            #expect(row.durationMilliseconds >= 700, "duration \(row.durationMilliseconds) ms")
             // (Under a loaded test run the head has been seen to wait ~0.25 s for the server: the bounds
             // leave room for that, and the start at the admission would still be ~1 s off.)
             #expect(abs(row.timestamp.timeIntervalSince(sent)) < 0.6, "row dated \(row.timestamp.timeIntervalSince(sent)) s after the head was sent")

@@ -61,31 +61,32 @@ package func buildGatewayApplication(
     router.post("/v1/responses") { request, context in
         await responses.respond(to: request, context: context)
     }
-    router.get("/v1/models") { request, context in
+    // Both model routes answer Anthropic's clients in Anthropic's shape, everyone else in OpenAI's;
+    // `answer` is nil for a model `id` the caller may not use or that is not known.
+    @Sendable func models(
+        _ request: Request, _ context: GatewayRequestContext, id: String = "", answer: (Caller, GatewaySettings, _ anthropic: Bool) -> Response?
+    ) async -> Response {
         let anthropic = request.headers.fromAnthropicClient
+        let shape: ErrorShape = anthropic ? .anthropic : .openAI
         switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
         case .success(let caller):
-            let settings = access.settings.current
-            return anthropic
-                ? ModelsRoute.anthropicList(settings, caller: caller, region: region) : ModelsRoute.list(settings, caller: caller)
+            if let response = answer(caller, access.settings.current, anthropic) { return response }
+            return shape.response(GatewayError(.modelNotFound, "the model '\(excerpt(id))' does not exist or you do not have access to it"))
         case .failure(let error):
-            return (anthropic ? ErrorShape.anthropic : ErrorShape.openAI).response(error)
+            return shape.response(error)
+        }
+    }
+    router.get("/v1/models") { request, context in
+        await models(request, context) { caller, settings, anthropic in
+            anthropic ? ModelsRoute.anthropicList(settings, caller: caller, region: region) : ModelsRoute.list(settings, caller: caller)
         }
     }
     // Retrieve one model (OpenAI's and Anthropic's `GET /v1/models/{id}`: `models.retrieve` in their
     // SDKs): as listed, or a 404 when the caller may not use it or it is not known.
     router.get("/v1/models/:id") { request, context in
-        let anthropic = request.headers.fromAnthropicClient
-        let shape: ErrorShape = anthropic ? .anthropic : .openAI
-        switch await access.authenticate(request.head, route: "/v1/models", requestID: context.requestID) {
-        case .success(let caller):
-            let id = context.parameters.get("id").flatMap { percentDecodePathSegment($0.utf8) } ?? ""
-            let settings = access.settings.current
-            let found = anthropic
-                ? ModelsRoute.anthropicModel(id, settings, caller: caller, region: region) : ModelsRoute.model(id, settings, caller: caller)
-            return found ?? shape.response(GatewayError(.modelNotFound, "the model '\(excerpt(id))' does not exist or you do not have access to it"))
-        case .failure(let error):
-            return shape.response(error)
+        let id = context.parameters.get("id").flatMap { percentDecodePathSegment($0.utf8) } ?? ""
+        return await models(request, context, id: id) { caller, settings, anthropic in
+            anthropic ? ModelsRoute.anthropicModel(id, settings, caller: caller, region: region) : ModelsRoute.model(id, settings, caller: caller)
         }
     }
     // What `sluice login --gateway` needs to sign a developer in: the IdP and the public client.

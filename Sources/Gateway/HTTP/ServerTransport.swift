@@ -181,7 +181,7 @@ final class ParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
-        // The decoder closes the channel once this returns: the answer is written now or never.
+        // The parser cannot go on after its error: this answer, if any, is the connection's last.
         guard !self.answering else {
             // An answer has begun: only the close is left, as the handlers after this one see it.
             context.fireErrorCaught(error)
